@@ -1,0 +1,1 @@
+"""Agora chassis: mechanisms shared by every service, never business rules."""

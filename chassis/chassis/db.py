@@ -1,0 +1,74 @@
+"""Postgres: a connection pool per service and migrations the service applies to itself.
+
+Migrations are numbered SQL files (`001_create_products.sql`) in one directory per namespace
+(the service's own, plus chassis mechanisms such as the outbox). Each file runs once, in its
+own transaction, recorded in `schema_migrations`. An advisory lock makes concurrent starts of
+several replicas safe: one applies, the others wait and then find nothing to do.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import asyncpg
+
+from chassis.logs import get_logger
+
+_MIGRATION_FILE = re.compile(r"^(\d+)_[a-z0-9_]+\.sql$")
+_MIGRATION_LOCK = 0x6167_6F72_61  # "agora": any constant shared by every instance of a service
+
+log = get_logger(__name__)
+
+
+async def connect(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30)
+
+
+def _migration_files(directory: Path) -> list[tuple[int, Path]]:
+    files = []
+    for path in sorted(directory.iterdir()):
+        match = _MIGRATION_FILE.match(path.name)
+        if match:
+            files.append((int(match.group(1)), path))
+    versions = [version for version, _ in files]
+    if len(versions) != len(set(versions)):
+        raise ValueError(f"two migrations share a number in {directory}")
+    return files
+
+
+async def migrate(pool: asyncpg.Pool, directories: dict[str, Path]) -> list[str]:
+    """Applies what is new in each namespace's directory; returns the names applied."""
+    applied: list[str] = []
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            await conn.execute(
+                """CREATE TABLE IF NOT EXISTS schema_migrations (
+                       namespace text NOT NULL,
+                       version integer NOT NULL,
+                       name text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now(),
+                       PRIMARY KEY (namespace, version))"""
+            )
+            for namespace, directory in directories.items():
+                done = {
+                    row["version"]
+                    for row in await conn.fetch(
+                        "SELECT version FROM schema_migrations WHERE namespace = $1", namespace
+                    )
+                }
+                for version, path in _migration_files(directory):
+                    if version in done:
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(path.read_text())
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (namespace, version, name) VALUES ($1, $2, $3)",
+                            namespace, version, path.name,
+                        )
+                    log.info("migration_applied", namespace=namespace, migration=path.name)
+                    applied.append(f"{namespace}/{path.name}")
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied

@@ -1,0 +1,342 @@
+"""gRPC server and client helpers (`grpc.aio`).
+
+Server side, every call passes one interceptor that: admits only the callers this service
+allows (their identity comes from the mTLS client certificate), continues the caller's trace,
+takes the caller's remaining deadline as this call's budget, verifies the user token when one
+is sent, records metrics, and turns an unexpected exception into INTERNAL without leaking it.
+
+Client side, every call carries a deadline (the policy's timeout, shortened to what remains of
+the budget we were given), the trace context, the request id and the user's token, and goes
+through the dependency's resilience guard (bulkhead, breaker, retry budget).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+
+from chassis import auth, metrics
+from chassis.chaos import ChaosSwitch, InjectedFault
+from chassis.logs import get_logger
+from chassis.resilience import Guard, deadline_scope, timeout_for_next_call
+from chassis.settings import ServiceSettings
+
+log = get_logger(__name__)
+_tracer = trace.get_tracer("chassis.grpc")
+
+SPIFFE_PREFIX = "spiffe://agora.local/"
+CALLER_METADATA = "x-agora-caller"  # only trusted when mTLS is off (debugging)
+
+# The raw bearer token of the user this call acts for, forwarded to the next hop unchanged.
+_forwarded_authorization: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "forwarded_authorization", default=None
+)
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+
+class InvalidArgument(Exception):
+    """Raise from a servicer to answer INVALID_ARGUMENT with per-field violations.
+
+    The violations travel as JSON in the trailing metadata key `x-field-violations`
+    (docs/contracts.md), so the gateway can answer 422 with an `errors` list.
+    """
+
+    def __init__(self, violations: Sequence[tuple[str, str]]):
+        super().__init__("; ".join(f"{field}: {message}" for field, message in violations))
+        self.violations = list(violations)
+
+
+FIELD_VIOLATIONS_KEY = "x-field-violations"
+
+
+def set_request_context(*, request_id: str | None, authorization: str | None) -> None:
+    """Used by the gateway: what the next gRPC hops should carry for this request."""
+    _request_id.set(request_id)
+    _forwarded_authorization.set(authorization)
+
+
+# ---------------------------------------------------------------- credentials
+
+
+def _tls_files(settings: ServiceSettings, identity: str) -> tuple[bytes, bytes, bytes]:
+    directory = Path(settings.tls_dir or "")
+    return (
+        (directory / "ca.pem").read_bytes(),
+        (directory / f"{identity}.key").read_bytes(),
+        (directory / f"{identity}.pem").read_bytes(),
+    )
+
+
+def server_credentials(settings: ServiceSettings) -> grpc.ServerCredentials:
+    ca, key, cert = _tls_files(settings, settings.service)
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
+
+
+def channel_credentials(settings: ServiceSettings, identity: str | None = None) -> grpc.ChannelCredentials:
+    ca, key, cert = _tls_files(settings, identity or settings.service)
+    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+
+
+def _caller_of(context: grpc.aio.ServicerContext, mtls: bool) -> str | None:
+    if not mtls:
+        for key, value in context.invocation_metadata() or ():
+            if key == CALLER_METADATA:
+                return str(value)
+        return None
+    properties = context.auth_context()
+    for raw in properties.get("peer_spiffe_id", []) or properties.get("x509_subject_alternative_name", []):
+        value = raw.decode() if isinstance(raw, bytes) else raw
+        if value.startswith(SPIFFE_PREFIX):
+            return value.removeprefix(SPIFFE_PREFIX)
+    return None
+
+
+# ---------------------------------------------------------------- server
+
+
+class _ServerInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, settings: ServiceSettings, verifier: Callable[[], auth.TokenVerifier | None], chaos: ChaosSwitch):
+        self._settings = settings
+        self._verifier = verifier
+        self._chaos = chaos
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None or handler_call_details.method.startswith("/grpc.health"):
+            return handler
+        behaviour = handler.unary_unary
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            return await self._serve(behaviour, method, request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    async def _serve(self, behaviour, method: str, request: Any, context: grpc.aio.ServicerContext) -> Any:  # type: ignore[no-untyped-def]
+        settings = self._settings
+        metadata = {key: value for key, value in (context.invocation_metadata() or ())}
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        request_id = metadata.get("x-request-id")
+        structlog.contextvars.bind_contextvars(request_id=request_id, rpc=method)
+        _request_id.set(request_id)
+        with _tracer.start_as_current_span(
+            f"{settings.service}/{method}", context=propagate.extract(metadata), kind=SpanKind.SERVER
+        ) as span:
+            try:
+                caller = _caller_of(context, settings.mtls_enabled)
+                if caller is None or caller not in settings.allowed_callers:
+                    log.warning("caller_refused", caller=caller)
+                    code = grpc.StatusCode.PERMISSION_DENIED
+                    await context.abort(code, f"caller {caller!r} may not call {settings.service}")
+                authorization = metadata.get("authorization")
+                _forwarded_authorization.set(authorization)
+                verifier = self._verifier()
+                principal_token = auth.current_principal.set(None)
+                if authorization is not None and verifier is not None:
+                    try:
+                        auth.current_principal.set(await auth.principal_from_metadata(metadata, verifier))
+                    except auth.Unauthenticated as error:
+                        log.info("token_refused", reason=str(error))
+                        code = grpc.StatusCode.UNAUTHENTICATED
+                        await context.abort(code, "invalid or expired access token")
+                try:
+                    await self._chaos.before_call(method)
+                except InjectedFault as fault:
+                    code = grpc.StatusCode.UNAVAILABLE
+                    await context.abort(code, str(fault))
+                remaining = context.time_remaining()
+                try:
+                    with deadline_scope(remaining):
+                        return await behaviour(request, context)
+                except auth.Unauthenticated:
+                    code = grpc.StatusCode.UNAUTHENTICATED
+                    await context.abort(code, "a valid access token is required")
+                except auth.PermissionDenied as error:
+                    code = grpc.StatusCode.PERMISSION_DENIED
+                    await context.abort(code, str(error) or "not allowed")
+                except InvalidArgument as error:
+                    code = grpc.StatusCode.INVALID_ARGUMENT
+                    violations = [{"field": field, "message": message} for field, message in error.violations]
+                    context.set_trailing_metadata(((FIELD_VIOLATIONS_KEY, json.dumps(violations)),))
+                    await context.abort(code, str(error))
+                finally:
+                    auth.current_principal.reset(principal_token)
+            except grpc.aio.AbortError:
+                code = context.code() or code
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                span.set_status(trace.Status(trace.StatusCode.ERROR))
+                log.exception("grpc_handler_failed")
+                await context.abort(code, "internal error")
+            finally:
+                if context.code() not in (None, grpc.StatusCode.OK) and code is grpc.StatusCode.OK:
+                    code = context.code()
+                metrics.grpc_server_requests.labels(settings.service, method, code.name).inc()
+                metrics.grpc_server_duration.labels(settings.service, method).observe(time.perf_counter() - started)
+                structlog.contextvars.unbind_contextvars("request_id", "rpc")
+
+
+class GrpcServer:
+    """A `grpc.aio` server with the chassis interceptor, mTLS and the standard health service."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        verifier: Callable[[], auth.TokenVerifier | None],
+        chaos: ChaosSwitch,
+    ):
+        self._settings = settings
+        self._server = grpc.aio.server(
+            interceptors=[_ServerInterceptor(settings, verifier, chaos)],
+            options=[("grpc.so_reuseport", 0)],
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+
+    def add(self, add_to_server: Callable[[Any, grpc.aio.Server], None], servicer: Any) -> None:
+        add_to_server(servicer, self._server)
+
+    async def start(self) -> None:
+        settings = self._settings
+        address = f"{settings.host}:{settings.grpc_port}"
+        if settings.mtls_enabled:
+            self._server.add_secure_port(address, server_credentials(settings))
+        else:
+            self._server.add_insecure_port(address)
+        await self._server.start()
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+
+
+# ---------------------------------------------------------------- client
+
+
+class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, settings: ServiceSettings, target: str, guard: Guard, identity: str):
+        self._service = settings.service
+        self._target = target
+        self._guard = guard
+        self._identity = identity
+        self._mtls = settings.mtls_enabled
+
+    async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        method = client_call_details.method
+        method = (method.decode() if isinstance(method, bytes) else method).rsplit("/", 1)[-1]
+        idempotent = _is_idempotent(method)
+
+        async def attempt(timeout: float) -> Any:
+            metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            for key, value in carrier.items():
+                metadata.add(key, value)
+            if (request_id := _request_id.get()) is not None:
+                metadata.add("x-request-id", request_id)
+            if (authorization := _forwarded_authorization.get()) is not None and "authorization" not in {
+                key for key, _ in metadata
+            }:
+                metadata.add("authorization", authorization)
+            if not self._mtls:
+                metadata.add(CALLER_METADATA, self._identity)
+            details = client_call_details._replace(timeout=timeout, metadata=metadata)
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                call = await continuation(details, request)
+                return await call
+            except grpc.aio.AioRpcError as error:
+                code = error.code().name
+                raise
+            finally:
+                metrics.grpc_client_requests.labels(self._service, self._target, method, code).inc()
+                metrics.grpc_client_duration.labels(self._service, self._target, method).observe(
+                    time.perf_counter() - started
+                )
+
+        with _tracer.start_as_current_span(f"{self._target}/{method}", kind=SpanKind.CLIENT):
+            return await self._guard.call(
+                lambda timeout: attempt(timeout_for_next_call(timeout)), idempotent=idempotent
+            )
+
+
+_IDEMPOTENT_PREFIXES = ("Get", "List", "Recommend", "Sales", "Check", "Ensure", "Set", "Remove", "Clear")
+
+
+def _is_idempotent(method: str) -> bool:
+    """Reads, and writes whose repeat has the same effect, may be retried; others never are.
+
+    `Set*`, `Remove*` and `Clear` set an absolute state; `PlaceOrder` is safe to repeat only
+    because it carries an idempotency key, and is retried by the client that holds the key.
+    """
+    return method.startswith(_IDEMPOTENT_PREFIXES)
+
+
+def open_channel(
+    settings: ServiceSettings,
+    target: str,
+    guard: Guard,
+    *,
+    addresses: Sequence[str] | None = None,
+    identity: str | None = None,
+) -> grpc.aio.Channel:
+    """A channel to every instance of `target`, balanced round-robin on the client side."""
+    addresses = list(addresses or settings.peer(target))
+    uri = "ipv4:" + ",".join(addresses)
+    options = [
+        ("grpc.lb_policy_name", "round_robin"),
+        ("grpc.enable_retries", 0),  # retries are ours: budgeted, and only for idempotent calls
+        ("grpc.keepalive_time_ms", 30_000),
+    ]
+    identity = identity or settings.service
+    interceptors = [_ClientInterceptor(settings, target, guard, identity)]
+    if settings.mtls_enabled:
+        options.append(("grpc.ssl_target_name_override", "localhost"))
+        return grpc.aio.secure_channel(
+            uri, channel_credentials(settings, identity), options=options, interceptors=interceptors
+        )
+    return grpc.aio.insecure_channel(uri, options=options, interceptors=interceptors)
+
+
+ErrorMapper = Callable[[Exception], tuple[grpc.StatusCode, str] | None]
+
+
+def translating(mapper: ErrorMapper) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+    """Decorates a servicer method: domain errors become status codes, in one place per service."""
+
+    def decorate(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await method(self, request, context)
+            except (auth.Unauthenticated, auth.PermissionDenied, InvalidArgument):
+                raise
+            except Exception as error:
+                mapped = mapper(error)
+                if mapped is None:
+                    raise
+                await context.abort(*mapped)
+
+        wrapper.__name__ = method.__name__
+        wrapper.__doc__ = method.__doc__
+        return wrapper
+
+    return decorate

@@ -1,0 +1,251 @@
+"""The edge HTTP app: FastAPI with request ids, traces, metrics, body limits and problem+json.
+
+`create_app(...)` gives an app whose every answer, including errors the framework raises itself
+(unknown route, wrong method, validation), is an RFC 9457 problem document, and whose every
+response carries `X-Request-Id` and `traceparent`. The middleware is plain ASGI: FastAPI's
+`BaseHTTPMiddleware` costs too much per request on the hot path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import structlog
+import uvicorn
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from chassis import metrics
+from chassis.health import Readiness
+from chassis.logs import get_logger
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MAX_BODY_BYTES = 1024 * 1024
+PROBLEM_JSON = "application/problem+json"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+log = get_logger(__name__)
+_tracer = trace.get_tracer("chassis.http")
+
+_TITLES = {
+    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+    409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
+    429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class Problem(Exception):
+    """Raise anywhere in a route to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        type_: str | None = None,
+    ):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+        self.type = type_
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    type_: str | None = None,
+) -> JSONResponse:
+    title = _TITLES.get(status, "Error")
+    body: dict[str, Any] = {
+        "type": type_ or f"https://agora.dev/problems/{title.lower().replace(' ', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation_errors(error: RequestValidationError) -> list[dict[str, str]]:
+    found = []
+    for item in error.errors():
+        location = [str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path", "header")]
+        found.append({"field": ".".join(location) or "body", "message": str(item.get("msg", "invalid"))})
+    return found
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, error: Problem) -> Response:
+        return problem_response(error.status, error.detail, errors=error.errors, headers=error.headers, type_=error.type)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        detail = error.detail if isinstance(error.detail, str) else _TITLES.get(error.status_code, "Error")
+        if error.status_code == 404 and detail == "Not Found":
+            detail = f"no resource at {request.url.path}"
+        elif error.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}"
+        return problem_response(error.status_code, detail, headers=dict(error.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, error: RequestValidationError) -> Response:
+        return problem_response(422, "the request is not valid", errors=_validation_errors(error))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, error: Exception) -> Response:
+        log.error("unhandled_error", error_type=type(error).__name__, exc_info=error)
+        return problem_response(500, "an unexpected error occurred; quote the X-Request-Id when reporting it")
+
+
+class EdgeMiddleware:
+    """Request id, server span, metrics and the body limit, for every HTTP request."""
+
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int = MAX_BODY_BYTES):
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        given = headers.get("x-request-id", "")
+        request_id = given if _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        method = scope["method"]
+        started = time.perf_counter()
+        status_holder = [500]
+
+        span = _tracer.start_span(
+            f"{method} {scope['path']}", context=propagate.extract(headers), kind=SpanKind.SERVER
+        )
+        span_context = span.get_span_context()
+        traceparent = f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
+        extra_headers = [(b"x-request-id", request_id.encode()), (b"traceparent", traceparent.encode())]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                message["headers"] = [*message.get("headers", []), *extra_headers]
+            await send(message)
+
+        try:
+            with trace.use_span(span, end_on_exit=True):
+                declared = headers.get("content-length")
+                if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                    await problem_response(413, f"request bodies are limited to {self.max_body_bytes} bytes")(
+                        scope, receive, send_with_headers
+                    )
+                    return
+                await self.app(scope, self._limited(receive), send_with_headers)
+        except _BodyTooLarge:
+            await problem_response(413, f"request bodies are limited to {self.max_body_bytes} bytes")(
+                scope, receive, send_with_headers
+            )
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            status = status_holder[0]
+            metrics.http_requests.labels(self.service, method, template, str(status)).inc()
+            metrics.http_duration.labels(self.service, method, template).observe(time.perf_counter() - started)
+            log.info("http_request", method=method, route=template, status=status,
+                     duration_ms=round((time.perf_counter() - started) * 1000, 2))
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    def _limited(self, receive: Receive) -> Receive:
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge(self.max_body_bytes)
+            return message
+
+        return limited
+
+
+class _BodyTooLarge(HTTPException):
+    """Raised while the body streams in; FastAPI lets an HTTPException through its body parsing."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"request bodies are limited to {limit} bytes")
+
+
+def create_app(*, service: str, readiness: Readiness, title: str, version: str, description: str = "") -> FastAPI:
+    """A FastAPI app with the chassis' edge behaviour and `/healthz`, `/readyz`, `/metrics`."""
+    app = FastAPI(
+        title=title, version=version, description=description,
+        openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(EdgeMiddleware, service=service)
+
+    @app.get("/healthz", tags=["health"], summary="Alive while the process lives")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Ready when every dependency answers",
+             responses={503: {"description": "a dependency is unavailable"}})
+    async def readyz() -> Response:
+        failing = await readiness.failing()
+        if failing:
+            return problem_response(503, "not ready: " + ", ".join(failing), errors=[
+                {"field": name, "message": "unavailable"} for name in failing
+            ])
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
+    async def prometheus_metrics() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    return app
+
+
+class UvicornServer:
+    """Runs an ASGI app inside the service's own event loop, so it shares the gRPC channels."""
+
+    def __init__(self, app: ASGIApp, host: str, port: int, *, graceful_seconds: float = 10.0):
+        config = uvicorn.Config(
+            app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
+            timeout_graceful_shutdown=int(graceful_seconds), server_header=False, date_header=False,
+            loop="none", http="httptools",
+        )
+        self._server = uvicorn.Server(config)
+        # The service's runtime owns SIGTERM/SIGINT and shuts everything down in order.
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+
+    async def serve(self) -> None:
+        await self._server.serve()
+
+    async def shutdown(self) -> None:
+        self._server.should_exit = True

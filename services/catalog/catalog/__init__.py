@@ -1,0 +1,1 @@
+"""Catalog: products, categories, prices and search. Honest CRUD: there are no rules to model."""

@@ -1,0 +1,1 @@
+"""Gateway: the single entry. Routes, authenticates, rate-limits and aggregates for the storefront."""

@@ -1,0 +1,4 @@
+from chassis import runtime
+from gateway.bootstrap import GatewaySettings, build
+
+runtime.run(GatewaySettings, build)

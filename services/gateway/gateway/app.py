@@ -1,0 +1,47 @@
+"""The edge application: chassis edge behaviour, then authentication and limits, then routes."""
+
+from __future__ import annotations
+
+import json
+
+from agora.identity.v1 import identity_pb2
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from chassis import auth
+from chassis.health import Readiness
+from chassis.http import create_app
+from gateway.ratelimit import RateLimiter
+from gateway.routes import catalog
+from gateway.security import EdgeGuard
+from gateway.settings import GatewaySettings
+from gateway.upstream import as_problem
+from gateway.upstreams import Upstreams
+
+DESCRIPTION = (
+    "Agora's edge API (API.md). Errors are RFC 9457 problem documents; every response carries "
+    "X-Request-Id and traceparent; /api/v1 responses carry RateLimit-* headers."
+)
+
+
+def create_api(
+    settings: GatewaySettings,
+    readiness: Readiness,
+    upstreams: Upstreams,
+    verifier: auth.TokenVerifier,
+    limiter: RateLimiter,
+) -> FastAPI:
+    app = create_app(service="gateway", readiness=readiness, title="Agora", version="1.0.0", description=DESCRIPTION)
+    app.add_middleware(EdgeGuard, verifier=verifier, limiter=limiter, per_minute=settings.rate_limit_per_minute)
+    app.include_router(catalog.router(upstreams))
+
+    @app.get("/.well-known/jwks.json", tags=["identity"], summary="Public keys that verify access tokens")
+    async def jwks() -> Response:
+        try:
+            response = await upstreams.identity.GetJwks(identity_pb2.GetJwksRequest())
+        except Exception as error:
+            raise as_problem(error, "identity") from None
+        body = json.dumps(auth.jwks_from_json(response.jwks_json))
+        return Response(body, media_type="application/json", headers={"Cache-Control": "public, max-age=60"})
+
+    return app

@@ -1,0 +1,32 @@
+"""Gateway's composition root."""
+
+from __future__ import annotations
+
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from chassis import runtime
+from chassis.http import UvicornServer
+from chassis.identity_keys import identity_verifier
+from gateway.app import create_api
+from gateway.ratelimit import RateLimiter
+from gateway.settings import GatewaySettings
+from gateway.upstreams import Upstreams
+
+# Without these the gateway cannot serve anything useful; the rest only degrade pages.
+ESSENTIAL = ("identity", "catalog")
+
+
+async def build(app: runtime.ServiceApp) -> None:
+    settings: GatewaySettings = app.settings  # type: ignore[assignment]
+    redis = await app.redis()
+    upstreams = Upstreams.connect(app)
+    for name in ESSENTIAL:
+        if name in settings.peers:
+            health = health_pb2_grpc.HealthStub(app.channel(name))
+            app.add_readiness_check(name, lambda health=health: health.Check(health_pb2.HealthCheckRequest()))
+    limiter = RateLimiter(redis, prefix=f"{settings.city}:gateway:")
+    api = create_api(settings, app.readiness, upstreams, identity_verifier(app), limiter)
+    app.serve_http(UvicornServer(api, settings.host, settings.http_port, graceful_seconds=settings.shutdown_grace_seconds))
+
+
+__all__ = ["GatewaySettings", "build"]

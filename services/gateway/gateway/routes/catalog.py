@@ -1,0 +1,130 @@
+"""Catalog at the edge: product lists, the product page (aggregated), categories."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from agora.catalog.v1 import catalog_pb2
+from agora.inventory.v1 import inventory_pb2
+from agora.recommendations.v1 import recommendations_pb2
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
+
+from chassis.http import Problem
+from chassis.logs import get_logger
+from gateway import views
+from gateway.models import CategoryList, ProductList, ProductPage
+from gateway.upstream import as_problem
+from gateway.upstreams import Upstreams
+
+RECOMMENDATIONS = 4
+log = get_logger(__name__)
+
+PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
+PageSize = Annotated[int, Query(ge=1, le=100)]
+
+
+def router(upstreams: Upstreams) -> APIRouter:
+    routes = APIRouter(prefix="/api/v1", tags=["catalog"])
+
+    async def call(service: str, stub: Any, method: str, request: Any) -> Any:
+        if stub is None:
+            raise Problem(503, f"{service} is not running in this city", headers={"Retry-After": "5"})
+        try:
+            return await getattr(stub, method)(request)
+        except Exception as error:
+            raise as_problem(error, service) from None
+
+    @routes.get("/products", response_model=ProductList, summary="List or search products")
+    async def list_products(
+        q: Annotated[str, Query(max_length=200)] = "",
+        category: Annotated[str, Query(max_length=64)] = "",
+        page: PageNumber = 1,
+        page_size: PageSize = 20,
+    ) -> JSONResponse:
+        response = await call("catalog", upstreams.catalog, "ListProducts", catalog_pb2.ListProductsRequest(
+            q=q, category=category, page=page, page_size=page_size
+        ))
+        items = [views.product_summary(product) for product in response.items]
+        return JSONResponse(views.page(items, page=page, page_size=page_size, total=response.total))
+
+    @routes.get("/products/{product_id}", response_model=ProductPage, summary="A product page",
+                responses={404: {"description": "unknown product"}})
+    async def get_product(product_id: Annotated[str, Path(max_length=64)]) -> JSONResponse:
+        found = await call("catalog", upstreams.catalog, "GetProducts", catalog_pb2.GetProductsRequest(ids=[product_id]))
+        if not found.products:
+            raise Problem(404, "no such product")
+        product = found.products[0]
+        degraded: list[str] = []
+        availability, recommendations = await asyncio.gather(
+            _availability(upstreams, product_id), _recommendations(upstreams, product)
+        )
+        if availability is None:
+            degraded.append("availability")
+        if recommendations is None or recommendations[1]:
+            degraded.append("recommendations")
+        return JSONResponse(views.product_page(
+            product, availability=availability,
+            recommendations=recommendations[0] if recommendations else None, degraded=degraded,
+        ))
+
+    @routes.get("/categories", response_model=CategoryList, summary="All categories")
+    async def list_categories() -> JSONResponse:
+        response = await call("catalog", upstreams.catalog, "ListCategories", catalog_pb2.ListCategoriesRequest())
+        return JSONResponse({"items": [{"slug": c.slug, "name": c.name} for c in response.items]})
+
+    return routes
+
+
+async def _availability(upstreams: Upstreams, product_id: str) -> dict[str, Any] | None:
+    """Optional part: the page still renders without it."""
+    if upstreams.inventory is None:
+        return None
+    try:
+        response = await upstreams.inventory.GetAvailability(
+            inventory_pb2.GetAvailabilityRequest(product_ids=[product_id])
+        )
+    except Exception as error:
+        log.warning("availability_degraded", error=type(error).__name__)
+        return None
+    for item in response.items:
+        if item.product_id == product_id:
+            return {"in_stock": item.in_stock, "quantity": item.available}
+    return {"in_stock": False, "quantity": 0}
+
+
+async def _recommendations(upstreams: Upstreams, product: Any) -> tuple[list[dict[str, Any]], bool] | None:
+    """Up to four suggestions and whether they are the fallback; None if not even that worked.
+
+    The fallback when recommendations cannot answer is the product's own category, which
+    catalog always knows: the page stays useful and says it is degraded.
+    """
+    ids: list[str] = []
+    fallback = upstreams.recommendations is None
+    if not fallback:
+        try:
+            response = await upstreams.recommendations.Recommend(
+                recommendations_pb2.RecommendRequest(product_id=product.id, limit=RECOMMENDATIONS)
+            )
+            ids = [pid for pid in response.product_ids if pid != product.id][:RECOMMENDATIONS]
+        except Exception as error:
+            log.warning("recommendations_degraded", error=type(error).__name__)
+            fallback = True
+    try:
+        if fallback:
+            category = product.categories[0] if product.categories else ""
+            listed = await upstreams.catalog.ListProducts(
+                catalog_pb2.ListProductsRequest(category=category, page=1, page_size=RECOMMENDATIONS + 1)
+            )
+            products = [p for p in listed.items if p.id != product.id][:RECOMMENDATIONS]
+        elif ids:
+            found = await upstreams.catalog.GetProducts(catalog_pb2.GetProductsRequest(ids=ids))
+            by_id = {p.id: p for p in found.products}
+            products = [by_id[pid] for pid in ids if pid in by_id]
+        else:
+            products = []
+    except Exception as error:
+        log.warning("recommendation_products_degraded", error=type(error).__name__)
+        return None
+    return [views.product_summary(p) for p in products], fallback

@@ -1,0 +1,86 @@
+"""Authentication and rate limits at the edge.
+
+A plain ASGI middleware runs before routing for every `/api/` request: it verifies the bearer
+token if one is sent (keeping the result with the request), charges the request to the user,
+or to the client address when anonymous, and puts the `RateLimit-*` headers on the answer.
+Routes then say what they need with `Depends(require_user)` or `Depends(require_admin)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import Request
+
+from chassis import auth
+from chassis.grpc import set_request_context
+from chassis.http import Problem, problem_response
+from gateway.ratelimit import RateLimiter
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
+
+_UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": "Bearer"}
+
+
+class EdgeGuard:
+    def __init__(self, app: ASGIApp, *, verifier: auth.TokenVerifier, limiter: RateLimiter, per_minute: int):
+        self.app = app
+        self.verifier = verifier
+        self.limiter = limiter
+        self.per_minute = per_minute
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/v1/"):
+            await self.app(scope, receive, send)
+            return
+        authorization = None
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                authorization = value.decode("latin-1")
+        principal: auth.Principal | None = None
+        token_error: str | None = None
+        if authorization is not None:
+            try:
+                principal = await auth.principal_from_metadata({"authorization": authorization}, self.verifier)
+            except auth.Unauthenticated as error:
+                token_error = str(error)
+        state = scope.setdefault("state", {})
+        state["principal"] = principal
+        state["token_error"] = token_error
+        set_request_context(
+            request_id=state.get("request_id"), authorization=authorization if principal else None
+        )
+
+        client = scope.get("client") or ("unknown", 0)
+        who = f"user:{principal.user_id}" if principal else f"addr:{client[0]}"
+        verdict = await self.limiter.hit("api", who, self.per_minute)
+        headers = [(name.lower().encode(), value.encode()) for name, value in verdict.headers().items()]
+        if not verdict.allowed:
+            await problem_response(429, "too many requests; slow down", headers=verdict.headers())(scope, receive, send)
+            return
+
+        async def send_with_limits(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_limits)
+
+
+def require_user(request: Request) -> auth.Principal:
+    principal: auth.Principal | None = request.state.principal
+    if principal is None:
+        detail = "a valid bearer access token is required"
+        if request.state.token_error:
+            detail = "the access token is invalid or expired"
+        raise Problem(401, detail, headers=_UNAUTHENTICATED_HEADERS)
+    return principal
+
+
+def require_admin(request: Request) -> auth.Principal:
+    principal = require_user(request)
+    if "admin" not in principal.roles:
+        raise Problem(403, "this operation needs the admin role")
+    return principal

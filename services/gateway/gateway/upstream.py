@@ -1,0 +1,52 @@
+"""What an upstream gRPC failure means to an HTTP client, decided in one place."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+
+from chassis.http import Problem
+from chassis.resilience import BreakerOpen, BulkheadFull, DeadlineExceeded
+
+FIELD_VIOLATIONS_KEY = "x-field-violations"
+
+_CLIENT_ERRORS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.OUT_OF_RANGE: 422,
+}
+
+
+def _field_violations(error: grpc.aio.AioRpcError) -> list[dict[str, str]] | None:
+    for key, value in error.trailing_metadata() or ():
+        if key == FIELD_VIOLATIONS_KEY:
+            try:
+                return [{"field": str(v["field"]), "message": str(v["message"])} for v in json.loads(value)]
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
+def as_problem(error: Exception, service: str) -> Problem:
+    """Client mistakes keep their meaning (4xx); upstream trouble is 503 or 504, never a leak."""
+    if isinstance(error, grpc.aio.AioRpcError):
+        status = _CLIENT_ERRORS.get(error.code())
+        if status is not None:
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return Problem(status, error.details() or "", errors=_field_violations(error), headers=headers)
+        if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+            return Problem(504, f"{service} did not answer in time")
+        if error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return Problem(503, f"{service} is overloaded; try again shortly", headers={"Retry-After": "1"})
+        return Problem(503, f"{service} is unavailable; try again shortly", headers={"Retry-After": "1"})
+    if isinstance(error, DeadlineExceeded):
+        return Problem(504, f"{service} did not answer in time")
+    if isinstance(error, (BreakerOpen, BulkheadFull)):
+        return Problem(503, f"{service} is unavailable; try again shortly", headers={"Retry-After": "1"})
+    raise error

@@ -1,0 +1,169 @@
+"""The RFC 8725 token suite against the verifier every service uses."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from chassis import auth
+
+ISSUER, AUDIENCE = "agora-identity", "agora"
+
+
+def _jwk(kid: str, key: Ed25519PrivateKey) -> dict[str, Any]:
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "kid": kid, "alg": "EdDSA", "use": "sig",
+            "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode()}
+
+
+class Keys:
+    def __init__(self) -> None:
+        self.private = {"k1": Ed25519PrivateKey.generate()}
+        self.fetches = 0
+
+    async def jwks(self) -> dict[str, Any]:
+        self.fetches += 1
+        return {"keys": [_jwk(kid, key) for kid, key in self.private.items()]}
+
+    def sign(self, kid: str = "k1", **overrides: Any) -> str:
+        now = int(time.time())
+        claims = {"sub": "user-1", "roles": ["customer"], "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}
+        claims.update(overrides)
+        claims = {key: value for key, value in claims.items() if value is not None}
+        return jwt.encode(claims, self.private[kid], algorithm="EdDSA", headers={"kid": kid})
+
+
+@pytest.fixture
+def keys() -> Keys:
+    return Keys()
+
+
+@pytest.fixture
+def verifier(keys: Keys) -> auth.TokenVerifier:
+    return auth.TokenVerifier(keys.jwks, issuer=ISSUER, audience=AUDIENCE)
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+async def test_a_valid_token_names_the_user_and_roles(keys: Keys, verifier: auth.TokenVerifier) -> None:
+    principal = await verifier.verify(keys.sign(roles=["customer", "admin"]))
+    assert principal == auth.Principal("user-1", frozenset({"customer", "admin"}))
+
+
+async def test_alg_none_is_refused(keys: Keys, verifier: auth.TokenVerifier) -> None:
+    payload = jwt.decode(keys.sign(), options={"verify_signature": False})
+    unsigned = f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': 'k1'})}.{_b64(payload)}."
+    with pytest.raises(auth.Unauthenticated):
+        await verifier.verify(unsigned)
+
+
+async def test_hs256_signed_with_the_public_key_is_refused(keys: Keys, verifier: auth.TokenVerifier) -> None:
+    public_pem = keys.private["k1"].public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    header = _b64({"alg": "HS256", "typ": "JWT", "kid": "k1"})
+    body = _b64({"sub": "attacker", "roles": ["admin"], "iss": ISSUER, "aud": AUDIENCE,
+                 "iat": int(time.time()), "exp": int(time.time()) + 600})
+    import hashlib
+    import hmac
+
+    signature = hmac.new(public_pem, f"{header}.{body}".encode(), hashlib.sha256).digest()
+    forged = f"{header}.{body}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    with pytest.raises(auth.Unauthenticated):
+        await verifier.verify(forged)
+
+
+async def test_an_unknown_kid_is_refused(keys: Keys, verifier: auth.TokenVerifier) -> None:
+    keys.private["rogue"] = Ed25519PrivateKey.generate()
+    token = keys.sign("rogue")
+    del keys.private["rogue"]
+    with pytest.raises(auth.Unauthenticated, match="unknown signing key"):
+        await verifier.verify(token)
+
+
+async def test_tampered_claims_are_refused(keys: Keys, verifier: auth.TokenVerifier) -> None:
+    header, _, signature = keys.sign().split(".")
+    payload = jwt.decode(keys.sign(), options={"verify_signature": False}) | {"roles": ["admin"]}
+    with pytest.raises(auth.Unauthenticated):
+        await verifier.verify(f"{header}.{_b64(payload)}.{signature}")
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": int(time.time()) - 60},
+        {"aud": "someone-else"},
+        {"iss": "https://evil.example"},
+        {"sub": None},
+        {"exp": None},
+        {"roles": "admin"},
+    ],
+    ids=["expired", "wrong-aud", "wrong-iss", "no-sub", "no-exp", "roles-not-a-list"],
+)
+async def test_bad_claims_are_refused(keys: Keys, verifier: auth.TokenVerifier, claims: dict[str, Any]) -> None:
+    with pytest.raises(auth.Unauthenticated):
+        await verifier.verify(keys.sign(**claims))
+
+
+async def test_a_token_without_kid_is_refused(keys: Keys, verifier: auth.TokenVerifier) -> None:
+    now = int(time.time())
+    token = jwt.encode({"sub": "u", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 60},
+                       keys.private["k1"], algorithm="EdDSA")
+    with pytest.raises(auth.Unauthenticated, match="key id"):
+        await verifier.verify(token)
+
+
+async def test_garbage_is_refused(verifier: auth.TokenVerifier) -> None:
+    for token in ["", "abc", "a.b.c", "🙂.🙂.🙂"]:
+        with pytest.raises(auth.Unauthenticated):
+            await verifier.verify(token)
+
+
+async def test_a_rotated_key_is_found_and_the_old_one_still_verifies(keys: Keys) -> None:
+    clock = [0.0]
+    verifier = auth.TokenVerifier(keys.jwks, issuer=ISSUER, audience=AUDIENCE, clock=lambda: clock[0])
+    old_token = keys.sign("k1")
+    assert (await verifier.verify(old_token)).user_id == "user-1"
+    keys.private["k2"] = Ed25519PrivateKey.generate()
+    clock[0] += 11
+    assert (await verifier.verify(keys.sign("k2"))).user_id == "user-1"
+    assert (await verifier.verify(old_token)).user_id == "user-1"
+
+
+async def test_forged_key_ids_cannot_make_us_hammer_identity(keys: Keys, verifier: auth.TokenVerifier) -> None:
+    keys.private["rogue"] = Ed25519PrivateKey.generate()
+    forged = keys.sign("rogue")
+    del keys.private["rogue"]
+    for _ in range(50):
+        with pytest.raises(auth.Unauthenticated):
+            await verifier.verify(forged)
+    assert keys.fetches == 1
+
+
+async def test_the_bearer_header_is_parsed_strictly(keys: Keys, verifier: auth.TokenVerifier) -> None:
+    token = keys.sign()
+    assert (await auth.principal_from_metadata({"authorization": f"Bearer {token}"}, verifier)).user_id == "user-1"
+    for header in [token, f"Basic {token}", "Bearer ", ""]:
+        with pytest.raises(auth.Unauthenticated):
+            await auth.principal_from_metadata({"authorization": header}, verifier)
+
+
+def test_roles_are_checked_where_the_work_happens() -> None:
+    token = auth.current_principal.set(auth.Principal("u", frozenset({"customer"})))
+    try:
+        assert auth.require_principal().user_id == "u"
+        with pytest.raises(auth.PermissionDenied):
+            auth.require_principal("admin")
+    finally:
+        auth.current_principal.reset(token)
+    with pytest.raises(auth.Unauthenticated):
+        auth.require_principal()

@@ -1,0 +1,116 @@
+"""The edge app's behaviour, driven through real HTTP on a real port (uvicorn)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from pydantic import BaseModel, Field
+
+from chassis.health import Readiness
+from chassis.http import Problem, UvicornServer, create_app
+
+
+class Widget(BaseModel):
+    quantity: int = Field(ge=0, le=99)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+async def base_url() -> AsyncIterator[str]:
+    readiness = Readiness()
+    readiness.accepting = True
+    app = create_app(service="test", readiness=readiness, title="test", version="1")
+
+    @app.put("/widgets/{widget_id}")
+    async def put_widget(widget_id: str, widget: Widget) -> dict[str, int]:
+        if widget_id == "missing":
+            raise Problem(404, "no such widget")
+        return {"quantity": widget.quantity}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    port = free_port()
+    server = UvicornServer(app, "127.0.0.1", port)
+    task = asyncio.create_task(server.serve())
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                break
+        except OSError:
+            await asyncio.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    await server.shutdown()
+    await task
+
+
+async def test_every_response_carries_a_request_id_and_traceparent(base_url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base_url}/healthz") as response:
+            assert response.status == 200
+            assert len(response.headers["X-Request-Id"]) >= 16
+            assert response.headers["traceparent"].startswith("00-")
+        async with http.get(f"{base_url}/healthz", headers={"X-Request-Id": "client-chosen-42"}) as response:
+            assert response.headers["X-Request-Id"] == "client-chosen-42"
+        async with http.get(f"{base_url}/healthz", headers={"X-Request-Id": "bad id\u00e9"}) as response:
+            assert response.headers["X-Request-Id"] != "bad id\u00e9"
+
+
+async def test_a_client_trace_is_continued(base_url: str) -> None:
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with aiohttp.ClientSession() as http, http.get(f"{base_url}/healthz", headers={"traceparent": parent}) as response:
+        assert response.headers["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/nowhere", None, 404),
+        ("DELETE", "/healthz", None, 405),
+        ("PUT", "/widgets/w1", {"quantity": 100}, 422),
+        ("PUT", "/widgets/w1", {"quantity": "many"}, 422),
+        ("PUT", "/widgets/missing", {"quantity": 1}, 404),
+        ("GET", "/boom", None, 500),
+    ],
+)
+async def test_every_error_is_a_problem_document(base_url: str, method: str, path: str, body: object, status: int) -> None:
+    async with aiohttp.ClientSession() as http, http.request(method, f"{base_url}{path}", json=body) as response:
+        assert response.status == status
+        assert response.headers["Content-Type"] == "application/problem+json"
+        problem = await response.json(content_type=None)
+        assert problem["status"] == status and problem["title"] and problem["detail"]
+        assert "secret internals" not in await response.text()
+        if status == 422:
+            assert problem["errors"][0]["field"] == "quantity"
+
+
+async def test_malformed_json_is_a_422_not_a_500(base_url: str) -> None:
+    async with aiohttp.ClientSession() as http, http.put(
+        f"{base_url}/widgets/w1", data=b"{not json", headers={"Content-Type": "application/json"}
+    ) as response:
+        assert response.status == 422
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_body_over_one_mebibyte_is_refused_with_413(base_url: str, chunked: bool) -> None:
+    payload = b'{"quantity": 1, "pad": "' + b"x" * (1024 * 1024) + b'"}'
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(payload), 65536):
+            yield payload[start : start + 65536]
+
+    async with aiohttp.ClientSession() as http, http.put(
+        f"{base_url}/widgets/w1", data=chunks() if chunked else payload, headers={"Content-Type": "application/json"}
+    ) as response:
+        assert response.status == 413
+        assert response.headers["Content-Type"] == "application/problem+json"
