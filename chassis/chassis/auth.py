@@ -1,9 +1,11 @@
-"""Verifying user access tokens, in every service (zero trust: nobody relies on the gateway).
+"""Verifying user access tokens and calling services, in every service (zero trust: nobody relies
+on the gateway).
 
-A token is accepted only if it is a JWT signed with an allowed asymmetric algorithm by a key
-in identity's JWKS (looked up by `kid`), issued by our issuer for our audience, unexpired, and
-names a subject. The user's identity and roles come only from a verified token, never from a
-request field.
+A token is accepted only if it is a JWT signed with an allowed asymmetric algorithm (RFC 8725:
+the algorithm comes from our allowlist, never from the token) by a key in identity's JWKS,
+looked up by `kid`; issued by our issuer for our audience; unexpired, not issued in the future;
+and names a subject. The user's identity and roles come only from a verified token, never from
+a request field. The calling service's name comes from its mTLS certificate (see chassis.grpc).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class Unauthenticated(Exception):
 
 
 class PermissionDenied(Exception):
-    """A valid token without the role the operation needs."""
+    """A valid token without the role the operation needs, or a caller that may not ask for it."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class Principal:
 
 
 current_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("current_principal", default=None)
+# The service that made this gRPC call, as its mTLS certificate names it; set by the gRPC server.
+current_caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_caller", default=None)
 
 
 def require_principal(role: str | None = None) -> Principal:
@@ -52,14 +56,25 @@ def require_principal(role: str | None = None) -> Principal:
     return principal
 
 
+def require_caller(*services: str) -> str:
+    """For operations only some services may ask for, beyond the service-wide caller allowlist."""
+    caller = current_caller.get()
+    if caller not in services:
+        raise PermissionDenied(f"only {', '.join(services)} may call this")
+    return caller
+
+
 FetchJwks = Callable[[], Awaitable[Mapping[str, Any]]]
 
 
 class TokenVerifier:
     """Verifies access tokens against a cached JWKS.
 
-    An unknown `kid` triggers one JWKS refresh, at most every `refresh_interval` seconds, so a
-    flood of forged key ids cannot make us hammer identity; a rotated key is picked up quickly.
+    A token whose `kid` is not cached makes the verifier fetch the JWKS again. Fetches are
+    coalesced (concurrent callers share one) and at least `refresh_interval` seconds apart: a
+    caller arriving sooner waits for the next allowed fetch instead of being refused, so a key
+    rotated in a moment ago is still found, while a flood of forged key ids costs identity at
+    most one call per interval.
     """
 
     def __init__(
@@ -69,7 +84,7 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         algorithms: tuple[str, ...] = ALGORITHMS,
-        refresh_interval: float = 10.0,
+        refresh_interval: float = 1.0,
         leeway: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -81,32 +96,8 @@ class TokenVerifier:
         self._leeway = leeway
         self._clock = clock
         self._keys: dict[str, Any] = {}
-        self._refreshed_at: float | None = None
-        self._refreshing = asyncio.Lock()
-
-    async def _refresh(self) -> None:
-        async with self._refreshing:
-            now = self._clock()
-            if self._refreshed_at is not None and now - self._refreshed_at < self._refresh_interval:
-                return
-            self._refreshed_at = now
-            jwks = await self._fetch()
-            keys = {}
-            for jwk in jwks.get("keys", []):
-                if "kid" in jwk:
-                    keys[jwk["kid"]] = jwt.PyJWK.from_dict(dict(jwk)).key
-            self._keys = keys
-
-    async def _key_for(self, kid: str) -> Any:
-        if kid not in self._keys:
-            try:
-                await self._refresh()
-            except Exception as error:  # identity unreachable: the token cannot be checked
-                raise Unauthenticated(f"cannot fetch signing keys: {type(error).__name__}") from None
-        try:
-            return self._keys[kid]
-        except KeyError:
-            raise Unauthenticated("unknown signing key") from None
+        self._fetched_at: float | None = None
+        self._pending: asyncio.Future[None] | None = None
 
     async def verify(self, token: str) -> Principal:
         try:
@@ -137,6 +128,48 @@ class TokenVerifier:
         if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
             raise Unauthenticated("token roles are malformed")
         return Principal(user_id=subject, roles=frozenset(roles))
+
+    async def _key_for(self, kid: str) -> Any:
+        if kid not in self._keys:
+            await self._refresh()
+        try:
+            return self._keys[kid]
+        except KeyError:
+            raise Unauthenticated("unknown signing key") from None
+
+    async def _refresh(self) -> None:
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self._fetch_when_allowed())
+        try:
+            # Shielded: one caller giving up (its deadline passed) must not cancel the others' fetch.
+            await asyncio.shield(self._pending)
+        except Exception as error:  # identity unreachable: the token cannot be checked
+            raise Unauthenticated(f"cannot fetch signing keys: {type(error).__name__}") from None
+
+    async def _fetch_when_allowed(self) -> None:
+        try:
+            if self._fetched_at is not None:
+                wait = self._fetched_at + self._refresh_interval - self._clock()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            self._fetched_at = self._clock()
+            self._keys = _usable_keys(await self._fetch(), self._algorithms)
+        finally:
+            self._pending = None
+
+
+def _usable_keys(jwks: Mapping[str, Any], algorithms: list[str]) -> dict[str, Any]:
+    """Keys by id; a key for another algorithm, or one that does not parse, is left out."""
+    keys = {}
+    for jwk in jwks.get("keys", []):
+        kid = jwk.get("kid") if isinstance(jwk, Mapping) else None
+        if not isinstance(kid, str) or jwk.get("alg", algorithms[0]) not in algorithms:
+            continue
+        try:
+            keys[kid] = jwt.PyJWK.from_dict(dict(jwk)).key
+        except (jwt.PyJWTError, ValueError, TypeError):
+            continue
+    return keys
 
 
 async def principal_from_metadata(metadata: Mapping[str, str], verifier: TokenVerifier) -> Principal:

@@ -143,6 +143,7 @@ class _ServerInterceptor(grpc.aio.ServerInterceptor):
                     log.warning("caller_refused", caller=caller)
                     code = grpc.StatusCode.PERMISSION_DENIED
                     await context.abort(code, f"caller {caller!r} may not call {settings.service}")
+                auth.current_caller.set(caller)
                 authorization = metadata.get("authorization")
                 _forwarded_authorization.set(authorization)
                 verifier = self._verifier()

@@ -27,4 +27,4 @@ class Readiness:
             *(asyncio.wait_for(self._checks[name](), CHECK_TIMEOUT_SECONDS) for name in names),
             return_exceptions=True,
         )
-        return [name for name, result in zip(names, results) if isinstance(result, BaseException)]
+        return [name for name, result in zip(names, results, strict=True) if isinstance(result, BaseException)]

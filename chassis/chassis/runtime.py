@@ -13,17 +13,21 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import asyncpg
 import grpc
 
-from chassis import auth, db, logs, resilience, settings as settings_module, tracing
+from chassis import auth, db, logs, resilience, tracing
+from chassis import settings as settings_module
 from chassis.admin_http import AdminServer
 from chassis.chaos import ChaosSwitch
 from chassis.grpc import GrpcServer, open_channel
 from chassis.health import Readiness
 from chassis.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from chassis import messaging
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 log = logs.get_logger("chassis.runtime")
@@ -53,6 +57,7 @@ class ServiceApp:
         self._workers: list[Worker] = []
         self._closers: list[Callable[[], Awaitable[Any]]] = []
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._bus: messaging.Bus | None = None  # connected on first use
 
     # ------------------------------------------------------------ what a service needs
 
@@ -84,6 +89,33 @@ class ServiceApp:
             self._channels[target] = open_channel(self.settings, target, guard)
             self._closers.append(self._channels[target].close)
         return self._channels[target]
+
+    async def bus(self) -> messaging.Bus:
+        """The event bus (NATS JetStream, or RabbitMQ with AGORA_BUS=rabbitmq), connected once."""
+        from chassis import messaging
+
+        if self._bus is None:
+            self._bus = messaging.connect_bus(self.settings)
+            await self._bus.connect()
+            self.readiness.add("bus", self._bus.healthy)
+            self._closers.append(self._bus.close)
+        return self._bus
+
+    async def outbox(self, pool: asyncpg.Pool) -> messaging.Outbox:
+        """An outbox for this service's events, with its relay running as a worker."""
+        from chassis import messaging
+
+        bus = await self.bus()
+        await bus.ensure_stream(self.settings.service)
+        self.add_worker(messaging.OutboxRelay(pool, bus, self.settings.dsn or "", self.settings.service))
+        return messaging.Outbox(self.settings.service, self.settings.city)
+
+    async def consume(self, subscriptions: dict[str, messaging.Handler], inbox: messaging.Inbox) -> None:
+        """Handles the listed event types; one durable consumer named after this service."""
+        from chassis import messaging
+
+        consumer = messaging.Consumer(self.settings.service, await self.bus(), inbox, subscriptions)
+        self.add_worker(consumer)
 
     # ------------------------------------------------------------ what a service offers
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import time
 from typing import Any
@@ -73,9 +76,6 @@ async def test_hs256_signed_with_the_public_key_is_refused(keys: Keys, verifier:
     header = _b64({"alg": "HS256", "typ": "JWT", "kid": "k1"})
     body = _b64({"sub": "attacker", "roles": ["admin"], "iss": ISSUER, "aud": AUDIENCE,
                  "iat": int(time.time()), "exp": int(time.time()) + 600})
-    import hashlib
-    import hmac
-
     signature = hmac.new(public_pem, f"{header}.{body}".encode(), hashlib.sha256).digest()
     forged = f"{header}.{body}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
     with pytest.raises(auth.Unauthenticated):
@@ -139,14 +139,50 @@ async def test_a_rotated_key_is_found_and_the_old_one_still_verifies(keys: Keys)
     assert (await verifier.verify(old_token)).user_id == "user-1"
 
 
-async def test_forged_key_ids_cannot_make_us_hammer_identity(keys: Keys, verifier: auth.TokenVerifier) -> None:
+async def test_forged_key_ids_cannot_make_us_hammer_identity(keys: Keys) -> None:
+    verifier = auth.TokenVerifier(keys.jwks, issuer=ISSUER, audience=AUDIENCE, refresh_interval=0.2)
     keys.private["rogue"] = Ed25519PrivateKey.generate()
     forged = keys.sign("rogue")
     del keys.private["rogue"]
-    for _ in range(50):
-        with pytest.raises(auth.Unauthenticated):
+
+    async def refused() -> None:
+        with pytest.raises(auth.Unauthenticated, match="unknown signing key"):
             await verifier.verify(forged)
+
+    await asyncio.gather(*(refused() for _ in range(50)))
     assert keys.fetches == 1
+    started = time.monotonic()
+    for _ in range(3):
+        await refused()
+    assert keys.fetches == 4
+    assert time.monotonic() - started >= 3 * 0.2 * 0.9
+
+
+async def test_a_key_rotated_in_just_after_a_refresh_is_still_found(keys: Keys) -> None:
+    verifier = auth.TokenVerifier(keys.jwks, issuer=ISSUER, audience=AUDIENCE, refresh_interval=0.2)
+    await verifier.verify(keys.sign("k1"))
+    keys.private["k2"] = Ed25519PrivateKey.generate()
+    assert (await verifier.verify(keys.sign("k2"))).user_id == "user-1"
+    assert keys.fetches == 2
+
+
+async def test_an_unreachable_identity_refuses_the_token() -> None:
+    async def unreachable() -> dict[str, Any]:
+        raise ConnectionError("identity is down")
+
+    verifier = auth.TokenVerifier(unreachable, issuer=ISSUER, audience=AUDIENCE)
+    with pytest.raises(auth.Unauthenticated, match="cannot fetch signing keys"):
+        await verifier.verify(Keys().sign())
+
+
+async def test_keys_for_other_algorithms_or_malformed_are_ignored(keys: Keys) -> None:
+    async def jwks() -> dict[str, Any]:
+        good = await keys.jwks()
+        return {"keys": [*good["keys"], {"kty": "oct", "kid": "k1", "alg": "HS256", "k": "c2VjcmV0"},
+                         {"kty": "OKP", "kid": "broken", "crv": "Ed25519", "x": "!!"}]}
+
+    verifier = auth.TokenVerifier(jwks, issuer=ISSUER, audience=AUDIENCE)
+    assert (await verifier.verify(keys.sign("k1"))).user_id == "user-1"
 
 
 async def test_the_bearer_header_is_parsed_strictly(keys: Keys, verifier: auth.TokenVerifier) -> None:
@@ -167,3 +203,15 @@ def test_roles_are_checked_where_the_work_happens() -> None:
         auth.current_principal.reset(token)
     with pytest.raises(auth.Unauthenticated):
         auth.require_principal()
+
+
+def test_operator_calls_are_limited_to_the_named_callers() -> None:
+    token = auth.current_caller.set("gateway")
+    try:
+        with pytest.raises(auth.PermissionDenied):
+            auth.require_caller("cli")
+        assert auth.require_caller("cli", "gateway") == "gateway"
+    finally:
+        auth.current_caller.reset(token)
+    with pytest.raises(auth.PermissionDenied):
+        auth.require_caller("cli")

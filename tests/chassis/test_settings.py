@@ -1,5 +1,4 @@
 import pytest
-
 from chassis.settings import ServiceSettings, load
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 from agora.identity.v1 import identity_pb2
+from chassis.health import Readiness
+from chassis.http import create_app
 from fastapi import FastAPI
 from fastapi.responses import Response
 
 from chassis import auth
-from chassis.health import Readiness
-from chassis.http import create_app
 from gateway.ratelimit import RateLimiter
-from gateway.routes import catalog
+from gateway.routes import admin, cart, catalog, identity, orders
 from gateway.security import EdgeGuard
 from gateway.settings import GatewaySettings
 from gateway.upstream import as_problem
@@ -33,7 +33,11 @@ def create_api(
 ) -> FastAPI:
     app = create_app(service="gateway", readiness=readiness, title="Agora", version="1.0.0", description=DESCRIPTION)
     app.add_middleware(EdgeGuard, verifier=verifier, limiter=limiter, per_minute=settings.rate_limit_per_minute)
+    app.include_router(identity.router(upstreams, limiter, settings))
     app.include_router(catalog.router(upstreams))
+    app.include_router(cart.router(upstreams))
+    app.include_router(orders.router(upstreams))
+    app.include_router(admin.router(upstreams))
 
     @app.get("/.well-known/jwks.json", tags=["identity"], summary="Public keys that verify access tokens")
     async def jwks() -> Response:

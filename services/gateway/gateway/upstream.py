@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import grpc
-
 from chassis.http import Problem
-from chassis.resilience import BreakerOpen, BulkheadFull, DeadlineExceeded
+from chassis.logs import get_logger
+from chassis.resilience import BreakerOpen, BulkheadFull, DeadlineExceeded, ResilienceError
+
+log = get_logger(__name__)
 
 FIELD_VIOLATIONS_KEY = "x-field-violations"
 
@@ -50,3 +53,32 @@ def as_problem(error: Exception, service: str) -> Problem:
     if isinstance(error, (BreakerOpen, BulkheadFull)):
         return Problem(503, f"{service} is unavailable; try again shortly", headers={"Retry-After": "1"})
     raise error
+
+
+async def call(service: str, stub: Any, method: str, request: Any, *, timeout: float | None = None) -> Any:
+    """One upstream call; failures become the problem the client should see."""
+    if stub is None:
+        raise Problem(503, f"{service} is not running in this city", headers={"Retry-After": "5"})
+    try:
+        return await getattr(stub, method)(request, timeout=timeout)
+    except (grpc.aio.AioRpcError, ResilienceError) as error:
+        raise as_problem(error, service) from None
+
+
+async def optional(service: str, stub: Any, method: str, request: Any) -> tuple[Any | None, bool]:
+    """An optional part of an aggregated answer: (result or None, whether it degraded).
+
+    NOT_FOUND is an answer (nothing there yet), not a degradation.
+    """
+    if stub is None:
+        return None, True
+    try:
+        return await getattr(stub, method)(request), False
+    except grpc.aio.AioRpcError as error:
+        if error.code() is grpc.StatusCode.NOT_FOUND:
+            return None, False
+        log.warning("optional_part_degraded", upstream=service, code=error.code().name)
+        return None, True
+    except ResilienceError as error:
+        log.warning("optional_part_degraded", upstream=service, error=type(error).__name__)
+        return None, True

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agora.analytics.v1 import analytics_pb2_grpc
 from agora.cart.v1 import cart_pb2_grpc
 from agora.catalog.v1 import catalog_pb2_grpc
 from agora.identity.v1 import identity_pb2_grpc
@@ -14,7 +15,6 @@ from agora.orders.v1 import orders_pb2_grpc
 from agora.payments.v1 import payments_pb2_grpc
 from agora.recommendations.v1 import recommendations_pb2_grpc
 from agora.shipping.v1 import shipping_pb2_grpc
-
 from chassis.runtime import ServiceApp
 
 _STUBS: dict[str, Any] = {
@@ -26,6 +26,7 @@ _STUBS: dict[str, Any] = {
     "payments": payments_pb2_grpc.PaymentsServiceStub,
     "shipping": shipping_pb2_grpc.ShippingServiceStub,
     "recommendations": recommendations_pb2_grpc.RecommendationsServiceStub,
+    "analytics": analytics_pb2_grpc.AnalyticsServiceStub,
 }
 
 
@@ -39,6 +40,7 @@ class Upstreams:
     payments: Any
     shipping: Any
     recommendations: Any
+    analytics: Any
 
     @classmethod
     def connect(cls, app: ServiceApp) -> Upstreams:

@@ -35,3 +35,53 @@ def product_page(
 
 def page(items: list[dict[str, Any]], *, page: int, page_size: int, total: int) -> dict[str, Any]:
     return {"items": items, "page": page, "page_size": page_size, "total": total}
+
+
+def cart(message: Any) -> dict[str, Any]:
+    return {
+        "items": [
+            {"product_id": item.product_id, "name": item.name, "quantity": item.quantity,
+             "unit_price": money(item.unit_price), "line_total": money(item.line_total)}
+            for item in message.items
+        ],
+        "total": money(message.total) if message.HasField("total") else {"amount": 0, "currency": "USD"},
+    }
+
+
+def address(message: Any) -> dict[str, Any]:
+    result = {"name": message.name, "line1": message.line1, "city": message.city,
+              "postal_code": message.postal_code, "country": message.country}
+    if message.line2:
+        result["line2"] = message.line2
+    return result
+
+
+def order(message: Any) -> dict[str, Any]:
+    return {
+        "order_id": message.order_id,
+        "status": message.status,
+        "status_reason": message.status_reason or None,
+        "items": [
+            {"product_id": item.product_id, "name": item.name, "quantity": item.quantity,
+             "unit_price": money(item.unit_price), "line_total": money(item.line_total)}
+            for item in message.items
+        ],
+        "total": money(message.total),
+        "shipping_address": address(message.shipping_address),
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+        "history": [{"status": change.status, "at": change.at} for change in message.history],
+    }
+
+
+def payment(message: Any | None) -> dict[str, Any] | None:
+    if message is None:
+        return None
+    return {"status": message.status, "amount_captured": money(message.amount_captured),
+            "amount_refunded": money(message.amount_refunded)}
+
+
+def shipment(message: Any | None) -> dict[str, Any] | None:
+    if message is None:
+        return None
+    return {"status": message.status, "carrier": message.carrier, "tracking_number": message.tracking_number}

@@ -86,7 +86,9 @@ async def test_our_own_refusals_say_nothing_about_the_dependency(clock: FakeCloc
         await outcome(breaker, DeadlineExceeded("ours"))
     for _ in range(9):
         await outcome(breaker, UNAVAILABLE)
-    assert breaker.state is BreakerState.CLOSED, "the refusals must not have counted as calls either"
+    assert breaker.state is BreakerState.CLOSED
+    await outcome(breaker, UNAVAILABLE)
+    assert breaker.state is BreakerState.OPEN, "10 failures of 10 calls: the refusals were no calls"
 
 
 async def test_failures_older_than_the_window_are_forgotten(clock: FakeClock) -> None:

@@ -77,6 +77,23 @@ async def test_an_expired_deadline_is_refused_before_anything_else(clock: FakeCl
     assert sample("agora_resilience_rejections_total", dependency, reason="deadline_exceeded") == 1
 
 
+async def test_expired_work_is_refused_for_its_deadline_even_when_the_bulkhead_is_full(
+    clock: FakeClock, dependency: str
+) -> None:
+    release = asyncio.Event()
+
+    async def hang(_: float) -> None:
+        await release.wait()
+
+    calls = guard(dependency, clock, bulkhead={"max_concurrent": 1, "max_queued": 0})
+    holder = asyncio.create_task(calls.call(hang, idempotent=True))
+    await asyncio.sleep(0)
+    with deadline_scope(0.0, clock=clock), pytest.raises(DeadlineExceeded):
+        await calls.call(hang, idempotent=True)
+    release.set()
+    await holder
+
+
 async def test_an_open_breaker_refuses_fast_and_the_gauge_follows_its_state(clock: FakeClock, dependency: str) -> None:
     server = FakeServer()
     calls = guard(dependency, clock, retry={"max_attempts": 1}, breaker={"minimum_calls": 5, "open_seconds": 5.0})

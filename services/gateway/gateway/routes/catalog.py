@@ -8,14 +8,14 @@ from typing import Annotated, Any
 from agora.catalog.v1 import catalog_pb2
 from agora.inventory.v1 import inventory_pb2
 from agora.recommendations.v1 import recommendations_pb2
+from chassis.http import Problem
+from chassis.logs import get_logger
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
-from chassis.http import Problem
-from chassis.logs import get_logger
 from gateway import views
 from gateway.models import CategoryList, ProductList, ProductPage
-from gateway.upstream import as_problem
+from gateway.upstream import call
 from gateway.upstreams import Upstreams
 
 RECOMMENDATIONS = 4
@@ -27,14 +27,6 @@ PageSize = Annotated[int, Query(ge=1, le=100)]
 
 def router(upstreams: Upstreams) -> APIRouter:
     routes = APIRouter(prefix="/api/v1", tags=["catalog"])
-
-    async def call(service: str, stub: Any, method: str, request: Any) -> Any:
-        if stub is None:
-            raise Problem(503, f"{service} is not running in this city", headers={"Retry-After": "5"})
-        try:
-            return await getattr(stub, method)(request)
-        except Exception as error:
-            raise as_problem(error, service) from None
 
     @routes.get("/products", response_model=ProductList, summary="List or search products")
     async def list_products(

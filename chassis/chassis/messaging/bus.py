@@ -1,0 +1,145 @@
+"""The broker behind one small interface, so nothing above it cares which broker it is.
+
+A bus moves opaque bytes: the envelope is built and checked above it (`envelope.py`). What a bus
+must guarantee: `publish` returns only once the broker holds the message, and a delivery is
+redelivered until it is acked, at the delay the consumer asks for when it naks.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from chassis.settings import ServiceSettings
+
+TRACE_HEADERS = ("traceparent", "tracestate")
+EVENT_TYPE_HEADER = "Ce-Type"
+"""The full CloudEvents type, so tools can route or filter without parsing the body."""
+
+_EVENT_TYPE = re.compile(r"^agora\.(?P<producer>[a-z][a-z0-9_]*)\.(?P<name>[A-Z][A-Za-z0-9]*)\.v(?P<version>\d+)$")
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long the broker keeps history: long enough to rebuild a projection from it."""
+
+    max_age_seconds: float = 30 * 24 * 3600
+    max_bytes: int = 1024**3
+    duplicate_window_seconds: float = 120
+
+
+class Delivery(Protocol):
+    body: bytes
+    headers: Mapping[str, str]
+    origin: str
+    """Where it was published (a NATS subject, an AMQP routing key)."""
+    deliveries: int
+    """1 on the first delivery."""
+
+    async def ack(self) -> None: ...
+    async def nak(self, delay_seconds: float) -> None:
+        """Hands the message back, to be redelivered no sooner than `delay_seconds`."""
+        ...
+
+
+DeliveryHandler = Callable[[Delivery], Awaitable[None]]
+
+
+class Subscription(Protocol):
+    async def stop(self) -> None:
+        """Stops taking messages and waits for the handlers already running."""
+        ...
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message a consumer gave up on, with why. `body` is the original bytes, verbatim."""
+
+    consumer: str
+    origin: str
+    """Where the message was published (a NATS subject, an AMQP routing key): replay goes back there."""
+    error: str
+    deliveries: int
+    dead_lettered_at: str
+    body: bytes
+    event_id: str | None = None
+    event_type: str | None = None
+    ref: str = field(default="", compare=False)
+    """The broker's handle on the letter (a stream sequence), for replay and removal."""
+
+    def to_json(self) -> bytes:
+        record = asdict(self)
+        del record["ref"]
+        try:
+            record["body"] = self.body.decode()
+        except UnicodeDecodeError:
+            record["body"] = None
+            record["body_base64"] = base64.b64encode(self.body).decode()
+        return json.dumps(record).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, ref: str) -> DeadLetter:
+        record = json.loads(raw)
+        encoded = record.pop("body_base64", None)
+        record["body"] = base64.b64decode(encoded) if encoded else record["body"].encode()
+        return cls(**record, ref=ref)
+
+
+class Bus(Protocol):
+    city: str
+
+    async def connect(self) -> None: ...
+    async def close(self) -> None: ...
+    async def healthy(self) -> None:
+        """Raises when the broker is unreachable; a readiness check."""
+        ...
+
+    async def publish(self, body: bytes, event_type: str, *, msg_id: str, headers: Mapping[str, str]) -> None:
+        """Returns once the broker holds the message; raises otherwise. `msg_id` deduplicates."""
+        ...
+
+    async def subscribe(
+        self, consumer: str, event_types: Collection[str], handler: DeliveryHandler, *, concurrency: int,
+        max_deliveries: int,
+    ) -> Subscription:
+        """Durable: messages published while nobody listens wait for `consumer`. Calls `handler`
+        for at most `concurrency` messages at once, in the order the broker hands them out.
+        The consumer dead-letters after `max_deliveries`; the broker keeps redelivering a little
+        beyond that, so a delivery lost in a crash still reaches the consumer's decision."""
+        ...
+
+    async def dead_letter(self, letter: DeadLetter) -> None: ...
+    async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]: ...
+    async def replay(self, letter: DeadLetter) -> None:
+        """Publishes the letter's body back to its origin, then removes the letter."""
+        ...
+
+
+def parse_event_type(event_type: str) -> tuple[str, str, int]:
+    """`agora.orders.OrderPlaced.v1` → (`orders`, `OrderPlaced`, 1); ValueError otherwise."""
+    match = _EVENT_TYPE.match(event_type)
+    if match is None:
+        raise ValueError(f"not an Agora event type: {event_type!r}")
+    return match["producer"], match["name"], int(match["version"])
+
+
+async def connect_bus(settings: ServiceSettings, *, retention: Retention | None = None) -> Bus:
+    """The bus the settings ask for (`AGORA_BUS`), connected."""
+    bus: Bus
+    if settings.bus == "rabbitmq":
+        from chassis.messaging.rabbit_bus import RabbitBus
+
+        if not settings.rabbitmq_url:
+            raise RuntimeError("AGORA_BUS=rabbitmq needs AGORA_RABBITMQ_URL")
+        bus = RabbitBus(settings.rabbitmq_url, settings.city, retention=retention)
+    else:
+        from chassis.messaging.nats_bus import NatsBus
+
+        bus = NatsBus(settings.nats_url, settings.city, retention=retention, name=settings.service)
+    await bus.connect()
+    return bus

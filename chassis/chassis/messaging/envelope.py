@@ -1,0 +1,147 @@
+"""Events on the wire: CloudEvents 1.0 structured JSON, checked against `contracts/events`.
+
+Every event is validated twice: when it is built (an event without a schema, or with data its
+schema refuses, fails the producer's transaction) and when it is received (anything malformed
+goes to dead letters instead of reaching a handler).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from opentelemetry import propagate
+
+import chassis
+from chassis.messaging.bus import TRACE_HEADERS, parse_event_type
+
+
+class MalformedEvent(ValueError):
+    """Not a valid event of a known type and version: retrying can never make it succeed."""
+
+
+def contracts_dir() -> Path:
+    """`AGORA_CONTRACTS_DIR`, else the repository's `contracts/events`."""
+    configured = os.environ.get("AGORA_CONTRACTS_DIR")
+    return Path(configured) if configured else Path(chassis.__file__).resolve().parents[2] / "contracts" / "events"
+
+
+def schema_path(event_type: str) -> str:
+    """The schema's path relative to `contracts/`, as CloudEvents' `dataschema` names it."""
+    producer, name, version = parse_event_type(event_type)
+    return f"events/{producer}/{name}.v{version}.json"
+
+
+@functools.cache
+def _validator(directory: Path, event_type: str) -> jsonschema.Draft202012Validator:
+    path = directory / schema_path(event_type).removeprefix("events/")
+    try:
+        schema = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise MalformedEvent(f"no schema for {event_type} (looked for {path})") from None
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def validate_data(event_type: str, data: Any) -> None:
+    try:
+        validator = _validator(contracts_dir(), event_type)
+    except ValueError as error:
+        raise MalformedEvent(str(error)) from None
+    problem = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if problem is not None:
+        where = "/".join(str(part) for part in problem.absolute_path) or "(root)"
+        raise MalformedEvent(f"{event_type} data at {where}: {problem.message}")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One CloudEvent. Build with `Envelope.new`, read with `Envelope.parse`."""
+
+    id: str
+    type: str
+    source: str
+    time: str
+    data: dict[str, Any]
+    subject: str | None = None
+    trace: dict[str, str] = field(default_factory=dict)
+    """W3C trace context (`traceparent`, `tracestate`) of the code that produced the event."""
+
+    @classmethod
+    def new(cls, producer: str, name: str, data: dict[str, Any], *, subject: str | None = None,
+            version: int = 1) -> Envelope:
+        """A new event from `producer`, validated; it carries the current trace context."""
+        event_type = f"agora.{producer}.{name}.v{version}"
+        validate_data(event_type, data)
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        return cls(
+            id=str(uuid.uuid4()), type=event_type, source=f"agora/{producer}",
+            time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            data=data, subject=subject, trace={key: carrier[key] for key in TRACE_HEADERS if key in carrier},
+        )
+
+    @classmethod
+    def parse(cls, body: bytes) -> Envelope:
+        """Raises MalformedEvent for anything but a valid CloudEvent of a type with a schema."""
+        try:
+            raw = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise MalformedEvent(f"not JSON: {error}") from None
+        if not isinstance(raw, dict) or raw.get("specversion") != "1.0":
+            raise MalformedEvent("not a CloudEvents 1.0 envelope")
+        for attribute in ("id", "type", "source", "time"):
+            if not isinstance(raw.get(attribute), str):
+                raise MalformedEvent(f"envelope attribute {attribute!r} missing or not a string")
+        try:
+            event_id = str(uuid.UUID(raw["id"]))
+            parse_event_type(raw["type"])
+        except ValueError as error:
+            raise MalformedEvent(str(error) or "event id is not a UUID") from None
+        data = raw.get("data")
+        if not isinstance(data, dict):
+            raise MalformedEvent("event data is not an object")
+        validate_data(raw["type"], data)
+        subject = raw.get("subject")
+        return cls(
+            id=event_id, type=raw["type"], source=raw["source"], time=raw["time"], data=data,
+            subject=subject if isinstance(subject, str) else None,
+            trace={key: raw[key] for key in TRACE_HEADERS if isinstance(raw.get(key), str)},
+        )
+
+    @property
+    def producer(self) -> str:
+        return parse_event_type(self.type)[0]
+
+    @property
+    def name(self) -> str:
+        return parse_event_type(self.type)[1]
+
+    @property
+    def version(self) -> int:
+        return parse_event_type(self.type)[2]
+
+    def to_dict(self) -> dict[str, Any]:
+        envelope: dict[str, Any] = {
+            "specversion": "1.0",
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "time": self.time,
+            "datacontenttype": "application/json",
+            "dataschema": schema_path(self.type),
+        }
+        if self.subject is not None:
+            envelope["subject"] = self.subject
+        envelope.update(self.trace)
+        envelope["data"] = self.data
+        return envelope
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()

@@ -1,0 +1,1 @@
+"""agora: the one command that starts, supervises, inspects and stops the city."""

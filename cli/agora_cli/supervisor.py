@@ -1,0 +1,440 @@
+"""The supervisor: starts the infrastructure and every service instance, restarts what dies,
+and stops everything in order.
+
+`agora up` runs it in its own process; `agora up --detach` runs it as
+`python -m agora_cli.supervisor --notify-fd N` in a new session and waits on that descriptor for
+one JSON line: `{"ok": true, "notes": [...]}` once every instance is ready, or `{"error": ...}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from agora_cli import infra, state
+from agora_cli.admin import ensure_admin
+from agora_cli.certs import ensure_certificates
+from agora_cli.config import HOST, Config
+from agora_cli.errors import AgoraError
+from agora_cli.net import PortPicker, ensure_port_free, http_status, wait_until
+from agora_cli.processes import Child, create_time, tail
+from agora_cli.provision import provision
+from agora_cli.secrets_store import password
+from agora_cli.topology import Service, callers_of
+
+SERVICE_GRACE_SECONDS = 12.0  # services promise to exit within 10 s of SIGTERM
+INFRA_GRACE_SECONDS = 10.0
+CLI_IDENTITY = "cli"
+_POLL_SECONDS = 0.1
+
+
+@dataclass
+class Instance:
+    service: Service
+    index: int
+    http_port: int
+    grpc_port: int | None
+    child: Child | None = None
+    ready: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.service.name}-{self.index}"
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: Config,
+        services: dict[str, Service],
+        *,
+        replicas: dict[str, int] | None = None,
+        timeout: float = 60.0,
+        say: Callable[[str], None] = print,
+    ):
+        self.config = config
+        self.services = services
+        self.timeout = timeout
+        self.say = say
+        self.status = "starting"
+        self.infra: dict[str, infra.Infra] = {}
+        self._ports = PortPicker(HOST)
+        self._lock: TextIO | None = None
+        self._readiness: set[asyncio.Task[None]] = set()
+        self._infra_ready: set[str] = set()
+        self.instances = self._plan(replicas or {})
+
+    def _plan(self, replicas: dict[str, int]) -> list[Instance]:
+        instances = []
+        for service in self.services.values():
+            count = replicas.get(service.name, service.replicas)
+            if service.public_http and count > 1:
+                raise AgoraError(f"{service.name} owns the public port {self.config.gateway_port}; it runs one instance")
+            for index in range(count):
+                http_port = self.config.gateway_port if service.public_http else self._ports.pick()
+                grpc_port = self._ports.pick() if service.grpc else None
+                instances.append(Instance(service, index, http_port, grpc_port))
+        return instances
+
+    async def run(self, stop: asyncio.Event, on_ready: Callable[[list[str]], None]) -> None:
+        """Starts the city, calls `on_ready` once every instance is ready, and supervises it until
+        `stop` is set. Raises AgoraError if it cannot start; everything it started is stopped."""
+        self._acquire_lock()
+        watcher = asyncio.create_task(self._watch())
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            for instance in self.instances:
+                if instance.service.public_http:
+                    ensure_port_free(HOST, instance.http_port, "AGORA_GATEWAY_PORT")
+            starting = asyncio.create_task(self._start())
+            await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
+                return
+            starting.result()
+            self.status = "ready"
+            self._write_state()
+            notes = await ensure_admin(self.config, self._grpc_addresses("identity"))
+            on_ready(notes)
+            await stopped
+        finally:
+            stopped.cancel()
+            watcher.cancel()
+            await self._shutdown()
+            self._release_lock()
+
+    def _acquire_lock(self) -> None:
+        self.config.home.root.mkdir(parents=True, exist_ok=True)
+        lock = open(self.config.home.lock_file, "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            running = state.read(self.config.home) or {}
+            pid = running.get("supervisor", {}).get("pid", "?")
+            raise AgoraError(
+                f"a city is already running in {self.config.home.root} (supervisor pid {pid}); `agora down` stops it"
+            ) from None
+        self._lock = lock
+
+    def _release_lock(self) -> None:
+        if self._lock:
+            self._lock.close()
+            self._lock = None
+
+    async def _start(self) -> None:
+        home = self.config.home
+        home.create()
+        self._write_state()
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with asyncio.TaskGroup() as group:
+                    certificates = group.create_task(
+                        asyncio.to_thread(ensure_certificates, home.tls, [*self.services, CLI_IDENTITY])
+                    )
+                    servers = {name: group.create_task(self._bring_up(name)) for name in self._needed_infra()}
+                    for service in self.services.values():
+                        group.create_task(self._start_service(service, certificates, servers))
+        except TimeoutError:
+            raise self._not_ready_error() from None
+        except ExceptionGroup as group:
+            raise _first_agora_error(group) from None
+
+    def _needed_infra(self) -> list[str]:
+        needed = []
+        if any(service.database for service in self.services.values()):
+            needed.append("postgres")
+        if self.config.bus == "nats":
+            needed.append("nats")
+        else:
+            needed.append("rabbitmq")
+        if any(service.redis for service in self.services.values()):
+            needed.append("redis")
+        if any(service.smtp for service in self.services.values()):
+            needed.append("smtp")
+        return needed
+
+    async def _bring_up(self, name: str) -> None:
+        external_url = {
+            "postgres": self.config.database_url,
+            "nats": self.config.nats_url,
+            "redis": self.config.redis_url,
+            "smtp": self.config.smtp_url,
+            "rabbitmq": self.config.rabbitmq_url,
+        }[name]
+        if external_url:
+            server = infra.external(name, external_url)
+            self.infra[name] = server
+            await infra.check_external(server)
+            self._infra_ready.add(name)
+            return
+        server = await self._embedded(name)
+        self.infra[name] = server
+        assert server.child is not None
+        server.child.spawn()
+        self._write_state()
+        if not await wait_until(lambda: infra.answers(server), timeout=self.timeout):
+            raise AgoraError(
+                f"{name} did not start (see {server.child.log_path})", tail(server.child.log_path)
+            )
+        self._infra_ready.add(name)
+
+    async def _embedded(self, name: str) -> infra.Infra:
+        home = self.config.home
+        if name == "postgres":
+            port = self._ports.pick()
+            superuser_password, _ = password(home.secrets, "postgres")
+            return await asyncio.to_thread(infra.postgres, home, port, superuser_password)
+        if name == "nats":
+            return infra.nats(home, self._ports.pick(), self._ports.pick())
+        if name == "redis":
+            return infra.redis(home, self._ports.pick())
+        return infra.smtp(home, self._ports.pick())
+
+    async def _start_service(
+        self, service: Service, certificates: Awaitable[None], servers: dict[str, asyncio.Task[None]]
+    ) -> None:
+        await certificates
+        wanted = ["nats" if self.config.bus == "nats" else "rabbitmq"]
+        wanted += [name for name, needed in (("redis", service.redis), ("smtp", service.smtp)) if needed]
+        for name in wanted:
+            await servers[name]
+        dsn = None
+        if service.database:
+            await servers["postgres"]
+            service_password, _ = password(self.config.home.secrets, service.name)
+            dsn = await provision(self.infra["postgres"].url, self.config.city, service.name, service_password)
+        mine = [instance for instance in self.instances if instance.service is service]
+        for instance in mine:
+            instance.child = Child(
+                instance.name,
+                [sys.executable, "-m", service.name],
+                self._environment(instance, dsn),
+                self.config.home.log_of(instance.name),
+            )
+            instance.child.spawn()
+        self._write_state()
+        await asyncio.gather(*(self._await_ready(instance) for instance in mine))
+
+    def _environment(self, instance: Instance, dsn: str | None) -> dict[str, str]:
+        service, home = instance.service, self.config.home
+        env = {key: value for key, value in self.config.passthrough.items() if key not in _SET_PER_INSTANCE}
+        env.update(
+            PYTHONUNBUFFERED="1",
+            AGORA_SERVICE=service.name,
+            AGORA_INSTANCE=str(instance.index),
+            AGORA_CITY=self.config.city,
+            AGORA_HOME=str(home.root),
+            AGORA_HOST=HOST,
+            AGORA_HTTP_PORT=str(instance.http_port),
+            AGORA_BUS=self.config.bus,
+            AGORA_PEERS=json.dumps(
+                {callee: self._grpc_addresses(callee) for callee in service.calls if self._grpc_addresses(callee)}
+            ),
+            AGORA_ALLOWED_CALLERS=",".join([*callers_of(self.services, service.name), CLI_IDENTITY]),
+            AGORA_TLS_DIR=str(home.tls),
+            AGORA_MTLS="on" if self.config.mtls else "off",
+            AGORA_CHAOS_DIR=str(home.chaos),
+        )
+        optional = {
+            "AGORA_GRPC_PORT": str(instance.grpc_port) if instance.grpc_port else None,
+            "AGORA_DSN": dsn,
+            "AGORA_NATS_URL": self.infra["nats"].url if "nats" in self.infra else None,
+            "AGORA_REDIS_URL": self.infra["redis"].url if service.redis else None,
+            "AGORA_SMTP_URL": self.infra["smtp"].url if service.smtp else None,
+        }
+        env.update({key: value for key, value in optional.items() if value})
+        return env
+
+    def _grpc_addresses(self, service: str) -> list[str]:
+        return [
+            f"{HOST}:{instance.grpc_port}"
+            for instance in self.instances
+            if instance.service.name == service and instance.grpc_port
+        ]
+
+    async def _await_ready(self, instance: Instance) -> None:
+        async def answers() -> bool:
+            return await http_status(HOST, instance.http_port, "/readyz") == 200
+
+        while not await answers():
+            await asyncio.sleep(_POLL_SECONDS)
+        instance.ready = True
+        self._write_state()
+
+    def _not_ready_error(self) -> AgoraError:
+        for name, server in self.infra.items():
+            if name not in self._infra_ready and server.child:
+                log = server.child.log_path
+                return AgoraError(f"{name} did not start within {self.timeout:g} s (log: {log})", tail(log))
+        waiting = [instance for instance in self.instances if not instance.ready]
+        if not waiting:
+            return AgoraError(f"the infrastructure did not start within {self.timeout:g} s")
+        first = waiting[0]
+        log = self.config.home.log_of(first.name)
+        if first.child is None:
+            return AgoraError(f"{first.name} could not start within {self.timeout:g} s: its dependencies were not ready")
+        return AgoraError(f"{first.name} did not become ready within {self.timeout:g} s (log: {log})", tail(log))
+
+    async def _watch(self) -> None:
+        """Restarts whatever exits on its own, with capped exponential backoff."""
+        while True:
+            now = time.monotonic()
+            for child, instance in self._children():
+                status = child.exited()
+                if status is None:
+                    continue
+                if child.restart_at is None:
+                    delay = child.schedule_restart(now)
+                    self.say(f"{child.name} exited ({_describe_exit(status)}); restarting in {delay:.1f} s")
+                    if instance:
+                        instance.ready = False
+                    self._write_state()
+                elif now >= child.restart_at:
+                    child.restarts += 1
+                    child.spawn()
+                    if instance:
+                        self._track(asyncio.create_task(self._await_ready(instance)))
+                    self._write_state()
+            await asyncio.sleep(_POLL_SECONDS)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._readiness.add(task)
+        task.add_done_callback(self._readiness.discard)
+
+    def _children(self) -> list[tuple[Child, Instance | None]]:
+        children: list[tuple[Child, Instance | None]] = [
+            (server.child, None) for server in self.infra.values() if server.child
+        ]
+        children += [(instance.child, instance) for instance in self.instances if instance.child]
+        return children
+
+    async def _shutdown(self) -> None:
+        self.status = "stopping"
+        for task in list(self._readiness):
+            task.cancel()
+        with contextlib.suppress(OSError):
+            self._write_state()
+        await asyncio.gather(
+            *(instance.child.stop(SERVICE_GRACE_SECONDS) for instance in self.instances if instance.child)
+        )
+        await asyncio.gather(
+            *(server.child.stop(INFRA_GRACE_SECONDS) for server in self.infra.values() if server.child)
+        )
+        state.remove(self.config.home)
+
+    def snapshot(self) -> dict[str, Any]:
+        gateway = next((i for i in self.instances if i.service.public_http), None)
+        return {
+            "city": self.config.city,
+            "home": str(self.config.home.root),
+            "status": self.status,
+            "gateway_url": f"http://{HOST}:{gateway.http_port}" if gateway else None,
+            "supervisor": {"pid": os.getpid(), "create_time": create_time(os.getpid())},
+            "services": [
+                {
+                    "name": instance.service.name,
+                    "instance": instance.index,
+                    "pid": instance.child.pid if instance.child else None,
+                    "create_time": instance.child.created if instance.child else None,
+                    "grpc": f"{HOST}:{instance.grpc_port}" if instance.grpc_port else None,
+                    "http": f"{HOST}:{instance.http_port}",
+                    "ready": instance.ready,
+                    "restarts": instance.child.restarts if instance.child else 0,
+                    "log": str(self.config.home.log_of(instance.name)),
+                }
+                for instance in self.instances
+            ],
+            "infra": [
+                {
+                    "name": server.name,
+                    "pid": server.child.pid if server.child else None,
+                    "create_time": server.child.created if server.child else None,
+                    "url": server.display_url,
+                    "embedded": server.embedded,
+                    "stop_signal": int(server.child.stop_signal) if server.child else None,
+                    "restarts": server.child.restarts if server.child else 0,
+                }
+                for server in self.infra.values()
+            ],
+        }
+
+    def _write_state(self) -> None:
+        state.write(self.config.home, self.snapshot())
+
+
+# Set by the supervisor for each instance; an inherited value would point at the wrong thing.
+_SET_PER_INSTANCE = frozenset(
+    {"AGORA_GRPC_PORT", "AGORA_DSN", "AGORA_NATS_URL", "AGORA_REDIS_URL", "AGORA_SMTP_URL", "AGORA_HTTP_PORT"}
+)
+
+
+def _describe_exit(status: int) -> str:
+    if status < 0:
+        return f"killed by {signal.Signals(-status).name}"
+    return f"status {status}"
+
+
+def _first_agora_error(group: BaseExceptionGroup) -> BaseException:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _first_agora_error(error)
+        if isinstance(error, AgoraError):
+            return error
+    return group.exceptions[0]
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+
+def _detached(notify_fd: int, replicas: dict[str, int], timeout: float) -> int:
+    from agora_cli.topology import load, select, topology_path
+
+    def notify(message: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError):
+            os.write(notify_fd, (json.dumps(message) + "\n").encode())
+            os.close(notify_fd)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        config = Config.from_env()
+        services = select(load(topology_path()), config.services_filter)
+        supervisor = Supervisor(config, services, replicas=replicas, timeout=timeout, say=_log)
+        await supervisor.run(stop, lambda notes: notify({"ok": True, "notes": notes}))
+
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        asyncio.run(main())
+    except AgoraError as error:
+        _log(f"error: {error}")
+        notify({"error": str(error), "details": error.details})
+        return 1
+    return 0
+
+
+def _log(line: str) -> None:
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--notify-fd", type=int, required=True)
+    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--replicas", type=json.loads, default={})
+    arguments = parser.parse_args()
+    sys.exit(_detached(arguments.notify_fd, arguments.replicas, arguments.timeout))

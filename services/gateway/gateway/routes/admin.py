@@ -1,0 +1,113 @@
+"""Admin endpoints. The gateway checks the role; each service checks it again (zero trust)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from agora.analytics.v1 import analytics_pb2
+from agora.catalog.v1 import catalog_pb2
+from agora.common.v1 import common_pb2
+from agora.inventory.v1 import inventory_pb2
+from chassis.http import Problem
+from fastapi import APIRouter, Depends, Path
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from chassis import auth
+from gateway import views
+from gateway.models import Money, ProductSummary
+from gateway.security import require_admin
+from gateway.upstream import call
+from gateway.upstreams import Upstreams
+
+ProductId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+class NewProduct(BaseModel):
+    sku: Annotated[str, Field(min_length=1, max_length=64)]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str, Field(max_length=10_000)]
+    price: Money
+    categories: Annotated[list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=20)]
+    image_url: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class Product(ProductSummary):
+    description: str
+
+
+class StockLevel(BaseModel):
+    quantity: int = Field(ge=0, le=1_000_000)
+
+
+class StockSet(BaseModel):
+    product_id: str
+    available: int
+    reserved: int
+
+
+class Stock(StockSet):
+    sold: int
+
+
+class TopProduct(BaseModel):
+    product_id: str
+    name: str
+    units: int
+
+
+class Sales(BaseModel):
+    orders_confirmed: int
+    orders_cancelled: int
+    revenue: Money
+    refunded: Money
+    top_products: list[TopProduct]
+
+
+def router(upstreams: Upstreams) -> APIRouter:
+    routes = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses={
+        401: {"description": "no valid access token"}, 403: {"description": "not an admin"},
+    })
+    Admin = Annotated[auth.Principal, Depends(require_admin)]
+
+    async def known_product(product_id: str) -> None:
+        found = await call("catalog", upstreams.catalog, "GetProducts", catalog_pb2.GetProductsRequest(ids=[product_id]))
+        if not found.products:
+            raise Problem(404, "no such product")
+
+    @routes.post("/products", status_code=201, response_model=Product, summary="Add a product",
+                 responses={409: {"description": "sku taken"}})
+    async def create_product(body: NewProduct, _: Admin) -> JSONResponse:
+        product = await call("catalog", upstreams.catalog, "CreateProduct", catalog_pb2.CreateProductRequest(
+            sku=body.sku, name=body.name, description=body.description,
+            price=common_pb2.Money(amount=body.price.amount, currency=body.price.currency),
+            categories=body.categories, image_url=body.image_url or "",
+        ))
+        return JSONResponse({**views.product_summary(product), "description": product.description}, status_code=201)
+
+    @routes.put("/inventory/{product_id}", response_model=StockSet, summary="Set the stock available for sale",
+                responses={404: {"description": "unknown product"}})
+    async def set_stock(product_id: ProductId, body: StockLevel, _: Admin) -> JSONResponse:
+        await known_product(product_id)
+        stock = await call("inventory", upstreams.inventory, "SetStock",
+                           inventory_pb2.SetStockRequest(product_id=product_id, quantity=body.quantity))
+        return JSONResponse({"product_id": stock.product_id, "available": stock.available, "reserved": stock.reserved})
+
+    @routes.get("/inventory/{product_id}", response_model=Stock, summary="Stock levels of one product",
+                responses={404: {"description": "unknown product"}})
+    async def get_stock(product_id: ProductId, _: Admin) -> JSONResponse:
+        await known_product(product_id)
+        stock = await call("inventory", upstreams.inventory, "GetStock", inventory_pb2.GetStockRequest(product_id=product_id))
+        return JSONResponse({"product_id": stock.product_id, "available": stock.available,
+                             "reserved": stock.reserved, "sold": stock.sold})
+
+    @routes.get("/sales", response_model=Sales, summary="Sales figures from the analytics projections")
+    async def sales(_: Admin) -> JSONResponse:
+        report = await call("analytics", upstreams.analytics, "SalesReport", analytics_pb2.SalesReportRequest())
+        return JSONResponse({
+            "orders_confirmed": report.orders_confirmed, "orders_cancelled": report.orders_cancelled,
+            "revenue": views.money(report.revenue), "refunded": views.money(report.refunded),
+            "top_products": [{"product_id": p.product_id, "name": p.name, "units": p.units} for p in report.top_products],
+        })
+
+    return routes

@@ -1,0 +1,65 @@
+"""The caller's cart. Cart prices lines from catalog; the client sends only ids and quantities."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from agora.cart.v1 import cart_pb2
+from fastapi import APIRouter, Depends, Path, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from chassis import auth
+from gateway import views
+from gateway.models import Money
+from gateway.security import require_user
+from gateway.upstream import call
+from gateway.upstreams import Upstreams
+
+ProductId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+class Quantity(BaseModel):
+    quantity: int = Field(ge=0, le=99, description="0 removes the line")
+
+
+class CartLine(BaseModel):
+    product_id: str
+    name: str
+    quantity: int
+    unit_price: Money
+    line_total: Money
+
+
+class Cart(BaseModel):
+    items: list[CartLine]
+    total: Money
+
+
+def router(upstreams: Upstreams) -> APIRouter:
+    routes = APIRouter(prefix="/api/v1/cart", tags=["cart"],
+                       responses={401: {"description": "no valid access token"}})
+    User = Annotated[auth.Principal, Depends(require_user)]
+
+    @routes.get("", response_model=Cart, summary="The caller's cart")
+    async def get_cart(_: User) -> JSONResponse:
+        return JSONResponse(views.cart(await call("cart", upstreams.cart, "GetCart", cart_pb2.GetCartRequest())))
+
+    @routes.put("/items/{product_id}", response_model=Cart, summary="Set a line's quantity (0 removes it)",
+                responses={404: {"description": "unknown product"}, 422: {"description": "quantity out of range"}})
+    async def set_item(product_id: ProductId, body: Quantity, _: User) -> JSONResponse:
+        cart = await call("cart", upstreams.cart, "SetItem",
+                          cart_pb2.SetItemRequest(product_id=product_id, quantity=body.quantity))
+        return JSONResponse(views.cart(cart))
+
+    @routes.delete("/items/{product_id}", response_model=Cart, summary="Remove a line")
+    async def remove_item(product_id: ProductId, _: User) -> JSONResponse:
+        cart = await call("cart", upstreams.cart, "RemoveItem", cart_pb2.RemoveItemRequest(product_id=product_id))
+        return JSONResponse(views.cart(cart))
+
+    @routes.delete("", status_code=204, response_class=Response, summary="Empty the cart")
+    async def clear(_: User) -> Response:
+        await call("cart", upstreams.cart, "Clear", cart_pb2.ClearRequest())
+        return Response(status_code=204)
+
+    return routes

@@ -1,0 +1,110 @@
+"""Accounts and tokens at the edge; identity does the work, the gateway adds the login limit."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from agora.identity.v1 import identity_pb2
+from chassis.http import Problem
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from chassis import auth
+from gateway.ratelimit import RateLimiter
+from gateway.security import require_user
+from gateway.settings import GatewaySettings
+from gateway.upstream import call
+from gateway.upstreams import Upstreams
+
+Text = Annotated[str, Field(max_length=1000)]
+
+
+class Registration(BaseModel):
+    email: Text
+    password: Text
+    name: Text
+
+
+class Credentials(BaseModel):
+    email: Text
+    password: Text
+
+
+class RefreshToken(BaseModel):
+    refresh_token: Annotated[str, Field(max_length=500)]
+
+
+class UserOut(BaseModel):
+    user_id: str
+    email: str
+    name: str
+
+
+class Me(UserOut):
+    roles: list[str]
+
+
+class Tokens(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+    refresh_token: str
+
+
+def _tokens(pair: identity_pb2.TokenPair) -> JSONResponse:
+    return JSONResponse({
+        "access_token": pair.access_token, "token_type": pair.token_type or "Bearer",
+        "expires_in": pair.expires_in, "refresh_token": pair.refresh_token,
+    }, headers={"Cache-Control": "no-store"})
+
+
+def router(upstreams: Upstreams, limiter: RateLimiter, settings: GatewaySettings) -> APIRouter:
+    routes = APIRouter(prefix="/api/v1", tags=["identity"])
+
+    async def limit(scope: str, key: str, per_minute: int) -> None:
+        verdict = await limiter.hit(scope, key, per_minute)
+        if not verdict.allowed:
+            raise Problem(429, "too many attempts; wait before trying again", headers=verdict.headers())
+
+    def address(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    @routes.post("/auth/register", status_code=201, response_model=UserOut, summary="Create an account",
+                 responses={409: {"description": "email taken"}, 422: {"description": "invalid fields"}})
+    async def register(body: Registration, request: Request) -> JSONResponse:
+        await limit("register", address(request), settings.register_rate_limit_per_minute)
+        user = await call("identity", upstreams.identity, "Register", identity_pb2.RegisterRequest(
+            email=body.email, password=body.password, name=body.name
+        ))
+        return JSONResponse({"user_id": user.user_id, "email": user.email, "name": user.name}, status_code=201)
+
+    @routes.post("/auth/login", response_model=Tokens, summary="Exchange credentials for tokens",
+                 responses={401: {"description": "wrong email or password"}})
+    async def login(body: Credentials, request: Request) -> JSONResponse:
+        await limit("login", f"{body.email.strip().lower()}|{address(request)}", settings.login_rate_limit_per_minute)
+        pair = await call("identity", upstreams.identity, "Login", identity_pb2.LoginRequest(
+            email=body.email, password=body.password
+        ))
+        return _tokens(pair)
+
+    @routes.post("/auth/refresh", response_model=Tokens, summary="Rotate a refresh token for a new pair",
+                 responses={401: {"description": "unknown, used or expired refresh token"}})
+    async def refresh(body: RefreshToken) -> JSONResponse:
+        pair = await call("identity", upstreams.identity, "Refresh", identity_pb2.RefreshRequest(
+            refresh_token=body.refresh_token
+        ))
+        return _tokens(pair)
+
+    @routes.post("/auth/logout", status_code=204, summary="Revoke a refresh token", response_class=Response)
+    async def logout(body: RefreshToken) -> Response:
+        await call("identity", upstreams.identity, "Logout", identity_pb2.LogoutRequest(refresh_token=body.refresh_token))
+        return Response(status_code=204)
+
+    @routes.get("/me", response_model=Me, summary="The signed-in user",
+                responses={401: {"description": "no valid access token"}})
+    async def me(_: Annotated[auth.Principal, Depends(require_user)]) -> JSONResponse:
+        user = await call("identity", upstreams.identity, "GetUser", identity_pb2.GetUserRequest())
+        return JSONResponse({"user_id": user.user_id, "email": user.email, "name": user.name, "roles": list(user.roles)})
+
+    return routes

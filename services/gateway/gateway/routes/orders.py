@@ -1,0 +1,201 @@
+"""Orders at the edge: placing (idempotent), reading with payment and shipment, following, cancelling."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import grpc
+from agora.orders.v1 import orders_pb2
+from agora.payments.v1 import payments_pb2
+from agora.shipping.v1 import shipping_pb2
+from chassis.http import Problem
+from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from chassis import auth
+from gateway import views
+from gateway.models import Money
+from gateway.security import require_user
+from gateway.upstream import as_problem, call, optional
+from gateway.upstreams import Upstreams
+
+TERMINAL = {"SHIPPED", "CANCELLED"}
+FOLLOW_POLL_SECONDS = 0.2
+FOLLOW_MAX_SECONDS = 600
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+OrderId = Annotated[str, Path(min_length=1, max_length=64)]
+Line = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ShippingAddress(BaseModel):
+    name: Line
+    line1: Line
+    line2: Annotated[str, Field(max_length=200)] | None = None
+    city: Line
+    postal_code: Annotated[str, Field(min_length=1, max_length=20)]
+    country: Annotated[str, Field(min_length=2, max_length=56)]
+
+
+class PaymentMethod(BaseModel):
+    token: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class PlaceOrder(BaseModel):
+    shipping_address: ShippingAddress
+    payment: PaymentMethod
+
+
+class OrderLine(BaseModel):
+    product_id: str
+    name: str
+    quantity: int
+    unit_price: Money
+    line_total: Money
+
+
+class StatusChange(BaseModel):
+    status: str
+    at: str
+
+
+class Order(BaseModel):
+    order_id: str
+    status: str
+    status_reason: str | None
+    items: list[OrderLine]
+    total: Money
+    shipping_address: ShippingAddress
+    created_at: str
+    updated_at: str
+    history: list[StatusChange]
+
+
+class PaymentSummary(BaseModel):
+    status: str
+    amount_captured: Money
+    amount_refunded: Money
+
+
+class ShipmentSummary(BaseModel):
+    status: str
+    carrier: str
+    tracking_number: str
+
+
+class OrderDetails(Order):
+    payment: PaymentSummary | None
+    shipment: ShipmentSummary | None
+    degraded: list[str]
+
+
+class OrderList(BaseModel):
+    items: list[Order]
+    page: int
+    page_size: int
+    total: int
+
+
+def router(upstreams: Upstreams) -> APIRouter:
+    routes = APIRouter(prefix="/api/v1/orders", tags=["orders"],
+                       responses={401: {"description": "no valid access token"}})
+    User = Annotated[auth.Principal, Depends(require_user)]
+
+    @routes.post("", status_code=202, response_model=Order, summary="Place an order from the caller's cart",
+                 responses={400: {"description": "Idempotency-Key missing or malformed"},
+                            409: {"description": "the same key is still being processed"},
+                            422: {"description": "empty cart, invalid body, or key reused with another body"}})
+    async def place_order(
+        body: PlaceOrder, _: User,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    ) -> JSONResponse:
+        if idempotency_key is None:
+            raise Problem(400, "the Idempotency-Key header is required to place an order")
+        if not _IDEMPOTENCY_KEY.match(idempotency_key):
+            raise Problem(400, "Idempotency-Key must be 1 to 255 printable characters")
+        address = body.shipping_address
+        request = orders_pb2.PlaceOrderRequest(
+            idempotency_key=idempotency_key,
+            shipping_address=orders_pb2.Address(
+                name=address.name, line1=address.line1, line2=address.line2 or "", city=address.city,
+                postal_code=address.postal_code, country=address.country,
+            ),
+            payment_token=body.payment.token,
+        )
+        if upstreams.orders is None:
+            raise Problem(503, "orders is not running in this city", headers={"Retry-After": "5"})
+        try:
+            order = await upstreams.orders.PlaceOrder(request)
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.FAILED_PRECONDITION:  # the cart is empty
+                raise Problem(422, error.details() or "the cart is empty") from None
+            raise as_problem(error, "orders") from None
+        return JSONResponse(views.order(order), status_code=202)
+
+    @routes.get("", response_model=OrderList, summary="The caller's orders, newest first")
+    async def list_orders(
+        _: User, page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+        page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> JSONResponse:
+        response = await call("orders", upstreams.orders, "ListOrders",
+                              orders_pb2.ListOrdersRequest(page=page, page_size=page_size))
+        return JSONResponse(views.page([views.order(o) for o in response.items], page=page,
+                                       page_size=page_size, total=response.total))
+
+    @routes.get("/{order_id}", response_model=OrderDetails, summary="One of the caller's orders",
+                responses={404: {"description": "unknown, or not the caller's"}})
+    async def get_order(order_id: OrderId, _: User) -> JSONResponse:
+        return JSONResponse(await _details(upstreams, order_id))
+
+    @routes.get("/{order_id}/events", summary="Follow an order: one event per status change",
+                response_class=StreamingResponse,
+                responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "unknown"}})
+    async def follow_order(order_id: OrderId, _: User) -> StreamingResponse:
+        first = await call("orders", upstreams.orders, "GetOrder", orders_pb2.GetOrderRequest(order_id=order_id))
+        return StreamingResponse(_status_changes(upstreams, first), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    @routes.post("/{order_id}/cancel", status_code=202, response_model=Order, summary="Cancel before dispatch",
+                 responses={404: {"description": "unknown"}, 409: {"description": "already shipped or cancelled"}})
+    async def cancel_order(order_id: OrderId, _: User) -> JSONResponse:
+        order = await call("orders", upstreams.orders, "CancelOrder", orders_pb2.CancelOrderRequest(order_id=order_id))
+        return JSONResponse(views.order(order), status_code=202)
+
+    return routes
+
+
+async def _details(upstreams: Upstreams, order_id: str) -> dict[str, Any]:
+    """The order, plus payment and shipment when those services answer (otherwise `degraded`)."""
+    order = await call("orders", upstreams.orders, "GetOrder", orders_pb2.GetOrderRequest(order_id=order_id))
+    (payment, payment_degraded), (shipment, shipment_degraded) = await asyncio.gather(
+        optional("payments", upstreams.payments, "GetPayment", payments_pb2.GetPaymentRequest(order_id=order_id)),
+        optional("shipping", upstreams.shipping, "GetShipment", shipping_pb2.GetShipmentRequest(order_id=order_id)),
+    )
+    degraded = [name for name, failed in (("payment", payment_degraded), ("shipment", shipment_degraded)) if failed]
+    return {**views.order(order), "payment": views.payment(payment), "shipment": views.shipment(shipment),
+            "degraded": degraded}
+
+
+async def _status_changes(upstreams: Upstreams, first: Any) -> AsyncIterator[bytes]:
+    """Server-sent events: the current status, then each change, ending after a terminal one."""
+    last_status = None
+    order = first
+    deadline = asyncio.get_running_loop().time() + FOLLOW_MAX_SECONDS
+    while True:
+        if order.status != last_status:
+            last_status = order.status
+            yield f"event: status\ndata: {json.dumps(views.order(order))}\n\n".encode()
+            if order.status in TERMINAL:
+                return
+        if asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(FOLLOW_POLL_SECONDS)
+        try:
+            order = await upstreams.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=first.order_id))
+        except grpc.aio.AioRpcError:
+            yield b": orders unavailable, retrying\n\n"

@@ -1,0 +1,1 @@
+"""Identity: accounts, credentials and the tokens every other service trusts."""

@@ -1,0 +1,206 @@
+"""Accounts and sessions, in plain Python: what a valid account is, and when a refresh token works.
+
+Secrets (passwords, tokens) live in fields excluded from `repr`, so a command or a result that
+ends up in a log line or a traceback never shows one.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+CUSTOMER = "customer"
+ADMIN = "admin"
+
+PASSWORD_LENGTH = range(8, 129)
+MAX_EMAIL_LENGTH = 254
+MAX_NAME_LENGTH = 200
+# Deliberately loose: one @, no spaces, a dot in the domain. Whether the mailbox exists is
+# something only sending mail can tell.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+
+
+# ---------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True)
+class Register:
+    email: str
+    password: str = field(repr=False)
+    name: str
+
+
+@dataclass(frozen=True)
+class Login:
+    email: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Refresh:
+    refresh_token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Logout:
+    refresh_token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class GetUser:
+    user_id: str
+
+
+@dataclass(frozen=True)
+class GetJwks:
+    pass
+
+
+@dataclass(frozen=True)
+class EnsureAdmin:
+    email: str
+    password: str = field(repr=False)
+    name: str
+
+
+@dataclass(frozen=True)
+class RotateSigningKey:
+    pass
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class UserRegistered:
+    user_id: str
+    email: str
+    name: str
+
+
+# ---------------------------------------------------------------- errors
+
+
+class InvalidInput(Exception):
+    def __init__(self, violations: list[tuple[str, str]]):
+        super().__init__("; ".join(f"{name}: {message}" for name, message in violations))
+        self.violations = violations
+
+
+class EmailTaken(Exception):
+    pass
+
+
+class BadCredentials(Exception):
+    """Wrong email or wrong password: deliberately one error, so neither is revealed."""
+
+
+class InvalidRefreshToken(Exception):
+    """Unknown, used, revoked or expired: the client must log in again."""
+
+
+class UserNotFound(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- accounts
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    email: str
+    name: str
+    roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    email: str
+    password: str = field(repr=False)
+    name: str
+
+
+def normalize_email(email: str) -> str:
+    """Emails are unique whatever their case: `Ann@Example.com` and `ann@example.com` are one account."""
+    return email.strip().lower()
+
+
+def validate_account(email: str, password: str, name: str) -> NewAccount:
+    """Every violation at once, so a form can show them all; field names as the edge API has them."""
+    email = normalize_email(email)
+    name = name.strip()
+    violations = []
+    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
+        violations.append(("email", "must be a valid email address"))
+    if len(password) not in PASSWORD_LENGTH:
+        violations.append(("password", f"must be {PASSWORD_LENGTH.start} to {PASSWORD_LENGTH.stop - 1} characters"))
+    if not name:
+        violations.append(("name", "must not be empty"))
+    elif len(name) > MAX_NAME_LENGTH:
+        violations.append(("name", f"must be at most {MAX_NAME_LENGTH} characters"))
+    if violations:
+        raise InvalidInput(violations)
+    return NewAccount(email=email, password=password, name=name)
+
+
+def could_be_a_password(password: str) -> bool:
+    """No account has a password outside the allowed length, so such a login needs no hashing."""
+    return len(password) in PASSWORD_LENGTH
+
+
+# ---------------------------------------------------------------- tokens
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str = field(repr=False)
+    expires_in: int
+    refresh_token: str = field(repr=False)
+
+
+def access_claims(
+    user: User, *, issuer: str, audience: str, issued_at: datetime, lifetime: timedelta
+) -> dict[str, Any]:
+    iat = int(issued_at.timestamp())
+    return {
+        "sub": user.id,
+        "roles": sorted(user.roles),
+        "iss": issuer,
+        "aud": audience,
+        "iat": iat,
+        "exp": iat + int(lifetime.total_seconds()),
+        "jti": uuid.uuid4().hex,
+    }
+
+
+@dataclass(frozen=True)
+class StoredRefreshToken:
+    user_id: str
+    family_id: str
+    expires_at: datetime
+    used: bool
+    family_revoked: bool
+
+
+class RefreshVerdict(Enum):
+    ROTATE = "rotate"
+    REUSED = "reused"
+    REFUSE = "refuse"
+
+
+def judge_refresh(token: StoredRefreshToken | None, now: datetime) -> RefreshVerdict:
+    """A refresh token works once. Presenting one that was already rotated means two parties hold
+    it, one of them a thief; since we cannot tell which, the whole family (session) is revoked
+    (OAuth 2.0 Security BCP, RFC 9700 §4.14.2)."""
+    if token is None or token.family_revoked:
+        return RefreshVerdict.REFUSE
+    if token.used:
+        return RefreshVerdict.REUSED
+    if now >= token.expires_at:
+        return RefreshVerdict.REFUSE
+    return RefreshVerdict.ROTATE

@@ -1,0 +1,216 @@
+"""Identity's use cases: one verb-named function each, the command first, dependencies by keyword.
+
+Password hashing runs outside any transaction: a connection is never held while a CPU-heavy
+hash is computed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from chassis.logs import get_logger
+
+from identity import domain
+from identity.domain import (
+    ADMIN,
+    CUSTOMER,
+    BadCredentials,
+    EnsureAdmin,
+    GetJwks,
+    GetUser,
+    InvalidRefreshToken,
+    Login,
+    Logout,
+    Refresh,
+    RefreshVerdict,
+    Register,
+    RotateSigningKey,
+    TokenPair,
+    User,
+    UserNotFound,
+    UserRegistered,
+)
+from identity.passwords import PasswordHasher
+from identity.repository import Database, Repository
+from identity.tokens import KeyVault, SigningKey, jwks_document, new_refresh_token, refresh_token_digest
+
+log = get_logger(__name__)
+
+Clock = Callable[[], datetime]
+DEFAULT_ADMIN_NAME = "Administrator"
+
+
+class Outbox(Protocol):
+    async def add(self, conn: Any, event_name: str, data: dict[str, Any], *, subject: str | None = None) -> str: ...
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    issuer: str
+    audience: str
+    access_lifetime: timedelta
+    refresh_lifetime: timedelta
+    # A retired key stays published this long past the last token it signed can expire, so a
+    # verifier whose clock runs a little behind still finds it.
+    key_retirement_margin: timedelta = timedelta(minutes=1)
+
+
+async def register(command: Register, *, db: Database, hasher: PasswordHasher, outbox: Outbox, clock: Clock) -> User:
+    account = domain.validate_account(command.email, command.password, command.name)
+    password_hash = await hasher.hash(account.password)
+    user = User(id=str(uuid.uuid4()), email=account.email, name=account.name, roles=frozenset({CUSTOMER}))
+    async with db.transaction() as repo:
+        await repo.add_user(user, password_hash, clock())
+        await _record(outbox, repo, UserRegistered(user.id, user.email, user.name))
+    log.info("user_registered", user_id=user.id)
+    return user
+
+
+async def login(
+    command: Login, *, db: Database, hasher: PasswordHasher, vault: KeyVault, policy: TokenPolicy, clock: Clock
+) -> TokenPair:
+    async with db.transaction() as repo:
+        found = await repo.credentials(domain.normalize_email(command.email))
+    if not domain.could_be_a_password(command.password):
+        raise BadCredentials()
+    if found is None:
+        await hasher.verify_nothing(command.password)
+        raise BadCredentials()
+    user, password_hash = found
+    if not await hasher.verify(password_hash, command.password):
+        log.info("login_refused", user_id=user.id)
+        raise BadCredentials()
+    new_hash = await hasher.hash(command.password) if hasher.needs_rehash(password_hash) else None
+    now = clock()
+    async with db.transaction() as repo:
+        if new_hash is not None:
+            await repo.set_password_hash(user.id, new_hash)
+        family_id = str(uuid.uuid4())
+        await repo.start_family(family_id, user.id, now)
+        tokens = await _issue_tokens(repo, user, family_id, vault=vault, policy=policy, now=now)
+    log.info("user_logged_in", user_id=user.id, session=family_id)
+    return tokens
+
+
+async def refresh(command: Refresh, *, db: Database, vault: KeyVault, policy: TokenPolicy, clock: Clock) -> TokenPair:
+    now = clock()
+    async with db.transaction() as repo:
+        stored = await repo.refresh_token_for_update(refresh_token_digest(command.refresh_token))
+        verdict = domain.judge_refresh(stored, now)
+        if stored is not None and verdict is RefreshVerdict.ROTATE:
+            await repo.mark_used(refresh_token_digest(command.refresh_token), now)
+            user = await repo.user(stored.user_id)
+            if user is not None:
+                return await _issue_tokens(repo, user, stored.family_id, vault=vault, policy=policy, now=now)
+        if stored is not None and verdict is RefreshVerdict.REUSED:
+            await repo.revoke_family(stored.family_id, now)
+    # Raised after the commit: a replayed token's family stays revoked.
+    if stored is not None and verdict is RefreshVerdict.REUSED:
+        log.warning("refresh_token_reused", user_id=stored.user_id, session=stored.family_id)
+    raise InvalidRefreshToken()
+
+
+async def logout(command: Logout, *, db: Database, clock: Clock) -> None:
+    """Ends the session the token belongs to; an unknown token has nothing to end."""
+    async with db.transaction() as repo:
+        await repo.revoke_family_of(refresh_token_digest(command.refresh_token), clock())
+
+
+async def get_user(command: GetUser, *, db: Database) -> User:
+    async with db.transaction() as repo:
+        user = await repo.user(command.user_id)
+    if user is None:
+        raise UserNotFound(command.user_id)
+    return user
+
+
+async def get_jwks(command: GetJwks, *, db: Database, clock: Clock) -> dict[str, Any]:
+    async with db.transaction() as repo:
+        return jwks_document(await repo.published_keys(clock()))
+
+
+async def ensure_admin(
+    command: EnsureAdmin, *, db: Database, hasher: PasswordHasher, outbox: Outbox, clock: Clock
+) -> User:
+    """Creates the admin, or gives an existing account this password and the admin role."""
+    account = domain.validate_account(command.email, command.password, command.name or DEFAULT_ADMIN_NAME)
+    password_hash = await hasher.hash(account.password)
+    async with db.transaction() as repo:
+        found = await repo.credentials(account.email)
+        if found is None:
+            user = User(str(uuid.uuid4()), account.email, account.name, frozenset({CUSTOMER, ADMIN}))
+            await repo.add_user(user, password_hash, clock())
+            await _record(outbox, repo, UserRegistered(user.id, user.email, user.name))
+        else:
+            await repo.set_password_hash(found[0].id, password_hash)
+            user = await repo.grant_role(found[0].id, ADMIN)
+    log.info("admin_ensured", user_id=user.id, created=found is None)
+    return user
+
+
+async def rotate_signing_key(
+    command: RotateSigningKey, *, db: Database, vault: KeyVault, policy: TokenPolicy, clock: Clock
+) -> str:
+    """New tokens are signed with a new key at once; the old key stays published until every
+    token it signed has expired, then it is deleted."""
+    now = clock()
+    key = SigningKey.generate()
+    async with db.transaction() as repo:
+        await repo.lock_signing_keys()
+        await repo.forget_retired_signing_keys(now)
+        await repo.retire_signing_keys(now + policy.access_lifetime + policy.key_retirement_margin)
+        await repo.add_signing_key(key.kid, key.public_jwk(), vault.seal(key), now)
+    log.info("signing_key_rotated", kid=key.kid)
+    return key.kid
+
+
+async def ensure_signing_key(*, db: Database, vault: KeyVault, clock: Clock) -> None:
+    """The first start creates the first key; replicas starting together create only one. A
+    later start opens the active key, so a wrong key-encryption key stops the process at once."""
+    async with db.transaction() as repo:
+        await repo.lock_signing_keys()
+        active = await repo.active_signing_key()
+        if active is None:
+            key = SigningKey.generate()
+            await repo.add_signing_key(key.kid, key.public_jwk(), vault.seal(key), clock())
+            log.info("signing_key_created", kid=key.kid)
+        else:
+            vault.open(*active)
+
+
+async def _issue_tokens(
+    repo: Repository, user: User, family_id: str, *, vault: KeyVault, policy: TokenPolicy, now: datetime
+) -> TokenPair:
+    # The active key is read for every token, so a rotation done through any replica takes
+    # effect on all of them at once.
+    active = await repo.active_signing_key()
+    if active is None:
+        raise RuntimeError("no signing key: ensure_signing_key runs at start-up")
+    refresh_token = new_refresh_token()
+    await repo.add_refresh_token(refresh_token_digest(refresh_token), family_id, now, now + policy.refresh_lifetime)
+    claims = domain.access_claims(
+        user, issuer=policy.issuer, audience=policy.audience, issued_at=now, lifetime=policy.access_lifetime
+    )
+    access_token = vault.open(*active).sign(claims)
+    return TokenPair(access_token, int(policy.access_lifetime.total_seconds()), refresh_token)
+
+
+async def _record(outbox: Outbox, repo: Repository, event: UserRegistered) -> None:
+    data = {"user_id": event.user_id, "email": event.email, "name": event.name}
+    await outbox.add(repo.connection, type(event).__name__, data, subject=event.user_id)
+
+
+HANDLERS: dict[type, Callable[..., Any]] = {
+    Register: register,
+    Login: login,
+    Refresh: refresh,
+    Logout: logout,
+    GetUser: get_user,
+    GetJwks: get_jwks,
+    EnsureAdmin: ensure_admin,
+    RotateSigningKey: rotate_signing_key,
+}

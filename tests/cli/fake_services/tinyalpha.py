@@ -1,0 +1,3 @@
+from tinyservice import main
+
+main("tinyalpha")

@@ -1,0 +1,121 @@
+"""`agora up --detach`, `status`, the supervisor's restarts and `down`, on a city of stand-ins."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import socket
+from email.message import EmailMessage
+from urllib.request import urlopen
+
+from tests.cli.conftest import City, alive, free_port, wait_for
+
+
+def test_up_status_restart_down_leaves_no_process(city: City) -> None:
+    started = city.agora("up", "--detach", "--timeout", "30")
+    assert started.returncode == 0, started.stderr
+    assert f"http://127.0.0.1:{city.env['AGORA_GATEWAY_PORT']}" in started.stdout
+
+    status = city.status()
+    assert set(status) == {"services", "infra"}
+    assert [entry["name"] for entry in status["services"]] == ["tinyalpha", "tinybeta", "tinygate"]
+    for entry in status["services"]:
+        assert set(entry) == {"name", "pid", "healthy", "grpc", "http"}
+        assert entry["healthy"] is True
+        assert alive(entry["pid"])
+    gate = next(entry for entry in status["services"] if entry["name"] == "tinygate")
+    assert gate["grpc"] is None and gate["http"] == f"127.0.0.1:{city.env['AGORA_GATEWAY_PORT']}"
+    assert {entry["name"] for entry in status["infra"]} == {"postgres", "nats", "redis", "smtp"}
+    for entry in status["infra"]:
+        assert set(entry) == {"name", "pid", "url", "embedded", "healthy"}
+        assert entry["embedded"] is True and entry["healthy"] is True and alive(entry["pid"])
+    postgres = next(entry for entry in status["infra"] if entry["name"] == "postgres")
+    assert ":" not in postgres["url"].split("@")[0].removeprefix("postgresql://"), "password shown"
+
+    victim = status["services"][0]
+    os.kill(victim["pid"], signal.SIGKILL)
+
+    def restarted() -> bool:
+        entry = city.status()["services"][0]
+        return entry["pid"] != victim["pid"] and entry["healthy"]
+
+    assert wait_for(restarted, timeout=15)
+
+    everything = city.processes()
+    assert len(everything) == 1 + 3 + 4
+    stopped = city.agora("down")
+    assert stopped.returncode == 0, stopped.stderr
+    assert not [pid for pid, _ in everything if alive(pid)]
+    assert not (city.home / "city.json").exists()
+
+
+def test_services_get_their_environment(city: City) -> None:
+    assert city.agora("up", "--detach", "--timeout", "30").returncode == 0
+    services = {entry["name"]: entry for entry in city.state()["services"]}
+    with urlopen(f"http://{services['tinybeta']['http']}/env", timeout=5) as response:
+        beta = json.load(response)
+    assert beta["AGORA_SERVICE"] == "tinybeta"
+    assert beta["AGORA_CITY"] == city.env["AGORA_CITY"]
+    assert json.loads(beta["AGORA_PEERS"]) == {"tinyalpha": [services["tinyalpha"]["grpc"]]}
+    assert beta["AGORA_ALLOWED_CALLERS"] == "tinygate,cli"
+    assert beta["AGORA_DSN"].startswith(f"postgresql://{city.env['AGORA_CITY']}_tinybeta:")
+    assert beta["AGORA_REDIS_URL"].startswith("redis://127.0.0.1:")
+    assert beta["AGORA_MTLS"] == "on"
+    for name in ("ca.pem", "tinybeta.pem", "tinybeta.key", "cli.pem", "cli.key"):
+        assert (city.home / "tls" / name).exists()
+    assert (city.home / "tls" / "tinybeta.key").stat().st_mode & 0o777 == 0o600
+    assert (city.home / "secrets" / "tinybeta.password").stat().st_mode & 0o777 == 0o600
+
+
+def test_second_up_in_the_same_home_fails_with_one_line(city: City) -> None:
+    assert city.agora("up", "--detach", "--timeout", "30").returncode == 0
+    second = city.agora("up", "--detach", "--timeout", "30")
+    assert second.returncode != 0
+    assert second.stderr.strip().count("\n") == 0
+    assert "already running" in second.stderr
+
+
+def test_gateway_port_in_use_fails_with_one_line(city: City) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = city.agora("up", "--detach", "--timeout", "30", AGORA_GATEWAY_PORT=port)
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"port {port}" in result.stderr and "in use" in result.stderr
+    assert not (city.home / "city.json").exists()
+
+
+def test_unreachable_external_server_fails_with_one_line(city: City) -> None:
+    nowhere = f"nats://127.0.0.1:{free_port()}"
+    result = city.agora("up", "--detach", "--timeout", "30", AGORA_NATS_URL=nowhere)
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "AGORA_NATS_URL" in result.stderr and "Traceback" not in result.stderr
+    assert not (city.home / "city.json").exists()
+
+
+def test_a_service_that_never_gets_ready_fails_up_with_its_log(city: City) -> None:
+    result = city.agora("up", "--detach", "--timeout", "4", TINY_BROKEN="tinybeta")
+    assert result.returncode != 0
+    assert "tinybeta" in result.stderr and "broken on purpose" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (city.home / "city.json").exists()
+
+
+def test_mail_lists_what_the_embedded_sink_received(city: City) -> None:
+    assert city.agora("up", "--detach", "--timeout", "30").returncode == 0
+    smtp = next(entry for entry in city.state()["infra"] if entry["name"] == "smtp")
+    host, port = smtp["url"].removeprefix("smtp://").split(":")
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "shop@agora.local", "ada@example.com", "Your order"
+    message.set_content("shipped")
+    with smtplib.SMTP(host, int(port), timeout=5) as client:
+        client.send_message(message)
+    listing = city.agora("mail")
+    assert "ada@example.com" in listing.stdout and "Your order" in listing.stdout
+    whole = city.agora("mail", "--show", "1")
+    assert "shipped" in whole.stdout

@@ -1,0 +1,101 @@
+"""The embedded servers and provisioning, driven directly (no supervisor), against real binaries."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from agora_cli import infra
+from agora_cli.config import Home
+from agora_cli.errors import AgoraError
+from agora_cli.net import wait_until
+from agora_cli.processes import same_process_alive
+from agora_cli.provision import provision
+from tests.cli.conftest import free_port
+from tests.conftest import ADMIN_DSN, unique_city
+
+
+async def started(server: infra.Infra) -> infra.Infra:
+    assert server.child is not None
+    server.child.spawn()
+    assert await wait_until(lambda: infra.answers(server), timeout=30), server.child.log_path.read_text()
+    return server
+
+
+async def stop(server: infra.Infra) -> None:
+    assert server.child is not None
+    pid, created = server.child.pid, server.child.created
+    await server.child.stop(10)
+    assert not same_process_alive(pid, created)
+    assert not await infra.answers(server)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    home = Home(tmp_path / "home")
+    home.create()
+    return home
+
+
+@pytest.fixture
+async def postgres(home: Home) -> AsyncIterator[infra.Infra]:
+    server = await asyncio.to_thread(infra.postgres, home, free_port(), "superuser-secret")
+    await started(server)
+    yield server
+    await stop(server)
+
+
+async def test_nats_redis_and_smtp_start_answer_and_stop(home: Home) -> None:
+    servers = [infra.nats(home, free_port(), free_port()), infra.redis(home, free_port()), infra.smtp(home, free_port())]
+    await asyncio.gather(*(started(server) for server in servers))
+    for server in servers:
+        await stop(server)
+
+
+async def test_a_service_role_reaches_only_its_own_database_and_needs_its_password(
+    postgres: infra.Infra, home: Home
+) -> None:
+    city = unique_city()
+    alpha = await provision(postgres.url, city, "alpha", "alpha-secret")
+    beta = await provision(postgres.url, city, "beta", "beta-secret")
+
+    connection = await asyncpg.connect(alpha)
+    await connection.execute("CREATE TABLE things (id int)")
+    await connection.close()
+
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await asyncpg.connect(beta.rsplit("/", 1)[0] + f"/{city}_alpha")
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(alpha.replace("alpha-secret", "guess"))
+
+    assert await provision(postgres.url, city, "alpha", "alpha-secret") == alpha
+    connection = await asyncpg.connect(alpha)
+    assert await connection.fetchval("SELECT count(*) FROM things") == 0
+    await connection.close()
+
+
+async def test_provisioning_on_an_external_server_revokes_public_connect() -> None:
+    city = unique_city()
+    alpha = await provision(ADMIN_DSN, city, "alpha", "alpha-secret")
+    beta = await provision(ADMIN_DSN, city, "beta", "beta-secret")
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await asyncpg.connect(beta.rsplit("/", 1)[0] + f"/{city}_alpha")
+        connection = await asyncpg.connect(alpha)
+        await connection.close()
+    finally:
+        admin = await asyncpg.connect(ADMIN_DSN)
+        for name in (f"{city}_alpha", f"{city}_beta"):
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
+        await admin.close()
+
+
+async def test_an_external_server_that_does_not_answer_is_named() -> None:
+    server = infra.external("redis", f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(AgoraError, match="AGORA_REDIS_URL"):
+        await infra.check_external(server)

@@ -1,0 +1,117 @@
+"""Registration, login and the account, through identity's real gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+
+import grpc
+import jwt
+from agora.identity.v1 import identity_pb2
+from chassis.grpc import FIELD_VIOLATIONS_KEY
+
+from tests.identity.conftest import PASSWORD, Identity, rpc_error
+
+
+async def test_a_registered_user_logs_in_and_reads_their_account(identity: Identity) -> None:
+    user = await identity.register("Ada@Example.com", name="Ada Lovelace")
+    assert (user.email, user.name, list(user.roles)) == ("ada@example.com", "Ada Lovelace", ["customer"])
+
+    tokens = await identity.login("ada@example.com")
+    assert tokens.token_type == "Bearer" and tokens.expires_in == 900 and tokens.refresh_token
+
+    me = await identity.me(tokens.access_token)
+    assert (me.user_id, me.email, me.name) == (user.user_id, "ada@example.com", "Ada Lovelace")
+    assert list(me.roles) == ["customer"]
+
+
+async def test_the_access_token_is_a_short_lived_eddsa_jwt_any_service_can_verify(identity: Identity) -> None:
+    user = await identity.register("ada@example.com")
+    token = (await identity.login("ada@example.com")).access_token
+
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert header["alg"] == "EdDSA" and header["kid"]
+    assert claims["sub"] == user.user_id and claims["roles"] == ["customer"]
+    assert (claims["iss"], claims["aud"]) == ("agora-identity", "agora")
+    assert claims["exp"] - claims["iat"] == 900 and claims["jti"]
+    assert (await identity.verifier().verify(token)).user_id == user.user_id
+
+
+async def test_an_email_is_taken_whatever_its_case(identity: Identity) -> None:
+    await identity.register("ada@example.com")
+    error = await rpc_error(identity.register("  ADA@example.COM"))
+    assert error.code() is grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_invalid_registrations_name_every_bad_field(identity: Identity) -> None:
+    error = await rpc_error(identity.register("not-an-email", password="x" * 7, name=" "))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    violations = json.loads(dict(error.trailing_metadata())[FIELD_VIOLATIONS_KEY])
+    assert [violation["field"] for violation in violations] == ["email", "password", "name"]
+
+    error = await rpc_error(identity.register("ada@example.com", password="x" * 129))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert (await identity.register("ada@example.com", password="x" * 128)).user_id
+
+
+async def test_a_wrong_password_and_an_unknown_email_get_the_same_answer(identity: Identity) -> None:
+    await identity.register("ada@example.com")
+    wrong_password = await rpc_error(identity.login("ada@example.com", "wrong password"))
+    unknown_email = await rpc_error(identity.login("nobody@example.com", "wrong password"))
+    assert wrong_password.code() is unknown_email.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert wrong_password.details() == unknown_email.details()
+
+
+async def test_an_unknown_email_costs_as_much_time_as_a_wrong_password(identity: Identity) -> None:
+    await identity.register("ada@example.com")
+
+    async def median_seconds(email: str) -> float:
+        durations = []
+        for _ in range(5):
+            started = time.perf_counter()
+            await rpc_error(identity.login(email, "wrong password"))
+            durations.append(time.perf_counter() - started)
+        return statistics.median(durations)
+
+    wrong_password = await median_seconds("ada@example.com")
+    unknown_email = await median_seconds("nobody@example.com")
+    assert unknown_email > 0.6 * wrong_password
+
+
+async def test_passwords_are_stored_as_argon2id_hashes(identity: Identity) -> None:
+    await identity.register("ada@example.com")
+    stored = await identity.pool.fetchval("SELECT password_hash FROM users")
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert PASSWORD not in stored
+
+
+async def test_reading_the_account_needs_a_valid_access_token(identity: Identity) -> None:
+    await identity.register("ada@example.com")
+    token = (await identity.login("ada@example.com")).access_token
+    missing = await rpc_error(identity.call("GetUser", identity_pb2.GetUserRequest()))
+    forged = await rpc_error(identity.me(token[:-4] + "AAAA"))
+    assert missing.code() is forged.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_registration_publishes_user_registered_through_the_outbox(identity: Identity) -> None:
+    user = await identity.register("ada@example.com", name="Ada")
+    row = await identity.pool.fetchrow("SELECT subject, envelope FROM outbox")
+    envelope = json.loads(row["envelope"])
+    assert row["subject"] == f"{identity.settings.city}.identity.UserRegistered"
+    assert envelope["type"] == "agora.identity.UserRegistered.v1"
+    assert envelope["data"] == {"user_id": user.user_id, "email": "ada@example.com", "name": "Ada"}
+    for _ in range(100):
+        if await identity.pool.fetchval("SELECT published_at IS NOT NULL FROM outbox"):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the relay never published UserRegistered")
+
+
+async def test_a_refused_registration_publishes_nothing(identity: Identity) -> None:
+    await identity.register("ada@example.com")
+    await rpc_error(identity.register("ADA@example.com"))
+    assert await identity.pool.fetchval("SELECT count(*) FROM outbox") == 1

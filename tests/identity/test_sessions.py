@@ -1,0 +1,86 @@
+"""Refresh tokens: single use, rotated on every refresh, a replay revokes the session."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import grpc
+from agora.identity.v1 import identity_pb2
+
+from tests.identity.conftest import PASSWORD, Identity, rpc_error
+
+
+async def _logged_in(identity: Identity) -> identity_pb2.TokenPair:
+    await identity.register("ada@example.com")
+    return await identity.login("ada@example.com")
+
+
+async def test_a_refresh_rotates_and_the_old_token_stops_working(identity: Identity) -> None:
+    first = await _logged_in(identity)
+    second = await identity.refresh(first.refresh_token)
+    assert second.refresh_token != first.refresh_token and second.access_token != first.access_token
+    assert (await identity.me(second.access_token)).email == "ada@example.com"
+
+    error = await rpc_error(identity.refresh(first.refresh_token))
+    assert error.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_replaying_a_rotated_token_revokes_the_whole_session(identity: Identity) -> None:
+    stolen = await _logged_in(identity)
+    legitimate = await identity.refresh(stolen.refresh_token)
+    newest = await identity.refresh(legitimate.refresh_token)
+
+    await rpc_error(identity.refresh(stolen.refresh_token))
+    error = await rpc_error(identity.refresh(newest.refresh_token))
+    assert error.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_replay_leaves_the_users_other_sessions_alone(identity: Identity) -> None:
+    phone = await _logged_in(identity)
+    laptop = await identity.login("ada@example.com")
+    await identity.refresh(phone.refresh_token)
+    await rpc_error(identity.refresh(phone.refresh_token))
+    assert (await identity.refresh(laptop.refresh_token)).refresh_token
+
+
+async def test_logout_ends_the_session(identity: Identity) -> None:
+    tokens = await _logged_in(identity)
+    await identity.call("Logout", identity_pb2.LogoutRequest(refresh_token=tokens.refresh_token))
+    error = await rpc_error(identity.refresh(tokens.refresh_token))
+    assert error.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_logging_out_an_unknown_token_succeeds(identity: Identity) -> None:
+    await identity.call("Logout", identity_pb2.LogoutRequest(refresh_token="never-issued"))
+
+
+async def test_a_refresh_token_expires_after_its_lifetime(identity: Identity) -> None:
+    tokens = await _logged_in(identity)
+    identity.clock.advance(timedelta(days=29))
+    tokens = await identity.refresh(tokens.refresh_token)
+    identity.clock.advance(timedelta(days=30))
+    error = await rpc_error(identity.refresh(tokens.refresh_token))
+    assert error.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_unknown_refresh_tokens_are_refused(identity: Identity) -> None:
+    await _logged_in(identity)
+    for token in ["", "made-up", "x" * 10_000]:
+        error = await rpc_error(identity.refresh(token))
+        assert error.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_refresh_tokens_are_stored_only_as_hashes(identity: Identity) -> None:
+    tokens = await _logged_in(identity)
+    stored = await identity.pool.fetchval("SELECT digest FROM refresh_tokens")
+    assert stored == hashlib.sha256(tokens.refresh_token.encode()).digest()
+
+
+async def test_a_refresh_carries_roles_granted_since_login(identity: Identity) -> None:
+    tokens = await _logged_in(identity)
+    await identity.call(
+        "EnsureAdmin", identity_pb2.EnsureAdminRequest(email="ada@example.com", password=PASSWORD), caller="cli"
+    )
+    principal = await identity.verifier().verify((await identity.refresh(tokens.refresh_token)).access_token)
+    assert principal.roles == {"customer", "admin"}
