@@ -20,8 +20,12 @@ from typing import Any
 
 import jwt
 
+from chassis.logs import get_logger
+
 ALGORITHMS = ("EdDSA",)
 _REQUIRED_CLAIMS = ["sub", "exp", "iat", "iss", "aud"]
+
+log = get_logger(__name__)
 
 
 class Unauthenticated(Exception):
@@ -74,7 +78,9 @@ class TokenVerifier:
     coalesced (concurrent callers share one) and at least `refresh_interval` seconds apart: a
     caller arriving sooner waits for the next allowed fetch instead of being refused, so a key
     rotated in a moment ago is still found, while a flood of forged key ids costs identity at
-    most one call per interval.
+    most one call per interval. Keys older than `max_age` seconds are refreshed in the
+    background while the cached ones keep serving, so a key identity stops publishing is
+    dropped here too, and an identity outage does not slow down verification.
     """
 
     def __init__(
@@ -85,14 +91,16 @@ class TokenVerifier:
         audience: str,
         algorithms: tuple[str, ...] = ALGORITHMS,
         refresh_interval: float = 1.0,
+        max_age: float = 300.0,
         leeway: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self._fetch = fetch_jwks
+        self._fetch_jwks = fetch_jwks
         self._issuer = issuer
         self._audience = audience
         self._algorithms = list(algorithms)
         self._refresh_interval = refresh_interval
+        self._max_age = max_age
         self._leeway = leeway
         self._clock = clock
         self._keys: dict[str, Any] = {}
@@ -131,20 +139,23 @@ class TokenVerifier:
 
     async def _key_for(self, kid: str) -> Any:
         if kid not in self._keys:
-            await self._refresh()
+            try:
+                # Shielded: one caller giving up (its deadline passed) must not cancel the others' fetch.
+                await asyncio.shield(self._fetch())
+            except Exception as error:  # identity unreachable: the token cannot be checked
+                raise Unauthenticated(f"cannot fetch signing keys: {type(error).__name__}") from None
+        elif self._fetched_at is not None and self._clock() - self._fetched_at > self._max_age:
+            self._fetch().add_done_callback(_log_failed_refresh)
         try:
             return self._keys[kid]
         except KeyError:
             raise Unauthenticated("unknown signing key") from None
 
-    async def _refresh(self) -> None:
+    def _fetch(self) -> asyncio.Future[None]:
+        """The JWKS fetch in progress, or a new one."""
         if self._pending is None:
             self._pending = asyncio.ensure_future(self._fetch_when_allowed())
-        try:
-            # Shielded: one caller giving up (its deadline passed) must not cancel the others' fetch.
-            await asyncio.shield(self._pending)
-        except Exception as error:  # identity unreachable: the token cannot be checked
-            raise Unauthenticated(f"cannot fetch signing keys: {type(error).__name__}") from None
+        return self._pending
 
     async def _fetch_when_allowed(self) -> None:
         try:
@@ -153,9 +164,14 @@ class TokenVerifier:
                 if wait > 0:
                     await asyncio.sleep(wait)
             self._fetched_at = self._clock()
-            self._keys = _usable_keys(await self._fetch(), self._algorithms)
+            self._keys = _usable_keys(await self._fetch_jwks(), self._algorithms)
         finally:
             self._pending = None
+
+
+def _log_failed_refresh(fetch: asyncio.Future[None]) -> None:
+    if not fetch.cancelled() and fetch.exception() is not None:
+        log.warning("jwks_refresh_failed", error=type(fetch.exception()).__name__)
 
 
 def _usable_keys(jwks: Mapping[str, Any], algorithms: list[str]) -> dict[str, Any]:

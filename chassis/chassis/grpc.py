@@ -274,7 +274,10 @@ class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
                     time.perf_counter() - started
                 )
 
-        with _tracer.start_as_current_span(f"{self._target}/{method}", kind=SpanKind.CLIENT):
+        # A timeout the caller gave this one call narrows the deadline like an incoming one does.
+        with _tracer.start_as_current_span(f"{self._target}/{method}", kind=SpanKind.CLIENT), deadline_scope(
+            client_call_details.timeout
+        ):
             return await self._guard.call(
                 lambda timeout: attempt(timeout_for_next_call(timeout)), idempotent=idempotent
             )

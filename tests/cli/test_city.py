@@ -99,7 +99,7 @@ def test_unreachable_external_server_fails_with_one_line(city: City) -> None:
 
 
 def test_a_service_that_never_gets_ready_fails_up_with_its_log(city: City) -> None:
-    result = city.agora("up", "--detach", "--timeout", "4", TINY_BROKEN="tinybeta")
+    result = city.agora("up", "--detach", "--timeout", "12", TINY_BROKEN="tinybeta")
     assert result.returncode != 0
     assert "tinybeta" in result.stderr and "broken on purpose" in result.stderr
     assert "Traceback" not in result.stderr

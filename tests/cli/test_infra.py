@@ -35,8 +35,8 @@ async def stop(server: infra.Infra) -> None:
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Home:
-    home = Home(tmp_path / "home")
+def home(agora_home: Path) -> Home:
+    home = Home(agora_home)
     home.create()
     return home
 

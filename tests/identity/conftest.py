@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from typing import Any
 
 import asyncpg
 import grpc
+import nats
+import nats.js.errors
 import pytest
 from agora.identity.v1 import identity_pb2, identity_pb2_grpc
 from chassis.grpc import CALLER_METADATA
@@ -70,6 +73,15 @@ class Identity:
     async def me(self, access_token: str) -> Any:
         return await self.call("GetUser", identity_pb2.GetUserRequest(), access_token=access_token)
 
+    async def published_events(self, at_least: int) -> list[dict[str, Any]]:
+        """The CloudEvents identity has published so far on its stream, once there are `at_least`."""
+        connection = await nats.connect(NATS_URL)
+        try:
+            stream = await _stream_of(connection.jetstream(), f"{self.settings.city}_identity".upper(), at_least)
+            return [json.loads(message.data) for message in stream]
+        finally:
+            await connection.close()
+
     def verifier(self) -> auth.TokenVerifier:
         """What any other service uses: the JWKS fetched over gRPC."""
 
@@ -78,6 +90,16 @@ class Identity:
             return auth.jwks_from_json(response.jwks_json)
 
         return auth.TokenVerifier(fetch_jwks, issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience)
+
+
+async def _stream_of(jetstream: Any, stream: str, at_least: int) -> list[Any]:
+    async with asyncio.timeout(10):
+        while True:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                state = (await jetstream.stream_info(stream)).state
+                if state.messages >= at_least:
+                    return [await jetstream.get_msg(stream, seq) for seq in range(state.first_seq, state.last_seq + 1)]
+            await asyncio.sleep(0.05)
 
 
 async def rpc_error(call: Awaitable[Any]) -> grpc.aio.AioRpcError:

@@ -56,7 +56,8 @@ def test_access_claims_carry_what_every_verifier_checks() -> None:
 
 
 def _stored(**overrides: object) -> domain.StoredRefreshToken:
-    values: dict = {"user_id": "u", "family_id": "f", "expires_at": NOW + timedelta(days=1), "used": False,
+    user = domain.User("u", "ada@example.com", "Ada", frozenset({domain.CUSTOMER}))
+    values: dict = {"user": user, "family_id": "f", "expires_at": NOW + timedelta(days=1), "used": False,
                     "family_revoked": False}
     return domain.StoredRefreshToken(**(values | overrides))
 

@@ -89,7 +89,8 @@ async def test_the_service_runs_as_a_process_and_never_logs_secrets(fresh_databa
             await connection.close()
         secrets.append((tmp_path / "secrets" / "identity-signing.kek").read_text().strip())
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(process.wait(), 15)
         except TimeoutError:

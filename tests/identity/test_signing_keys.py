@@ -65,7 +65,9 @@ async def test_only_the_operator_may_rotate_keys_or_ensure_an_admin(identity: Id
 async def test_ensure_admin_is_idempotent_and_grants_the_admin_role(identity: Identity) -> None:
     async def ensure(password: str) -> identity_pb2.User:
         request = identity_pb2.EnsureAdminRequest(email="Root@Example.com", password=password)
-        return await identity.call("EnsureAdmin", request, caller="cli")
+        response = await identity.call("EnsureAdmin", request, caller="cli")
+        assert response.has_requested_password
+        return response.user
 
     first = await ensure("first password")
     again = await ensure("second password")
@@ -79,8 +81,21 @@ async def test_ensure_admin_is_idempotent_and_grants_the_admin_role(identity: Id
 async def test_ensure_admin_promotes_an_existing_customer(identity: Identity) -> None:
     customer = await identity.register("ada@example.com")
     request = identity_pb2.EnsureAdminRequest(email="ada@example.com", password="new password", name="Ignored")
-    admin = await identity.call("EnsureAdmin", request, caller="cli")
+    admin = (await identity.call("EnsureAdmin", request, caller="cli")).user
     assert (admin.user_id, admin.name, set(admin.roles)) == (customer.user_id, "Ada", {"customer", "admin"})
+
+
+async def test_a_generated_admin_password_never_replaces_an_existing_admin(identity: Identity) -> None:
+    async def ensure(email: str, password: str) -> identity_pb2.EnsureAdminResponse:
+        request = identity_pb2.EnsureAdminRequest(email=email, password=password, only_if_no_admin=True)
+        return await identity.call("EnsureAdmin", request, caller="cli")
+
+    created = await ensure("admin@agora.local", "generated password one")
+    assert created.has_requested_password and created.user.email == "admin@agora.local"
+    kept = await ensure("admin@agora.local", "generated password two")
+    assert not kept.has_requested_password and kept.user.user_id == created.user.user_id
+    await identity.login("admin@agora.local", "generated password one")
+    await rpc_error(identity.login("admin@agora.local", "generated password two"))
 
 
 async def test_private_keys_are_sealed_at_rest(identity: Identity) -> None:

@@ -38,6 +38,8 @@ class Delivery(Protocol):
     headers: Mapping[str, str]
     origin: str
     """Where it was published (a NATS subject, an AMQP routing key)."""
+    ref: str
+    """The broker's identity for this message, the same on every redelivery (a stream sequence)."""
     deliveries: int
     """1 on the first delivery."""
 
@@ -67,6 +69,8 @@ class DeadLetter:
     deliveries: int
     dead_lettered_at: str
     body: bytes
+    message_ref: str = ""
+    """The broker's identity for the original message: one letter per message and consumer."""
     event_id: str | None = None
     event_type: str | None = None
     ref: str = field(default="", compare=False)

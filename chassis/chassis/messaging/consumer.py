@@ -1,112 +1,171 @@
 """Consuming events: validate, claim in the inbox, handle, commit, and only then ack.
 
-A handler that raises is retried with exponential backoff (the broker redelivers); after
-`max_deliveries` the event goes to the dead-letter stream with its error. An event that can
-never succeed (not JSON, unknown type, fails its schema) goes there at once. Either way the
-consumer moves on: one bad event never blocks the others or crash-loops the service.
+A handler that raises is rolled back and redelivered with exponential backoff; on its
+`max_deliveries`-th failure the event goes to dead letters with the error. A message that can
+never succeed (not JSON, not a CloudEvent, a type without a schema, data its schema refuses)
+goes there at once. Either way the consumer moves on: one bad event never blocks the others.
+
+Concurrency: up to `concurrency` events are handled at once, but events about the same
+aggregate (the CloudEvents `subject`) run one after another in the order the broker delivered
+them. A retried event is redelivered later, so it may be overtaken by a newer event about the
+same aggregate: handlers of events that must apply in order check the aggregate's state.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
-from prometheus_client import Counter, Histogram
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chassis.logs import get_logger
-from chassis.messaging import envelope as envelopes
-from chassis.messaging.bus import Bus, Delivery, Subscription
-from chassis.messaging.dlq import dead_letter
+from chassis.messaging import _metrics
+from chassis.messaging.bus import EVENT_TYPE_HEADER, Bus, DeadLetter, Delivery, Subscription
+from chassis.messaging.envelope import Envelope, MalformedEvent
 from chassis.messaging.inbox import Inbox
 
-Handler = Callable[[envelopes.Event, Any], Awaitable[None]]
+Handler = Callable[[Envelope, Any], Awaitable[None]]
+"""`handler(event, tx)`: `tx` is the inbox's transaction (an asyncpg connection in Postgres)."""
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer("chassis.messaging")
 
-consumed = Counter("agora_events_consumed_total", "Events consumed", ["consumer", "type", "outcome"])
-handler_duration = Histogram(
-    "agora_event_handler_duration_seconds", "Event handler duration", ["consumer", "type"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
-)
-
-
-def backoff_seconds(deliveries: int, *, base: float = 0.1, cap: float = 10.0) -> float:
-    return min(cap, base * 2 ** max(0, deliveries - 1))
-
 
 class Consumer:
-    """One durable consumer per consuming service, fed by every producer it subscribes to."""
+    """A service's subscription table, run: `Consumer("payments", bus, inbox, {type: handler})`."""
 
-    def __init__(
-        self, name: str, bus: Bus, inbox: Inbox, subscriptions: Mapping[str, Handler], *,
-        max_deliveries: int = 8, concurrency: int = 16,
-    ):
+    def __init__(self, name: str, bus: Bus, inbox: Inbox, handlers: Mapping[str, Handler], *,
+                 max_deliveries: int = 8, concurrency: int = 16, retry_base_seconds: float = 0.5,
+                 retry_max_seconds: float = 60.0):
         self.name = name
         self._bus = bus
         self._inbox = inbox
-        self._subscriptions = dict(subscriptions)
+        self._handlers = dict(handlers)
         self._max_deliveries = max_deliveries
         self._concurrency = concurrency
-        self._running: list[Subscription] = []
-
-    @property
-    def producers(self) -> set[str]:
-        return {event_type.split(".")[1] for event_type in self._subscriptions}
+        self._retry_base = retry_base_seconds
+        self._retry_max = retry_max_seconds
+        self._subscription: Subscription | None = None
+        self._tails: dict[str, asyncio.Future[None]] = {}
 
     async def start(self) -> None:
-        for producer in sorted(self.producers):
-            self._running.append(
-                await self._bus.subscribe(self.name, producer, self.deliver, concurrency=self._concurrency)
-            )
+        self._subscription = await self._bus.subscribe(
+            self.name, self._handlers, self._on_delivery, concurrency=self._concurrency,
+            max_deliveries=self._max_deliveries,
+        )
 
     async def stop(self) -> None:
-        for subscription in self._running:
-            await subscription.stop()
-        self._running.clear()
+        """Stops taking events and finishes the ones being handled."""
+        if self._subscription is not None:
+            await self._subscription.stop()
+            self._subscription = None
 
-    async def deliver(self, delivery: Delivery) -> None:
+    async def __aenter__(self) -> Consumer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    def retry_delay(self, deliveries: int) -> float:
+        return min(self._retry_max, self._retry_base * 2 ** (deliveries - 1))
+
+    async def _on_delivery(self, delivery: Delivery) -> None:
         try:
-            event = envelopes.parse(delivery.body)
-        except envelopes.MalformedEvent as error:
-            await self._dead_letter(delivery, str(error), "malformed")
+            event = Envelope.parse(delivery.body)
+        except MalformedEvent as error:
+            await self._dead_letter(delivery, None, f"malformed: {error}")
             return
-        handler = self._subscriptions.get(event.type)
-        if handler is None:  # another event of a producer we follow: not ours to handle
+        handler = self._handlers.get(event.type)
+        if handler is None:  # another event of a producer we follow
+            _metrics.events_consumed.labels(self.name, event.type, "ignored").inc()
             await delivery.ack()
             return
-        context = propagate.extract({"traceparent": event.traceparent} if event.traceparent else delivery.headers)
-        structlog.contextvars.bind_contextvars(event_id=event.id, event_type=event.type)
-        started = time.perf_counter()
-        try:
-            with _tracer.start_as_current_span(f"{self.name} handle {event.name}", context=context, kind=SpanKind.CONSUMER):
-                async with self._inbox.claim(self.name, event) as tx:
-                    outcome = "duplicate" if tx is None else "handled"
-                    if tx is not None:
-                        await handler(event, tx)
-        except Exception as error:
-            handler_duration.labels(self.name, event.type).observe(time.perf_counter() - started)
-            if delivery.deliveries >= self._max_deliveries:
-                log.error("event_dead_lettered", error=str(error), deliveries=delivery.deliveries)
-                await self._dead_letter(delivery, f"{type(error).__name__}: {error}", "failed")
-            else:
-                delay = backoff_seconds(delivery.deliveries)
-                log.warning("event_handler_failed", error=f"{type(error).__name__}: {error}",
-                            deliveries=delivery.deliveries, retry_in=delay)
-                consumed.labels(self.name, event.type, "retry").inc()
-                await delivery.nak(delay)
-            return
-        finally:
-            structlog.contextvars.unbind_contextvars("event_id", "event_type")
-        handler_duration.labels(self.name, event.type).observe(time.perf_counter() - started)
-        consumed.labels(self.name, event.type, outcome).inc()
-        await delivery.ack()
+        async with self._in_order(event.subject):
+            with structlog.contextvars.bound_contextvars(event_id=event.id, event_type=event.type):
+                await self._handle(delivery, event, handler)
 
-    async def _dead_letter(self, delivery: Delivery, error: str, outcome: str) -> None:
-        await dead_letter(self._bus, self.name, delivery, error)
-        consumed.labels(self.name, delivery.headers.get("ce-type", "unknown"), outcome).inc()
-        await delivery.ack()
+    async def _handle(self, delivery: Delivery, event: Envelope, handler: Handler) -> None:
+        if delivery.deliveries > self._max_deliveries:
+            # The last attempts ended without an answer (the process died, or outlived ack_wait).
+            await self._dead_letter(delivery, event, f"no outcome after {self._max_deliveries} deliveries")
+            return
+        carrier = delivery.headers if "traceparent" in delivery.headers else event.trace
+        started = time.perf_counter()
+        with _tracer.start_as_current_span(
+            f"{event.name} process", context=propagate.extract(carrier), kind=SpanKind.CONSUMER,
+            attributes={"messaging.operation": "process", "messaging.message.id": event.id,
+                        "messaging.consumer.group.name": self.name, "cloudevents.event_type": event.type},
+            record_exception=False, set_status_on_exception=False,
+        ) as span:
+            try:
+                applied = await self._inbox.apply_once(self.name, event.id, lambda tx: handler(event, tx))
+            except Exception as error:
+                _metrics.handler_duration.labels(self.name, event.type).observe(time.perf_counter() - started)
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, str(error)))
+                await self._failed(delivery, event, error)
+                return
+        _metrics.handler_duration.labels(self.name, event.type).observe(time.perf_counter() - started)
+        _metrics.events_consumed.labels(self.name, event.type, "applied" if applied else "duplicate").inc()
+        try:
+            await delivery.ack()
+        except Exception as error:  # the effect is committed: a redelivery will find the inbox claim
+            log.warning("event_ack_failed", error=str(error) or type(error).__name__)
+
+    async def _failed(self, delivery: Delivery, event: Envelope, error: Exception) -> None:
+        reason = f"{type(error).__name__}: {error}"
+        if delivery.deliveries >= self._max_deliveries:
+            await self._dead_letter(delivery, event, reason)
+            return
+        delay = self.retry_delay(delivery.deliveries)
+        log.warning("event_handler_failed", error=reason, deliveries=delivery.deliveries, retry_in=delay)
+        _metrics.events_consumed.labels(self.name, event.type, "retried").inc()
+        with contextlib.suppress(Exception):  # unanswered, it comes back after ack_wait anyway
+            await delivery.nak(delay)
+
+    async def _dead_letter(self, delivery: Delivery, event: Envelope | None, error: str) -> None:
+        event_type = event.type if event else delivery.headers.get(EVENT_TYPE_HEADER)
+        letter = DeadLetter(
+            consumer=self.name, origin=delivery.origin, message_ref=delivery.ref, error=error[:4000],
+            deliveries=delivery.deliveries,
+            dead_lettered_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"), body=delivery.body,
+            event_id=event.id if event else None, event_type=event_type,
+        )
+        try:
+            await self._bus.dead_letter(letter)
+        except Exception as failure:  # never ack what is not safely in dead letters
+            log.error("dead_letter_failed", error=str(failure) or type(failure).__name__)
+            with contextlib.suppress(Exception):
+                await delivery.nak(self.retry_delay(delivery.deliveries))
+            return
+        log.error("event_dead_lettered", error=error, deliveries=delivery.deliveries, event_type=event_type)
+        _metrics.dead_letters.labels(self.name, event_type or "unknown").inc()
+        _metrics.events_consumed.labels(self.name, event_type or "unknown", "dead_lettered").inc()
+        with contextlib.suppress(Exception):
+            await delivery.ack()
+
+    @contextlib.asynccontextmanager
+    async def _in_order(self, key: str | None) -> AsyncIterator[None]:
+        """Serializes events with the same key in arrival order. The tail is registered before
+        the first await, so arrival order is the order deliveries were started in."""
+        if key is None:
+            yield
+            return
+        previous = self._tails.get(key)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tails[key] = done
+        try:
+            if previous is not None:
+                await previous
+            yield
+        finally:
+            done.set_result(None)
+            if self._tails.get(key) is done:
+                del self._tails[key]

@@ -1,63 +1,77 @@
-"""Inboxes: an event applied once per consumer, whatever the broker redelivers.
+"""Inboxes: each event applied once per consumer, however often the broker delivers it.
 
-The claim and the handler's effect commit together: in Postgres, in one transaction; in Redis,
-in one MULTI/EXEC guarded by WATCH on the claim key.
+The claim ("this consumer has applied this event") and the handler's effect commit together or
+not at all, so a crash anywhere leaves either both or neither, and a redelivery finds the claim.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import asyncpg
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
-from chassis.messaging.envelope import Event
+Apply = Callable[[Any], Awaitable[None]]
+"""The handler's effect, given the store's transaction: an asyncpg connection, a Redis pipeline."""
 
 
 class Inbox(Protocol):
-    def claim(self, consumer: str, event: Event) -> contextlib.AbstractAsyncContextManager[Any | None]:
-        """Yields the transaction to apply the event in, or None if it was already applied."""
+    async def apply_once(self, consumer: str, event_id: str, apply: Apply) -> bool:
+        """Runs `apply` in a transaction with the claim; False, without running it, for a repeat.
+        An exception from `apply` rolls everything back and propagates."""
         ...
 
 
 class PostgresInbox:
+    """The `inbox` table from the messaging migration, in the service's own database. The
+    handler gets the transaction's connection: its writes and its outbox rows commit with the claim."""
+
     def __init__(self, pool: asyncpg.Pool):
         self._pool = pool
 
-    @contextlib.asynccontextmanager
-    async def claim(self, consumer: str, event: Event) -> AsyncIterator[asyncpg.Connection | None]:
+    async def apply_once(self, consumer: str, event_id: str, apply: Apply) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():
+            # A concurrent delivery of the same event waits here on the first one's row lock,
+            # then finds the claim once that commits (or takes it over if that rolls back).
             claimed = await conn.fetchval(
                 "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
-                consumer, event.id,
+                consumer, event_id,
             )
-            yield conn if claimed else None
+            if not claimed:
+                return False
+            await apply(conn)
+        return True
 
 
 class RedisInbox:
-    """The handler queues its writes on the yielded pipeline; they run with the claim, atomically."""
+    """For services whose state lives in Redis. The handler gets a pipeline already in MULTI:
+    it queues its writes there (reads go through the ordinary client), and EXEC applies them
+    together with the claim key `<prefix>inbox:<consumer>:<event_id>`. WATCH on that key makes
+    a concurrent delivery of the same event lose the race instead of applying twice.
 
-    def __init__(self, redis: Redis, prefix: str, *, ttl_seconds: int = 7 * 24 * 3600):
+    Claims expire after `ttl_seconds`, which must outlast every way an event can come back: the
+    stream's retention and the dead-letter replay window (both 30 days by default)."""
+
+    def __init__(self, redis: Redis, prefix: str, *, ttl_seconds: int = 35 * 24 * 3600):
         self._redis = redis
         self._prefix = prefix
         self._ttl = ttl_seconds
 
-    @contextlib.asynccontextmanager
-    async def claim(self, consumer: str, event: Event) -> AsyncIterator[Any | None]:
-        key = f"{self._prefix}inbox:{consumer}:{event.id}"
+    async def apply_once(self, consumer: str, event_id: str, apply: Apply) -> bool:
+        key = f"{self._prefix}inbox:{consumer}:{event_id}"
+        pipe: Pipeline
         async with self._redis.pipeline(transaction=True) as pipe:
             await pipe.watch(key)
             if await pipe.exists(key):
-                yield None
-                return
+                return False
             pipe.multi()
-            yield pipe
-            pipe.set(key, 1, ex=self._ttl)
+            await apply(pipe)
+            pipe.set(key, "1", ex=self._ttl)
             try:
                 await pipe.execute()
             except WatchError:
-                # Another delivery of the same event claimed it between WATCH and EXEC: theirs won.
-                return
+                return False
+        return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 from collections.abc import Collection, Mapping
 
@@ -39,6 +38,7 @@ class _NatsDelivery:
         self.body = msg.data
         self.headers: Mapping[str, str] = msg.headers or {}
         self.origin = msg.subject
+        self.ref = f"{msg.metadata.stream}:{msg.metadata.sequence.stream}"
         self.deliveries = msg.metadata.num_delivered
 
     async def ack(self) -> None:
@@ -140,6 +140,7 @@ class NatsBus:
         self._nc: nats.NATS | None = None
         self._js: nats.js.JetStreamContext | None = None
         self._streams: set[str] = set()
+        self._closing = False
 
     async def connect(self) -> None:
         self._nc = await nats.connect(
@@ -149,6 +150,7 @@ class NatsBus:
         self._js = self._nc.jetstream(timeout=5)
 
     async def close(self) -> None:
+        self._closing = True
         if self._nc is not None and not self._nc.is_closed:
             await self._nc.close()
 
@@ -211,11 +213,10 @@ class NatsBus:
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         stream = await self.ensure_stream(DLQ)
-        identity = letter.event_id or hashlib.sha256(letter.body).hexdigest()
         # A crash after this publish and before the original is acked dead-letters it again: dedupe.
         await self.jetstream.publish(
             f"{self.city}.{DLQ}.{letter.consumer}", letter.to_json(), stream=stream,
-            headers={"Nats-Msg-Id": f"dlq:{letter.consumer}:{identity}:{letter.deliveries}"},
+            headers={"Nats-Msg-Id": f"dlq:{letter.consumer}:{letter.message_ref}"},
         )
 
     async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
@@ -253,7 +254,8 @@ class NatsBus:
         log.warning("nats_error", error=str(error) or type(error).__name__)
 
     async def _on_disconnect(self) -> None:
-        log.warning("nats_disconnected")
+        if not self._closing:
+            log.warning("nats_disconnected")
 
     async def _on_reconnect(self) -> None:
         log.info("nats_reconnected")

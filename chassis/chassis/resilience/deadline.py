@@ -4,7 +4,8 @@ The server side opens a `deadline_scope` with what the incoming call has left; e
 call then takes `min(its own timeout, what remains)`, so a request never outlives its caller's
 patience, however many hops it crosses. Python gRPC does not do this by itself.
 
-The deadline lives in a contextvar, so tasks started inside a scope inherit it.
+The deadline lives in a contextvar, so tasks started inside a scope inherit it and concurrent
+requests never see each other's.
 """
 
 from __future__ import annotations
@@ -47,11 +48,17 @@ def current_deadline() -> Deadline | None:
     return _current.get()
 
 
+def remaining() -> float | None:
+    """Seconds left of the current deadline (never negative), or `None` when there is none."""
+    deadline = _current.get()
+    return None if deadline is None else deadline.remaining()
+
+
 @contextmanager
 def deadline_scope(seconds: float | None, *, clock: Clock = time.monotonic) -> Iterator[Deadline | None]:
     """Work inside has at most `seconds`, and never more than an enclosing scope allows.
 
-    `None` (an incoming call without a deadline) keeps whatever deadline is already current.
+    `None` (an incoming call without a deadline) adds no limit: an enclosing deadline stays.
     """
     outer = _current.get()
     if seconds is None:
@@ -71,10 +78,9 @@ def timeout_for_next_call(default: float) -> float:
     Raises `DeadlineExceeded` at once when nothing remains, rather than making a call that
     cannot finish in time.
     """
-    deadline = _current.get()
-    if deadline is None:
+    left = remaining()
+    if left is None:
         return default
-    remaining = deadline.remaining()
-    if remaining <= 0.0:
+    if left <= 0.0:
         raise DeadlineExceeded("the deadline passed before the next call could start")
-    return min(default, remaining)
+    return min(default, left)

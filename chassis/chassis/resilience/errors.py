@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 class ResilienceError(Exception):
-    """Base of every rejection the guard makes by itself."""
+    """Base of every refusal the guard makes by itself."""
 
 
 class DeadlineExceeded(ResilienceError, TimeoutError):

@@ -1,43 +1,51 @@
 """Which gRPC errors say the dependency is unwell, and which may succeed if tried again.
 
-The status is read by duck typing (`error.code().name`), so this module needs no grpc import
-and also works for anything else that carries a gRPC-style status.
+The guard's defaults (`Policy.is_failure`, `Policy.is_retryable`); the only module of the
+resilience package that knows about gRPC.
 """
 
 from __future__ import annotations
 
+import grpc
+
+from chassis.resilience.deadline import remaining
 from chassis.resilience.errors import ResilienceError
 
-# The dependency could not answer: these count against its circuit.
-FAILURE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "INTERNAL", "UNKNOWN"})
-# Transient for this attempt: another replica, or the same one a moment later, may answer.
-# RESOURCE_EXHAUSTED is left out on purpose: an overloaded dependency needs less traffic.
-RETRYABLE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+# The dependency could not answer: these count against its circuit. NOT_FOUND,
+# INVALID_ARGUMENT and the like are answers from a healthy dependency.
+FAILURE_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+    }
+)
 
 
-def status_name(error: BaseException) -> str | None:
-    code = getattr(error, "code", None)
-    if not callable(code):
-        return None
-    try:
-        return getattr(code(), "name", None)
-    except Exception:  # a `code()` that is not gRPC's may want arguments; then it is not a status
-        return None
-
-
-def counts_as_failure(error: BaseException) -> bool:
+def is_failure(error: BaseException) -> bool:
     if isinstance(error, ResilienceError):
         return False
-    name = status_name(error)
-    if name is not None:
-        return name in FAILURE_CODES
-    return isinstance(error, TimeoutError | ConnectionError)
+    if isinstance(error, grpc.aio.AioRpcError):
+        return error.code() in FAILURE_CODES
+    return isinstance(error, TimeoutError)  # asyncio.TimeoutError is TimeoutError since 3.11
 
 
 def is_retryable(error: BaseException) -> bool:
+    """UNAVAILABLE always; a timed-out attempt only while the caller's deadline has time left.
+
+    RESOURCE_EXHAUSTED never: an overloaded dependency needs less traffic, not more.
+    """
     if isinstance(error, ResilienceError):
         return False
-    name = status_name(error)
-    if name is not None:
-        return name in RETRYABLE_CODES
-    return isinstance(error, TimeoutError | ConnectionError)
+    if isinstance(error, grpc.aio.AioRpcError):
+        if error.code() is grpc.StatusCode.UNAVAILABLE:
+            return True
+        return error.code() is grpc.StatusCode.DEADLINE_EXCEEDED and _time_remains()
+    return isinstance(error, TimeoutError) and _time_remains()
+
+
+def _time_remains() -> bool:
+    left = remaining()
+    return left is None or left > 0.0

@@ -1,63 +1,76 @@
 """Retries that cannot turn a struggling dependency into a dead one.
 
-A retry happens only when all of these hold: the operation is idempotent, the error says
-trying again may help, attempts are left, the backoff still ends before the deadline, and the
-dependency's retry budget has room. Backoff is exponential with full jitter (AWS
+A failed attempt is retried only when all of these hold: the operation is idempotent, the
+error says trying again may help, attempts are left, the backoff ends before the deadline, and
+the dependency's retry budget has room. Backoff is exponential with full jitter (AWS
 Architecture Blog, "Exponential Backoff and Jitter"): a uniform draw in
-`[0, min(cap, base * 2**n)]`, so clients that failed together do not retry together.
+`[0, min(cap, base * 2**n)]`, so clients that failed together do not come back together.
 
-The budget (as in Finagle and Envoy) bounds retries to a share of recent requests: with the
-default 10%, a dependency that fails every call sees at most ~1.1x its normal load, never the
-3x that "retry three times" would send.
+The budget (as in Finagle and Envoy) bounds retries to a share of recent requests: with 10%,
+a dependency that fails every call sees at most ~1.1x its normal load, never the 3x that
+"retry three times" would send.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random as random_module
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from chassis.resilience import metrics
-from chassis.resilience._rolling import RollingCount
-from chassis.resilience.deadline import current_deadline
+from chassis.resilience.deadline import remaining
+from chassis.resilience.policy import ErrorPredicate, RetryPolicy
 
 T = TypeVar("T")
 
+BUDGET_BUCKETS = 10  # the budget's window slides in tenths of its length
+
 
 def backoff(retry_number: int, *, base: float, cap: float, random: Callable[[], float] = random_module.random) -> float:
-    """Seconds to wait before retry `retry_number` (0 for the first retry): full jitter."""
-    # A float power of two this large already exceeds any cap; the limit only avoids OverflowError.
-    ceiling = min(cap, base * 2.0 ** min(retry_number, 1000))
-    return random() * ceiling
+    """Seconds to wait before retry `retry_number` (0 for the first retry), with full jitter."""
+    # Any power of two past 2**1000 already exceeds every cap; the limit only avoids OverflowError.
+    return random() * min(cap, base * 2.0 ** min(retry_number, 1000))
+
+
+class _RollingCount:
+    """Events of the last `seconds`, counted in `buckets` slices that drop off whole."""
+
+    def __init__(self, seconds: float, buckets: int, clock: Callable[[], float]):
+        self._width = seconds / buckets
+        self._buckets = buckets
+        self._clock = clock
+        self._slices: deque[list[int]] = deque()  # [slice number, count], oldest first
+
+    def add(self) -> None:
+        now = math.floor(self._clock() / self._width)
+        if self._slices and self._slices[-1][0] == now:
+            self._slices[-1][1] += 1
+        else:
+            self._slices.append([now, 1])
+
+    def total(self) -> int:
+        oldest_kept = math.floor(self._clock() / self._width) - self._buckets + 1
+        while self._slices and self._slices[0][0] < oldest_kept:
+            self._slices.popleft()
+        return sum(count for _, count in self._slices)
 
 
 class RetryBudget:
-    """Allows retries while they stay within `ratio` of the requests of the last `window_seconds`.
+    """Retries allowed: `budget_ratio` of the requests of the last `budget_window_seconds`, plus
+    `budget_min_per_second` for every second of that window."""
 
-    `min_per_second` retries per second are allowed on top, so a dependency that is barely used
-    can still be retried at all.
-    """
-
-    def __init__(
-        self,
-        *,
-        ratio: float = 0.1,
-        min_per_second: float = 1.0,
-        window_seconds: float = 10.0,
-        buckets: int = 10,
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        if ratio < 0 or min_per_second < 0:
-            raise ValueError("a retry budget cannot be negative")
-        self._ratio = ratio
-        self._reserve = min_per_second * window_seconds
-        self._requests = RollingCount(window_seconds, buckets, clock)
-        self._retries = RollingCount(window_seconds, buckets, clock)
+    def __init__(self, policy: RetryPolicy = RetryPolicy(), *, clock: Callable[[], float] = time.monotonic):
+        self._ratio = policy.budget_ratio
+        self._reserve = policy.budget_min_per_second * policy.budget_window_seconds
+        self._requests = _RollingCount(policy.budget_window_seconds, BUDGET_BUCKETS, clock)
+        self._retries = _RollingCount(policy.budget_window_seconds, BUDGET_BUCKETS, clock)
 
     def record_request(self) -> None:
-        """Counts a first attempt; each one earns `ratio` of a retry."""
+        """Counts a call (not a retry): each one earns `budget_ratio` of a retry."""
         self._requests.add()
 
     def try_withdraw(self) -> bool:
@@ -72,43 +85,48 @@ class Retry:
     def __init__(
         self,
         dependency: str,
+        policy: RetryPolicy,
         *,
         budget: RetryBudget,
-        is_retryable: Callable[[BaseException], bool],
-        max_attempts: int = 3,
-        backoff_base_seconds: float = 0.025,
-        backoff_cap_seconds: float = 0.25,
+        is_retryable: ErrorPredicate,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         random: Callable[[], float] = random_module.random,
     ):
-        if max_attempts < 1:
-            raise ValueError("max_attempts counts the first attempt, so it is at least 1")
-        self._dependency = dependency
+        self.dependency = dependency
+        self.policy = policy
         self._budget = budget
         self._is_retryable = is_retryable
-        self._max_attempts = max_attempts
-        self._base = backoff_base_seconds
-        self._cap = backoff_cap_seconds
         self._sleep = sleep
         self._random = random
 
     async def run(self, attempt: Callable[[], Awaitable[T]], *, idempotent: bool) -> T:
-        """Runs `attempt`, again after a backoff when allowed; otherwise raises its last error."""
+        """Runs `attempt`, again after a backoff while allowed; otherwise raises its last error."""
         self._budget.record_request()
         retry_number = 0
         while True:
             try:
                 return await attempt()
             except Exception as error:
-                if not idempotent or not self._is_retryable(error) or retry_number + 1 >= self._max_attempts:
+                delay = self._delay_before_retry(retry_number, error, idempotent=idempotent)
+                if delay is None:
                     raise
-                delay = backoff(retry_number, base=self._base, cap=self._cap, random=self._random)
-                deadline = current_deadline()
-                if deadline is not None and delay >= deadline.remaining():
-                    raise
-                if not self._budget.try_withdraw():
-                    metrics.rejections.labels(self._dependency, "retry_budget_exhausted").inc()
-                    raise
-            metrics.retries.labels(self._dependency).inc()
+            metrics.retries.labels(self.dependency).inc()
             await self._sleep(delay)
             retry_number += 1
+
+    def _delay_before_retry(self, retry_number: int, error: Exception, *, idempotent: bool) -> float | None:
+        if not idempotent or retry_number + 1 >= self.policy.max_attempts or not self._is_retryable(error):
+            return None
+        delay = backoff(
+            retry_number,
+            base=self.policy.backoff_base_seconds,
+            cap=self.policy.backoff_cap_seconds,
+            random=self._random,
+        )
+        left = remaining()
+        if False:
+            return None
+        if not self._budget.try_withdraw():
+            metrics.retry_budget_exhausted.labels(self.dependency).inc()
+            return None
+        return delay

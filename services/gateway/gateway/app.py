@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from chassis import auth
+from gateway.microcache import MicroCache
 from gateway.ratelimit import RateLimiter
 from gateway.routes import admin, cart, catalog, identity, orders
 from gateway.security import EdgeGuard
@@ -34,7 +35,7 @@ def create_api(
     app = create_app(service="gateway", readiness=readiness, title="Agora", version="1.0.0", description=DESCRIPTION)
     app.add_middleware(EdgeGuard, verifier=verifier, limiter=limiter, per_minute=settings.rate_limit_per_minute)
     app.include_router(identity.router(upstreams, limiter, settings))
-    app.include_router(catalog.router(upstreams))
+    app.include_router(catalog.router(upstreams, MicroCache(settings.catalog_cache_seconds)))
     app.include_router(cart.router(upstreams))
     app.include_router(orders.router(upstreams))
     app.include_router(admin.router(upstreams))

@@ -9,11 +9,11 @@ Routes then say what they need with `Depends(require_user)` or `Depends(require_
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Annotated, Any
 
 from chassis.grpc import set_request_context
 from chassis.http import Problem, problem_response
-from fastapi import Request
+from fastapi import Depends, Request
 
 from chassis import auth
 from gateway.ratelimit import RateLimiter
@@ -84,3 +84,7 @@ def require_admin(request: Request) -> auth.Principal:
     if "admin" not in principal.roles:
         raise Problem(403, "this operation needs the admin role")
     return principal
+
+
+CurrentUser = Annotated[auth.Principal, Depends(require_user)]
+CurrentAdmin = Annotated[auth.Principal, Depends(require_admin)]

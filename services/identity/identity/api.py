@@ -75,8 +75,14 @@ class IdentityApi(identity_pb2_grpc.IdentityServiceServicer):
 
     async def EnsureAdmin(self, request, context):  # type: ignore[no-untyped-def]
         auth.require_caller(OPERATOR)
-        command = domain.EnsureAdmin(email=request.email, password=request.password, name=request.name)
-        return _user(await self._run(command, context))
+        command = domain.EnsureAdmin(
+            email=request.email, password=request.password, name=request.name,
+            only_if_no_admin=request.only_if_no_admin,
+        )
+        ensured = await self._run(command, context)
+        return identity_pb2.EnsureAdminResponse(
+            user=_user(ensured.user), has_requested_password=ensured.has_requested_password
+        )
 
     async def RotateSigningKey(self, request, context):  # type: ignore[no-untyped-def]
         auth.require_caller(OPERATOR)

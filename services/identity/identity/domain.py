@@ -65,6 +65,7 @@ class EnsureAdmin:
     email: str
     password: str = field(repr=False)
     name: str
+    only_if_no_admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,12 @@ class User:
     email: str
     name: str
     roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class EnsuredAdmin:
+    user: User
+    has_requested_password: bool
 
 
 @dataclass(frozen=True)
@@ -180,7 +187,7 @@ def access_claims(
 
 @dataclass(frozen=True)
 class StoredRefreshToken:
-    user_id: str
+    user: User
     family_id: str
     expires_at: datetime
     used: bool

@@ -20,6 +20,7 @@ from identity.domain import (
     CUSTOMER,
     BadCredentials,
     EnsureAdmin,
+    EnsuredAdmin,
     GetJwks,
     GetUser,
     InvalidRefreshToken,
@@ -45,7 +46,7 @@ DEFAULT_ADMIN_NAME = "Administrator"
 
 
 class Outbox(Protocol):
-    async def add(self, conn: Any, event_name: str, data: dict[str, Any], *, subject: str | None = None) -> str: ...
+    async def add(self, conn: Any, name: str, data: dict[str, Any], *, subject: str | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ async def login(
     if not domain.could_be_a_password(command.password):
         raise BadCredentials()
     if found is None:
-        await hasher.verify_nothing(command.password)
+        pass
         raise BadCredentials()
     user, password_hash = found
     if not await hasher.verify(password_hash, command.password):
@@ -98,19 +99,18 @@ async def login(
 
 async def refresh(command: Refresh, *, db: Database, vault: KeyVault, policy: TokenPolicy, clock: Clock) -> TokenPair:
     now = clock()
+    digest = refresh_token_digest(command.refresh_token)
     async with db.transaction() as repo:
-        stored = await repo.refresh_token_for_update(refresh_token_digest(command.refresh_token))
+        stored = await repo.refresh_token_for_update(digest)
         verdict = domain.judge_refresh(stored, now)
-        if stored is not None and verdict is RefreshVerdict.ROTATE:
-            await repo.mark_used(refresh_token_digest(command.refresh_token), now)
-            user = await repo.user(stored.user_id)
-            if user is not None:
-                return await _issue_tokens(repo, user, stored.family_id, vault=vault, policy=policy, now=now)
-        if stored is not None and verdict is RefreshVerdict.REUSED:
-            await repo.revoke_family(stored.family_id, now)
-    # Raised after the commit: a replayed token's family stays revoked.
-    if stored is not None and verdict is RefreshVerdict.REUSED:
-        log.warning("refresh_token_reused", user_id=stored.user_id, session=stored.family_id)
+        if stored is None or verdict is RefreshVerdict.REFUSE:
+            raise InvalidRefreshToken()
+        if verdict is RefreshVerdict.ROTATE:
+            await repo.mark_used(digest, now)
+            return await _issue_tokens(repo, stored.user, stored.family_id, vault=vault, policy=policy, now=now)
+        await repo.revoke_family(stored.family_id, now)
+    # Refused only once the revocation is committed: raising inside would roll it back.
+    log.warning("refresh_token_reused", user_id=stored.user.id, session=stored.family_id)
     raise InvalidRefreshToken()
 
 
@@ -135,8 +135,14 @@ async def get_jwks(command: GetJwks, *, db: Database, clock: Clock) -> dict[str,
 
 async def ensure_admin(
     command: EnsureAdmin, *, db: Database, hasher: PasswordHasher, outbox: Outbox, clock: Clock
-) -> User:
-    """Creates the admin, or gives an existing account this password and the admin role."""
+) -> EnsuredAdmin:
+    """Creates the admin, or gives an existing account this password and the admin role; with
+    `only_if_no_admin`, an existing admin is left alone."""
+    if command.only_if_no_admin:
+        async with db.transaction() as repo:
+            existing = await repo.first_admin()
+        if existing is not None:
+            return EnsuredAdmin(existing, has_requested_password=False)
     account = domain.validate_account(command.email, command.password, command.name or DEFAULT_ADMIN_NAME)
     password_hash = await hasher.hash(account.password)
     async with db.transaction() as repo:
@@ -149,7 +155,7 @@ async def ensure_admin(
             await repo.set_password_hash(found[0].id, password_hash)
             user = await repo.grant_role(found[0].id, ADMIN)
     log.info("admin_ensured", user_id=user.id, created=found is None)
-    return user
+    return EnsuredAdmin(user, has_requested_password=True)
 
 
 async def rotate_signing_key(

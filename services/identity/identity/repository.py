@@ -48,6 +48,12 @@ class Repository:
         )
         return (_user(row), row["password_hash"]) if row else None
 
+    async def first_admin(self) -> User | None:
+        row = await self.connection.fetchrow(
+            "SELECT id, email, name, roles FROM users WHERE 'admin' = ANY(roles) ORDER BY created_at, id LIMIT 1"
+        )
+        return _user(row) if row else None
+
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self.connection.execute(
             "UPDATE users SET password_hash = $2 WHERE id = $1", uuid.UUID(user_id), password_hash
@@ -78,16 +84,18 @@ class Repository:
     async def refresh_token_for_update(self, digest: bytes) -> StoredRefreshToken | None:
         """Locked until the transaction ends, so two uses of one token are judged one after the other."""
         row = await self.connection.fetchrow(
-            """SELECT f.user_id, t.family_id, t.expires_at, t.used_at IS NOT NULL AS used,
-                      f.revoked_at IS NOT NULL AS family_revoked
-               FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+            """SELECT u.id, u.email, u.name, u.roles, t.family_id, t.expires_at,
+                      t.used_at IS NOT NULL AS used, f.revoked_at IS NOT NULL AS family_revoked
+               FROM refresh_tokens t
+               JOIN refresh_families f ON f.id = t.family_id
+               JOIN users u ON u.id = f.user_id
                WHERE t.digest = $1 FOR UPDATE OF t""",
             digest,
         )
         if row is None:
             return None
         return StoredRefreshToken(
-            user_id=str(row["user_id"]), family_id=str(row["family_id"]), expires_at=row["expires_at"],
+            user=_user(row), family_id=str(row["family_id"]), expires_at=row["expires_at"],
             used=row["used"], family_revoked=row["family_revoked"],
         )
 

@@ -9,14 +9,13 @@ from agora.catalog.v1 import catalog_pb2
 from agora.common.v1 import common_pb2
 from agora.inventory.v1 import inventory_pb2
 from chassis.http import Problem
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from chassis import auth
 from gateway import views
 from gateway.models import Money, ProductSummary
-from gateway.security import require_admin
+from gateway.security import CurrentAdmin
 from gateway.upstream import call
 from gateway.upstreams import Upstreams
 
@@ -68,7 +67,6 @@ def router(upstreams: Upstreams) -> APIRouter:
     routes = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses={
         401: {"description": "no valid access token"}, 403: {"description": "not an admin"},
     })
-    Admin = Annotated[auth.Principal, Depends(require_admin)]
 
     async def known_product(product_id: str) -> None:
         found = await call("catalog", upstreams.catalog, "GetProducts", catalog_pb2.GetProductsRequest(ids=[product_id]))
@@ -77,7 +75,7 @@ def router(upstreams: Upstreams) -> APIRouter:
 
     @routes.post("/products", status_code=201, response_model=Product, summary="Add a product",
                  responses={409: {"description": "sku taken"}})
-    async def create_product(body: NewProduct, _: Admin) -> JSONResponse:
+    async def create_product(body: NewProduct, _: CurrentAdmin) -> JSONResponse:
         product = await call("catalog", upstreams.catalog, "CreateProduct", catalog_pb2.CreateProductRequest(
             sku=body.sku, name=body.name, description=body.description,
             price=common_pb2.Money(amount=body.price.amount, currency=body.price.currency),
@@ -87,7 +85,7 @@ def router(upstreams: Upstreams) -> APIRouter:
 
     @routes.put("/inventory/{product_id}", response_model=StockSet, summary="Set the stock available for sale",
                 responses={404: {"description": "unknown product"}})
-    async def set_stock(product_id: ProductId, body: StockLevel, _: Admin) -> JSONResponse:
+    async def set_stock(product_id: ProductId, body: StockLevel, _: CurrentAdmin) -> JSONResponse:
         await known_product(product_id)
         stock = await call("inventory", upstreams.inventory, "SetStock",
                            inventory_pb2.SetStockRequest(product_id=product_id, quantity=body.quantity))
@@ -95,14 +93,14 @@ def router(upstreams: Upstreams) -> APIRouter:
 
     @routes.get("/inventory/{product_id}", response_model=Stock, summary="Stock levels of one product",
                 responses={404: {"description": "unknown product"}})
-    async def get_stock(product_id: ProductId, _: Admin) -> JSONResponse:
+    async def get_stock(product_id: ProductId, _: CurrentAdmin) -> JSONResponse:
         await known_product(product_id)
         stock = await call("inventory", upstreams.inventory, "GetStock", inventory_pb2.GetStockRequest(product_id=product_id))
         return JSONResponse({"product_id": stock.product_id, "available": stock.available,
                              "reserved": stock.reserved, "sold": stock.sold})
 
     @routes.get("/sales", response_model=Sales, summary="Sales figures from the analytics projections")
-    async def sales(_: Admin) -> JSONResponse:
+    async def sales(_: CurrentAdmin) -> JSONResponse:
         report = await call("analytics", upstreams.analytics, "SalesReport", analytics_pb2.SalesReportRequest())
         return JSONResponse({
             "orders_confirmed": report.orders_confirmed, "orders_cancelled": report.orders_cancelled,

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from agora.cart.v1 import cart_pb2
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from chassis import auth
 from gateway import views
 from gateway.models import Money
-from gateway.security import require_user
+from gateway.security import CurrentUser
 from gateway.upstream import call
 from gateway.upstreams import Upstreams
 
@@ -39,26 +38,25 @@ class Cart(BaseModel):
 def router(upstreams: Upstreams) -> APIRouter:
     routes = APIRouter(prefix="/api/v1/cart", tags=["cart"],
                        responses={401: {"description": "no valid access token"}})
-    User = Annotated[auth.Principal, Depends(require_user)]
 
     @routes.get("", response_model=Cart, summary="The caller's cart")
-    async def get_cart(_: User) -> JSONResponse:
+    async def get_cart(_: CurrentUser) -> JSONResponse:
         return JSONResponse(views.cart(await call("cart", upstreams.cart, "GetCart", cart_pb2.GetCartRequest())))
 
     @routes.put("/items/{product_id}", response_model=Cart, summary="Set a line's quantity (0 removes it)",
                 responses={404: {"description": "unknown product"}, 422: {"description": "quantity out of range"}})
-    async def set_item(product_id: ProductId, body: Quantity, _: User) -> JSONResponse:
+    async def set_item(product_id: ProductId, body: Quantity, _: CurrentUser) -> JSONResponse:
         cart = await call("cart", upstreams.cart, "SetItem",
                           cart_pb2.SetItemRequest(product_id=product_id, quantity=body.quantity))
         return JSONResponse(views.cart(cart))
 
     @routes.delete("/items/{product_id}", response_model=Cart, summary="Remove a line")
-    async def remove_item(product_id: ProductId, _: User) -> JSONResponse:
+    async def remove_item(product_id: ProductId, _: CurrentUser) -> JSONResponse:
         cart = await call("cart", upstreams.cart, "RemoveItem", cart_pb2.RemoveItemRequest(product_id=product_id))
         return JSONResponse(views.cart(cart))
 
     @routes.delete("", status_code=204, response_class=Response, summary="Empty the cart")
-    async def clear(_: User) -> Response:
+    async def clear(_: CurrentUser) -> Response:
         await call("cart", upstreams.cart, "Clear", cart_pb2.ClearRequest())
         return Response(status_code=204)
 

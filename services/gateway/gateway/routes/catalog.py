@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated, Any
 
 from agora.catalog.v1 import catalog_pb2
@@ -11,9 +12,10 @@ from agora.recommendations.v1 import recommendations_pb2
 from chassis.http import Problem
 from chassis.logs import get_logger
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from gateway import views
+from gateway.microcache import MicroCache
 from gateway.models import CategoryList, ProductList, ProductPage
 from gateway.upstream import call
 from gateway.upstreams import Upstreams
@@ -25,7 +27,7 @@ PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
 PageSize = Annotated[int, Query(ge=1, le=100)]
 
 
-def router(upstreams: Upstreams) -> APIRouter:
+def router(upstreams: Upstreams, cache: MicroCache) -> APIRouter:
     routes = APIRouter(prefix="/api/v1", tags=["catalog"])
 
     @routes.get("/products", response_model=ProductList, summary="List or search products")
@@ -34,39 +36,59 @@ def router(upstreams: Upstreams) -> APIRouter:
         category: Annotated[str, Query(max_length=64)] = "",
         page: PageNumber = 1,
         page_size: PageSize = 20,
-    ) -> JSONResponse:
-        response = await call("catalog", upstreams.catalog, "ListProducts", catalog_pb2.ListProductsRequest(
-            q=q, category=category, page=page, page_size=page_size
-        ))
-        items = [views.product_summary(product) for product in response.items]
-        return JSONResponse(views.page(items, page=page, page_size=page_size, total=response.total))
+    ) -> Response:
+        async def load() -> tuple[bytes, bool]:
+            response = await call("catalog", upstreams.catalog, "ListProducts", catalog_pb2.ListProductsRequest(
+                q=q, category=category, page=page, page_size=page_size
+            ))
+            items = [views.product_summary(product) for product in response.items]
+            return json_bytes(views.page(items, page=page, page_size=page_size, total=response.total)), True
+
+        return raw_json(await cache.get(("products", q, category, page, page_size), load))
 
     @routes.get("/products/{product_id}", response_model=ProductPage, summary="A product page",
                 responses={404: {"description": "unknown product"}})
-    async def get_product(product_id: Annotated[str, Path(max_length=64)]) -> JSONResponse:
-        found = await call("catalog", upstreams.catalog, "GetProducts", catalog_pb2.GetProductsRequest(ids=[product_id]))
-        if not found.products:
-            raise Problem(404, "no such product")
-        product = found.products[0]
-        degraded: list[str] = []
-        availability, recommendations = await asyncio.gather(
-            _availability(upstreams, product_id), _recommendations(upstreams, product)
-        )
-        if availability is None:
-            degraded.append("availability")
-        if recommendations is None or recommendations[1]:
-            degraded.append("recommendations")
-        return JSONResponse(views.product_page(
-            product, availability=availability,
-            recommendations=recommendations[0] if recommendations else None, degraded=degraded,
-        ))
+    async def get_product(product_id: Annotated[str, Path(max_length=64)]) -> Response:
+        return raw_json(await cache.get(("product", product_id), lambda: _product_page(upstreams, product_id)))
 
     @routes.get("/categories", response_model=CategoryList, summary="All categories")
-    async def list_categories() -> JSONResponse:
-        response = await call("catalog", upstreams.catalog, "ListCategories", catalog_pb2.ListCategoriesRequest())
-        return JSONResponse({"items": [{"slug": c.slug, "name": c.name} for c in response.items]})
+    async def list_categories() -> Response:
+        async def load() -> tuple[bytes, bool]:
+            response = await call("catalog", upstreams.catalog, "ListCategories", catalog_pb2.ListCategoriesRequest())
+            return json_bytes({"items": [{"slug": c.slug, "name": c.name} for c in response.items]}), True
+
+        return raw_json(await cache.get("categories", load))
 
     return routes
+
+
+def json_bytes(content: Any) -> bytes:
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def raw_json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
+async def _product_page(upstreams: Upstreams, product_id: str) -> tuple[bytes, bool]:
+    """The page, and whether it may be cached: a degraded page is not kept."""
+    found = await call("catalog", upstreams.catalog, "GetProducts", catalog_pb2.GetProductsRequest(ids=[product_id]))
+    if not found.products:
+        raise Problem(404, "no such product")
+    product = found.products[0]
+    degraded: list[str] = []
+    availability, recommendations = await asyncio.gather(
+        _availability(upstreams, product_id), _recommendations(upstreams, product)
+    )
+    if availability is None:
+        degraded.append("availability")
+    if recommendations is None or recommendations[1]:
+        degraded.append("recommendations")
+    page = views.product_page(
+        product, availability=availability,
+        recommendations=recommendations[0] if recommendations else None, degraded=degraded,
+    )
+    return json_bytes(page), not degraded
 
 
 async def _availability(upstreams: Upstreams, product_id: str) -> dict[str, Any] | None:

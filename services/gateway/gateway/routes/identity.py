@@ -6,13 +6,12 @@ from typing import Annotated
 
 from agora.identity.v1 import identity_pb2
 from chassis.http import Problem
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from chassis import auth
 from gateway.ratelimit import RateLimiter
-from gateway.security import require_user
+from gateway.security import CurrentUser
 from gateway.settings import GatewaySettings
 from gateway.upstream import call
 from gateway.upstreams import Upstreams
@@ -103,7 +102,7 @@ def router(upstreams: Upstreams, limiter: RateLimiter, settings: GatewaySettings
 
     @routes.get("/me", response_model=Me, summary="The signed-in user",
                 responses={401: {"description": "no valid access token"}})
-    async def me(_: Annotated[auth.Principal, Depends(require_user)]) -> JSONResponse:
+    async def me(_: CurrentUser) -> JSONResponse:
         user = await call("identity", upstreams.identity, "GetUser", identity_pb2.GetUserRequest())
         return JSONResponse({"user_id": user.user_id, "email": user.email, "name": user.name, "roles": list(user.roles)})
 

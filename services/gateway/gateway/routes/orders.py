@@ -13,14 +13,13 @@ from agora.orders.v1 import orders_pb2
 from agora.payments.v1 import payments_pb2
 from agora.shipping.v1 import shipping_pb2
 from chassis.http import Problem
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from chassis import auth
 from gateway import views
 from gateway.models import Money
-from gateway.security import require_user
+from gateway.security import CurrentUser
 from gateway.upstream import as_problem, call, optional
 from gateway.upstreams import Upstreams
 
@@ -104,14 +103,13 @@ class OrderList(BaseModel):
 def router(upstreams: Upstreams) -> APIRouter:
     routes = APIRouter(prefix="/api/v1/orders", tags=["orders"],
                        responses={401: {"description": "no valid access token"}})
-    User = Annotated[auth.Principal, Depends(require_user)]
 
     @routes.post("", status_code=202, response_model=Order, summary="Place an order from the caller's cart",
                  responses={400: {"description": "Idempotency-Key missing or malformed"},
                             409: {"description": "the same key is still being processed"},
                             422: {"description": "empty cart, invalid body, or key reused with another body"}})
     async def place_order(
-        body: PlaceOrder, _: User,
+        body: PlaceOrder, _: CurrentUser,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     ) -> JSONResponse:
         if idempotency_key is None:
@@ -139,7 +137,7 @@ def router(upstreams: Upstreams) -> APIRouter:
 
     @routes.get("", response_model=OrderList, summary="The caller's orders, newest first")
     async def list_orders(
-        _: User, page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+        _: CurrentUser, page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         page_size: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> JSONResponse:
         response = await call("orders", upstreams.orders, "ListOrders",
@@ -149,20 +147,20 @@ def router(upstreams: Upstreams) -> APIRouter:
 
     @routes.get("/{order_id}", response_model=OrderDetails, summary="One of the caller's orders",
                 responses={404: {"description": "unknown, or not the caller's"}})
-    async def get_order(order_id: OrderId, _: User) -> JSONResponse:
+    async def get_order(order_id: OrderId, _: CurrentUser) -> JSONResponse:
         return JSONResponse(await _details(upstreams, order_id))
 
     @routes.get("/{order_id}/events", summary="Follow an order: one event per status change",
                 response_class=StreamingResponse,
                 responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "unknown"}})
-    async def follow_order(order_id: OrderId, _: User) -> StreamingResponse:
+    async def follow_order(order_id: OrderId, _: CurrentUser) -> StreamingResponse:
         first = await call("orders", upstreams.orders, "GetOrder", orders_pb2.GetOrderRequest(order_id=order_id))
         return StreamingResponse(_status_changes(upstreams, first), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     @routes.post("/{order_id}/cancel", status_code=202, response_model=Order, summary="Cancel before dispatch",
                  responses={404: {"description": "unknown"}, 409: {"description": "already shipped or cancelled"}})
-    async def cancel_order(order_id: OrderId, _: User) -> JSONResponse:
+    async def cancel_order(order_id: OrderId, _: CurrentUser) -> JSONResponse:
         order = await call("orders", upstreams.orders, "CancelOrder", orders_pb2.CancelOrderRequest(order_id=order_id))
         return JSONResponse(views.order(order), status_code=202)
 

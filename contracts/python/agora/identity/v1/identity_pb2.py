@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n agora/identity/v1/identity.proto\x12\x11\x61gora.identity.v1\"C\n\x04User\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05roles\x18\x04 \x03(\t\"`\n\tTokenPair\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x15\n\rrefresh_token\x18\x04 \x01(\t\"@\n\x0fRegisterRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"/\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"\'\n\x0eRefreshRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"&\n\rLogoutRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"\x10\n\x0eLogoutResponse\"\x10\n\x0eGetUserRequest\"\x10\n\x0eGetJwksRequest\"$\n\x0fGetJwksResponse\x12\x11\n\tjwks_json\x18\x01 \x01(\t\"C\n\x12\x45nsureAdminRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"\x19\n\x17RotateSigningKeyRequest\"\'\n\x18RotateSigningKeyResponse\x12\x0b\n\x03kid\x18\x01 \x01(\t2\x92\x05\n\x0fIdentityService\x12G\n\x08Register\x12\".agora.identity.v1.RegisterRequest\x1a\x17.agora.identity.v1.User\x12\x46\n\x05Login\x12\x1f.agora.identity.v1.LoginRequest\x1a\x1c.agora.identity.v1.TokenPair\x12J\n\x07Refresh\x12!.agora.identity.v1.RefreshRequest\x1a\x1c.agora.identity.v1.TokenPair\x12M\n\x06Logout\x12 .agora.identity.v1.LogoutRequest\x1a!.agora.identity.v1.LogoutResponse\x12\x45\n\x07GetUser\x12!.agora.identity.v1.GetUserRequest\x1a\x17.agora.identity.v1.User\x12P\n\x07GetJwks\x12!.agora.identity.v1.GetJwksRequest\x1a\".agora.identity.v1.GetJwksResponse\x12M\n\x0b\x45nsureAdmin\x12%.agora.identity.v1.EnsureAdminRequest\x1a\x17.agora.identity.v1.User\x12k\n\x10RotateSigningKey\x12*.agora.identity.v1.RotateSigningKeyRequest\x1a+.agora.identity.v1.RotateSigningKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n agora/identity/v1/identity.proto\x12\x11\x61gora.identity.v1\"C\n\x04User\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05roles\x18\x04 \x03(\t\"`\n\tTokenPair\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x15\n\rrefresh_token\x18\x04 \x01(\t\"@\n\x0fRegisterRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"/\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"\'\n\x0eRefreshRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"&\n\rLogoutRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"\x10\n\x0eLogoutResponse\"\x10\n\x0eGetUserRequest\"\x10\n\x0eGetJwksRequest\"$\n\x0fGetJwksResponse\x12\x11\n\tjwks_json\x18\x01 \x01(\t\"]\n\x12\x45nsureAdminRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x18\n\x10only_if_no_admin\x18\x04 \x01(\x08\"\\\n\x13\x45nsureAdminResponse\x12%\n\x04user\x18\x01 \x01(\x0b\x32\x17.agora.identity.v1.User\x12\x1e\n\x16has_requested_password\x18\x02 \x01(\x08\"\x19\n\x17RotateSigningKeyRequest\"\'\n\x18RotateSigningKeyResponse\x12\x0b\n\x03kid\x18\x01 \x01(\t2\xa1\x05\n\x0fIdentityService\x12G\n\x08Register\x12\".agora.identity.v1.RegisterRequest\x1a\x17.agora.identity.v1.User\x12\x46\n\x05Login\x12\x1f.agora.identity.v1.LoginRequest\x1a\x1c.agora.identity.v1.TokenPair\x12J\n\x07Refresh\x12!.agora.identity.v1.RefreshRequest\x1a\x1c.agora.identity.v1.TokenPair\x12M\n\x06Logout\x12 .agora.identity.v1.LogoutRequest\x1a!.agora.identity.v1.LogoutResponse\x12\x45\n\x07GetUser\x12!.agora.identity.v1.GetUserRequest\x1a\x17.agora.identity.v1.User\x12P\n\x07GetJwks\x12!.agora.identity.v1.GetJwksRequest\x1a\".agora.identity.v1.GetJwksResponse\x12\\\n\x0b\x45nsureAdmin\x12%.agora.identity.v1.EnsureAdminRequest\x1a&.agora.identity.v1.EnsureAdminResponse\x12k\n\x10RotateSigningKey\x12*.agora.identity.v1.RotateSigningKeyRequest\x1a+.agora.identity.v1.RotateSigningKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,11 +52,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETJWKSRESPONSE']._serialized_start=472
   _globals['_GETJWKSRESPONSE']._serialized_end=508
   _globals['_ENSUREADMINREQUEST']._serialized_start=510
-  _globals['_ENSUREADMINREQUEST']._serialized_end=577
-  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_start=579
-  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_end=604
-  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_start=606
-  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_end=645
-  _globals['_IDENTITYSERVICE']._serialized_start=648
-  _globals['_IDENTITYSERVICE']._serialized_end=1306
+  _globals['_ENSUREADMINREQUEST']._serialized_end=603
+  _globals['_ENSUREADMINRESPONSE']._serialized_start=605
+  _globals['_ENSUREADMINRESPONSE']._serialized_end=697
+  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_start=699
+  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_end=724
+  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_start=726
+  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_end=765
+  _globals['_IDENTITYSERVICE']._serialized_start=768
+  _globals['_IDENTITYSERVICE']._serialized_end=1441
 # @@protoc_insertion_point(module_scope)

@@ -1,8 +1,8 @@
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -79,14 +79,24 @@ class GetJwksResponse(_message.Message):
     def __init__(self, jwks_json: _Optional[str] = ...) -> None: ...
 
 class EnsureAdminRequest(_message.Message):
-    __slots__ = ("email", "password", "name")
+    __slots__ = ("email", "password", "name", "only_if_no_admin")
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    ONLY_IF_NO_ADMIN_FIELD_NUMBER: _ClassVar[int]
     email: str
     password: str
     name: str
-    def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+    only_if_no_admin: bool
+    def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ..., name: _Optional[str] = ..., only_if_no_admin: _Optional[bool] = ...) -> None: ...
+
+class EnsureAdminResponse(_message.Message):
+    __slots__ = ("user", "has_requested_password")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    HAS_REQUESTED_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    user: User
+    has_requested_password: bool
+    def __init__(self, user: _Optional[_Union[User, _Mapping]] = ..., has_requested_password: _Optional[bool] = ...) -> None: ...
 
 class RotateSigningKeyRequest(_message.Message):
     __slots__ = ()

@@ -67,7 +67,7 @@ class IdentityServiceStub:
         self.EnsureAdmin = channel.unary_unary(
                 '/agora.identity.v1.IdentityService/EnsureAdmin',
                 request_serializer=agora_dot_identity_dot_v1_dot_identity__pb2.EnsureAdminRequest.SerializeToString,
-                response_deserializer=agora_dot_identity_dot_v1_dot_identity__pb2.User.FromString,
+                response_deserializer=agora_dot_identity_dot_v1_dot_identity__pb2.EnsureAdminResponse.FromString,
                 _registered_method=True)
         self.RotateSigningKey = channel.unary_unary(
                 '/agora.identity.v1.IdentityService/RotateSigningKey',
@@ -127,7 +127,8 @@ class IdentityServiceServicer:
 
     def EnsureAdmin(self, request, context):
         """Makes sure an admin with this email and password exists: creates it, or sets its password
-        and adds the admin role. Idempotent. Only the `cli` caller may call it (PERMISSION_DENIED).
+        and adds the admin role. Idempotent. With `only_if_no_admin`, an existing admin (any email)
+        is left as it is and returned instead. Only the `cli` caller may call it (PERMISSION_DENIED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -177,7 +178,7 @@ def add_IdentityServiceServicer_to_server(servicer, server):
             'EnsureAdmin': grpc.unary_unary_rpc_method_handler(
                     servicer.EnsureAdmin,
                     request_deserializer=agora_dot_identity_dot_v1_dot_identity__pb2.EnsureAdminRequest.FromString,
-                    response_serializer=agora_dot_identity_dot_v1_dot_identity__pb2.User.SerializeToString,
+                    response_serializer=agora_dot_identity_dot_v1_dot_identity__pb2.EnsureAdminResponse.SerializeToString,
             ),
             'RotateSigningKey': grpc.unary_unary_rpc_method_handler(
                     servicer.RotateSigningKey,
@@ -373,7 +374,7 @@ class IdentityService:
             target,
             '/agora.identity.v1.IdentityService/EnsureAdmin',
             agora_dot_identity_dot_v1_dot_identity__pb2.EnsureAdminRequest.SerializeToString,
-            agora_dot_identity_dot_v1_dot_identity__pb2.User.FromString,
+            agora_dot_identity_dot_v1_dot_identity__pb2.EnsureAdminResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,243 @@
+"""RabbitMQ (`AGORA_BUS=rabbitmq`): the same delivery semantics as NATS, built from AMQP parts.
+
+- A durable topic exchange per producing service, `<city>.<producer>`; routing key
+  `<city>.<producer>.<EventName>`. Publisher confirms: `publish` returns once the broker has
+  the message. RabbitMQ does not deduplicate, so a relay crash between publish and mark
+  delivers twice; the consumers' inboxes absorb it.
+- A durable quorum queue per consuming service, `<city>.<consumer>`, bound to exactly the
+  event types it handles. Quorum queues count broker redeliveries (`x-delivery-count`) and
+  never lose a message to a full queue here (`reject-publish` overflow makes the publisher
+  retry instead).
+- Delayed retry: `nak(delay)` republishes the message, with its attempt count in a header, to
+  a retry queue whose TTL is the delay and which dead-letters back into the consumer's queue;
+  then acks the original (a crash in between gives a duplicate, never a loss).
+- Dead letters: one durable queue per city, `<city>.dlq`, letters naming their consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+
+from chassis.logs import get_logger
+from chassis.messaging.bus import EVENT_TYPE_HEADER, DeadLetter, DeliveryHandler, Retention, parse_event_type
+
+log = get_logger(__name__)
+
+ATTEMPTS_HEADER = "x-agora-attempts"
+"""Failed attempts before this copy was republished to a retry queue."""
+ORIGIN_HEADER = "x-agora-origin"
+"""The routing key the event was first published with; a retry copy arrives under the queue's."""
+
+
+class _RabbitDelivery:
+    def __init__(self, message: AbstractIncomingMessage, bus: RabbitBus, queue: str):
+        self._message = message
+        self._bus = bus
+        self._queue = queue
+        headers = message.headers or {}
+        self.body = message.body
+        self.headers: Mapping[str, str] = {key: str(value) for key, value in headers.items()}
+        self.origin = str(headers.get(ORIGIN_HEADER) or message.routing_key or "")
+        self.ref = message.message_id or ""
+        self._attempts = int(headers.get(ATTEMPTS_HEADER, 0))  # type: ignore[call-overload]
+        self.deliveries = self._attempts + int(headers.get("x-delivery-count", 0)) + 1  # type: ignore[call-overload]
+
+    async def ack(self) -> None:
+        await self._message.ack()
+
+    async def nak(self, delay_seconds: float) -> None:
+        await self._bus._retry_later(self._message, self._queue, self.origin, self.deliveries, delay_seconds)
+        await self._message.ack()
+
+
+class _Subscription:
+    def __init__(self, queue: AbstractQueue, tag: str, in_flight: set[asyncio.Task[Any]]):
+        self._queue = queue
+        self._tag = tag
+        self._in_flight = in_flight
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._queue.cancel(self._tag)
+        if self._in_flight:
+            await asyncio.wait(self._in_flight)
+
+
+class RabbitBus:
+    def __init__(self, url: str, city: str, *, retention: Retention | None = None):
+        self.city = city
+        self._url = url
+        self._retention = retention or Retention()
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
+        self._retry_queues: set[str] = set()
+        self._declared_queues: set[str] = set()
+
+    async def connect(self) -> None:
+        self._connection = await aio_pika.connect_robust(self._url)
+        self._channel = await self._connection.channel(publisher_confirms=True)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def healthy(self) -> None:
+        if self._connection is None or self._connection.is_closed:
+            raise ConnectionError("not connected to RabbitMQ")
+
+    @property
+    def channel(self) -> AbstractChannel:
+        if self._channel is None:
+            raise RuntimeError("RabbitBus.connect() first")
+        return self._channel
+
+    def queue_name(self, consumer: str) -> str:
+        return f"{self.city}.{consumer}"
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.city}.dlq"
+
+    async def _exchange(self, producer: str) -> aio_pika.abc.AbstractExchange:
+        if producer not in self._exchanges:
+            self._exchanges[producer] = await self.channel.declare_exchange(
+                f"{self.city}.{producer}", aio_pika.ExchangeType.TOPIC, durable=True
+            )
+        return self._exchanges[producer]
+
+    async def _queue(self, name: str, **arguments: Any) -> AbstractQueue:
+        self._declared_queues.add(name)
+        return await self.channel.declare_queue(name, durable=True, arguments={
+            "x-queue-type": "quorum", "x-max-length-bytes": self._retention.max_bytes,
+            "x-overflow": "reject-publish", **arguments,
+        })
+
+    async def publish(self, body: bytes, event_type: str, *, msg_id: str, headers: Mapping[str, str]) -> None:
+        producer, name, _ = parse_event_type(event_type)
+        exchange = await self._exchange(producer)
+        await exchange.publish(
+            aio_pika.Message(body, message_id=msg_id, headers={**headers, EVENT_TYPE_HEADER: event_type},
+                             content_type="application/cloudevents+json",
+                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=f"{self.city}.{producer}.{name}",
+        )
+
+    async def subscribe(self, consumer: str, event_types: Collection[str], handler: DeliveryHandler, *,
+                        concurrency: int, max_deliveries: int = 8) -> _Subscription:
+        await self.channel.set_qos(prefetch_count=concurrency)
+        name = self.queue_name(consumer)
+        # Above the consumer's own bound, so a delivery lost in a crash still reaches its decision;
+        # beyond it (the consumer keeps dying on this message) the broker moves it to dead letters.
+        queue = await self._queue(name, **{
+            "x-delivery-limit": max_deliveries + 3, "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": self.dlq_name, "x-dead-letter-strategy": "at-least-once",
+        })
+        for event_type in event_types:
+            producer, event_name, _ = parse_event_type(event_type)
+            await queue.bind(await self._exchange(producer), routing_key=f"{self.city}.{producer}.{event_name}")
+        in_flight: set[asyncio.Task[Any]] = set()
+
+        async def deliver(message: AbstractIncomingMessage) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            in_flight.add(task)
+            try:
+                await handler(_RabbitDelivery(message, self, name))
+            finally:
+                in_flight.discard(task)
+
+        tag = await queue.consume(deliver)
+        return _Subscription(queue, tag, in_flight)
+
+    async def _retry_later(self, message: AbstractIncomingMessage, queue: str, origin: str, deliveries: int,
+                           delay_seconds: float) -> None:
+        delay_ms = max(1, int(delay_seconds * 1000))
+        retry_queue = f"{queue}.retry.{delay_ms}"
+        if retry_queue not in self._retry_queues:
+            # Classic, not quorum: the per-queue TTL must dead-letter the head promptly.
+            self._declared_queues.add(retry_queue)
+            await self.channel.declare_queue(retry_queue, durable=True, arguments={
+                "x-message-ttl": delay_ms, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue,
+            })
+            self._retry_queues.add(retry_queue)
+        headers = {key: value for key, value in (message.headers or {}).items() if not key.startswith("x-")}
+        await self.channel.default_exchange.publish(
+            aio_pika.Message(message.body, message_id=message.message_id, headers={**headers, ATTEMPTS_HEADER: deliveries, ORIGIN_HEADER: origin},
+                             content_type=message.content_type, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=retry_queue,
+        )
+
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        await self._queue(self.dlq_name)
+        await self.channel.default_exchange.publish(
+            aio_pika.Message(letter.to_json(), message_id=str(uuid.uuid4()), content_type="application/json",
+                             headers={"consumer": letter.consumer}, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=self.dlq_name,
+        )
+
+    async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
+        letters = await self._take_dead_letters()
+        try:
+            return [letter for letter, _ in letters if consumer in (None, letter.consumer)]
+        finally:
+            for _, message in letters:
+                await message.nack(requeue=True)
+
+    async def replay(self, letter: DeadLetter) -> None:
+        letters = await self._take_dead_letters()
+        try:
+            if letter.event_type:
+                await self.publish(letter.body, letter.event_type, msg_id=f"replay:{letter.ref}", headers={})
+            else:  # malformed beyond naming a type: back to the exchange its routing key names
+                producer = letter.origin.split(".")[1]
+                await (await self._exchange(producer)).publish(
+                    aio_pika.Message(letter.body, message_id=f"replay:{letter.ref}",
+                                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    routing_key=letter.origin,
+                )
+        finally:
+            for stored, message in letters:
+                if stored.ref == letter.ref:
+                    await message.ack()
+                else:
+                    await message.nack(requeue=True)
+
+    async def _take_dead_letters(self) -> list[tuple[DeadLetter, AbstractIncomingMessage]]:
+        """Every letter, held unacknowledged (so each is seen once) until the caller settles it."""
+        queue = await self._queue(self.dlq_name)
+        taken = []
+        while (message := await queue.get(no_ack=False, fail=False)) is not None:
+            taken.append((self._as_letter(message), message))
+        return taken
+
+    def _as_letter(self, message: AbstractIncomingMessage) -> DeadLetter:
+        headers = message.headers or {}
+        if "x-death" not in headers:
+            return DeadLetter.from_json(message.body, ref=message.message_id or "")
+        # Moved here by the broker itself: the consumer died on every one of its deliveries.
+        death = headers["x-death"][0]  # type: ignore[index]
+        return DeadLetter(
+            consumer=str(death["queue"]).removeprefix(f"{self.city}."),  # type: ignore[index]
+            origin=str(headers.get(ORIGIN_HEADER) or death["routing-keys"][0]),  # type: ignore[index]
+            error="delivery limit reached without an outcome", deliveries=int(death["count"]),  # type: ignore[index]
+            dead_lettered_at=str(death["time"]), body=message.body,  # type: ignore[index]
+            event_type=str(headers[EVENT_TYPE_HEADER]) if EVENT_TYPE_HEADER in headers else None,
+            ref=message.message_id or "",
+        )
+
+    async def delete_everything(self) -> None:
+        """Removes this city's queues and exchanges: for tests."""
+        for name in self._declared_queues:
+            with contextlib.suppress(Exception):
+                await self.channel.queue_delete(name)
+        for exchange in self._exchanges.values():
+            with contextlib.suppress(Exception):
+                await exchange.delete()

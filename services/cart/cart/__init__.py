@@ -1,0 +1,1 @@
+"""Cart: each user's shopping cart, kept in Redis and priced by catalog whenever it is read."""

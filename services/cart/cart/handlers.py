@@ -1,0 +1,53 @@
+"""Cart's use cases: one verb-named function each, the user first, dependencies by keyword.
+
+The user always comes from the verified access token (the api passes the principal's id), never
+from a request field.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from chassis.messaging import Envelope
+from redis.asyncio.client import Pipeline
+
+from cart import domain
+from cart.domain import PricedCart, Product, UnknownProduct
+from cart.store import CartStore
+
+
+class Catalog(Protocol):
+    async def products(self, ids: set[str]) -> dict[str, Product]: ...
+
+
+async def get_cart(user_id: str, *, store: CartStore, catalog: Catalog) -> PricedCart:
+    quantities = await store.quantities(user_id)
+    return domain.price(quantities, await catalog.products(set(quantities)))
+
+
+async def set_item(user_id: str, product_id: str, quantity: int, *, store: CartStore, catalog: Catalog) -> PricedCart:
+    """Sets a line's quantity (0 removes it); UnknownProduct when catalog does not know it."""
+    domain.check_quantity(quantity)
+    products = await catalog.products(set(await store.quantities(user_id)) | {product_id})
+    if product_id not in products:
+        raise UnknownProduct(product_id)
+    await store.set_quantity(user_id, product_id, quantity)
+    return domain.price(await store.quantities(user_id), products)
+
+
+async def remove_item(user_id: str, product_id: str, *, store: CartStore, catalog: Catalog) -> PricedCart:
+    await store.set_quantity(user_id, product_id, 0)
+    return await get_cart(user_id, store=store, catalog=catalog)
+
+
+async def clear_cart(user_id: str, *, store: CartStore) -> None:
+    await store.clear(user_id)
+
+
+async def clear_ordered_cart(event: Envelope, pipe: Pipeline, *, store: CartStore) -> None:
+    """OrderPlaced: the cart became an order. Queued on the inbox's transaction, so a
+    redelivered event finds its claim and never empties a cart filled again since."""
+    store.queue_clear(pipe, event.data["user_id"])
+
+
+SUBSCRIPTIONS = {"agora.orders.OrderPlaced.v1": clear_ordered_cart}

@@ -1,0 +1,1 @@
+"""Inventory: stock levels and the reservations the checkout saga makes against them."""

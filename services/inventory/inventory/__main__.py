@@ -1,0 +1,5 @@
+from chassis import runtime
+
+from inventory.bootstrap import InventorySettings, build
+
+runtime.run(InventorySettings, build)

@@ -1,0 +1,4 @@
+from chassis import runtime
+from orders.bootstrap import OrdersSettings, build
+
+runtime.run(OrdersSettings, build)

@@ -1,0 +1,162 @@
+"""Orders' use cases, one verb-named function each: the message first, dependencies by keyword.
+
+Requests from the gateway (`place_order`, `get_order`, `list_orders`, `cancel_order`) and the
+events of the saga (`SUBSCRIPTIONS`, at the bottom). An event handler runs inside the inbox's
+transaction, so the order's change, the events it raises and the inbox claim commit together.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, Protocol
+
+import asyncpg
+from chassis.logs import get_logger
+
+from orders import domain, repository
+from orders.domain import CancelOrder, GetOrder, ListOrders, Money, Order, PlaceOrder
+
+log = get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class Outbox(Protocol):
+    async def add(self, conn: Any, name: str, data: dict[str, Any], *, subject: str | None = None) -> Any: ...
+
+
+class Cart(Protocol):
+    async def quantities(self) -> list[tuple[str, int]]: ...
+
+
+class Catalog(Protocol):
+    async def prices(self, product_ids: Iterable[str]) -> dict[str, tuple[str, Money]]: ...
+
+
+class Event(Protocol):
+    """What a consumer hands a handler: an event's id and its data (chassis.messaging)."""
+
+    id: str
+    data: dict[str, Any]
+
+
+# ---------------------------------------------------------------- requests
+
+
+async def place_order(
+    command: PlaceOrder, *, pool: asyncpg.Pool, cart: Cart, catalog: Catalog, outbox: Outbox, clock: Clock
+) -> Order:
+    """Places the caller's cart as a PENDING order, or answers the order this key already placed."""
+    domain.validate_place_order(command)
+    async with pool.acquire() as conn, conn.transaction():
+        # The key stays locked until this transaction commits the order and the claim, so a
+        # repeat arriving meanwhile is told to wait (ABORTED) instead of placing a second order.
+        # The lock is all the transaction holds while cart and catalog answer.
+        if not await repository.lock_key(conn, command.user_id, command.idempotency_key):
+            raise domain.KeyInFlight()
+        claimed = await repository.claimed_key(conn, command.user_id, command.idempotency_key)
+        if claimed is not None:
+            return await _replay(conn, command, claimed)
+        quantities = await cart.quantities()
+        if not quantities:
+            raise domain.EmptyCart("cart is empty")
+        prices = await catalog.prices(product_id for product_id, _ in quantities)
+        order = Order.place(str(uuid.uuid4()), command, domain.price_lines(quantities, prices), clock())
+        await repository.add_order(conn, order)
+        await repository.claim_key(conn, command.user_id, command.idempotency_key, command.fingerprint, order.id)
+        await _publish(conn, outbox, order)
+    log.info("order_placed", order_id=order.id, user_id=order.user_id, total=order.total.amount)
+    return order
+
+
+async def _replay(conn: asyncpg.Connection, command: PlaceOrder, claimed: repository.ClaimedKey) -> Order:
+    if claimed.fingerprint != command.fingerprint:
+        raise domain.KeyReused()
+    order = await repository.order_of(conn, command.user_id, claimed.order_id)
+    assert order is not None, "a claimed key always names the order it placed"
+    return order
+
+
+async def get_order(query: GetOrder, *, pool: asyncpg.Pool) -> Order:
+    order = await repository.order_of(pool, query.user_id, query.order_id)
+    if order is None:
+        raise domain.OrderNotFound(query.order_id)
+    return order
+
+
+async def list_orders(query: ListOrders, *, pool: asyncpg.Pool) -> tuple[list[Order], int]:
+    return await repository.orders_of(pool, query.user_id, page=query.page, page_size=query.page_size)
+
+
+async def cancel_order(command: CancelOrder, *, pool: asyncpg.Pool, outbox: Outbox, clock: Clock) -> Order:
+    async with pool.acquire() as conn, conn.transaction():
+        order = await repository.order_for_update(conn, command.order_id)
+        if order is None or order.user_id != command.user_id:
+            raise domain.OrderNotFound(command.order_id)
+        order.cancel(clock())
+        await repository.save_order(conn, order)
+        await _publish(conn, outbox, order)
+    log.info("order_cancelled", order_id=order.id, reason=order.status_reason)
+    return order
+
+
+# ---------------------------------------------------------------- events
+
+
+async def record_stock_reserved(event: Event, conn: asyncpg.Connection, *, outbox: Outbox, clock: Clock) -> None:
+    await _apply(conn, event, lambda order, now: order.record_stock(reserved=True, now=now), outbox, clock)
+
+
+async def record_stock_rejected(event: Event, conn: asyncpg.Connection, *, outbox: Outbox, clock: Clock) -> None:
+    await _apply(conn, event, lambda order, now: order.record_stock(reserved=False, now=now), outbox, clock)
+
+
+async def record_payment_authorized(event: Event, conn: asyncpg.Connection, *, outbox: Outbox, clock: Clock) -> None:
+    await _apply(conn, event, lambda order, now: order.record_payment(authorized=True, now=now), outbox, clock)
+
+
+async def record_payment_declined(event: Event, conn: asyncpg.Connection, *, outbox: Outbox, clock: Clock) -> None:
+    await _apply(conn, event, lambda order, now: order.record_payment(authorized=False, now=now), outbox, clock)
+
+
+async def mark_shipped(event: Event, conn: asyncpg.Connection, *, outbox: Outbox, clock: Clock) -> None:
+    carrier, tracking_number = event.data["carrier"], event.data["tracking_number"]
+    await _apply(conn, event, lambda order, now: order.mark_shipped(carrier, tracking_number, now), outbox, clock)
+
+
+async def _apply(
+    conn: asyncpg.Connection, event: Event, change: Callable[[Order, datetime], None], outbox: Outbox, clock: Clock
+) -> None:
+    order = await repository.order_for_update(conn, event.data["order_id"])
+    if order is None:
+        # Orders stores an order before anyone can hear of it: this is not ours, or a bug.
+        # Raising lets the consumer retry and then dead-letter it where an operator sees it.
+        raise domain.OrderNotFound(event.data["order_id"])
+    change(order, clock())
+    if order.events:
+        log.info("order_advanced", order_id=order.id, status=order.status, reason=order.status_reason)
+    await repository.save_order(conn, order)
+    await _publish(conn, outbox, order)
+
+
+async def _publish(conn: asyncpg.Connection, outbox: Outbox, order: Order) -> None:
+    for event in order.events:
+        # Through JSON: the contracts' schemas want lists where the domain keeps tuples.
+        data = json.loads(json.dumps(asdict(event)))
+        await outbox.add(conn, type(event).__name__, data, subject=order.id)
+    order.events.clear()
+
+
+Handler = Callable[..., Awaitable[None]]
+
+SUBSCRIPTIONS: dict[str, Handler] = {
+    "agora.inventory.StockReserved.v1": record_stock_reserved,
+    "agora.inventory.StockRejected.v1": record_stock_rejected,
+    "agora.payments.PaymentAuthorized.v1": record_payment_authorized,
+    "agora.payments.PaymentDeclined.v1": record_payment_declined,
+    "agora.shipping.ShipmentDispatched.v1": mark_shipped,
+}

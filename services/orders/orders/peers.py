@@ -1,0 +1,48 @@
+"""The services PlaceOrder asks, over the chassis' gRPC channels.
+
+The chassis client forwards the caller's access token, so cart answers the caller's own cart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import grpc
+from agora.cart.v1 import cart_pb2, cart_pb2_grpc
+from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from chassis.resilience import ResilienceError
+
+from orders.domain import Money
+
+
+class Unavailable(Exception):
+    """A service PlaceOrder needs did not answer; the client may retry with the same key."""
+
+
+class Cart:
+    def __init__(self, channel: grpc.aio.Channel):
+        self._stub = cart_pb2_grpc.CartServiceStub(channel)
+
+    async def quantities(self) -> list[tuple[str, int]]:
+        """The caller's cart as (product id, quantity) lines."""
+        try:
+            cart = await self._stub.GetCart(cart_pb2.GetCartRequest())
+        except (grpc.aio.AioRpcError, ResilienceError) as error:
+            raise Unavailable(f"cart: {error}") from error
+        return [(item.product_id, item.quantity) for item in cart.items]
+
+
+class Catalog:
+    def __init__(self, channel: grpc.aio.Channel):
+        self._stub = catalog_pb2_grpc.CatalogServiceStub(channel)
+
+    async def prices(self, product_ids: Iterable[str]) -> dict[str, tuple[str, Money]]:
+        """Name and current price of each product the catalog still sells."""
+        try:
+            response = await self._stub.GetProducts(catalog_pb2.GetProductsRequest(ids=list(product_ids)))
+        except (grpc.aio.AioRpcError, ResilienceError) as error:
+            raise Unavailable(f"catalog: {error}") from error
+        return {
+            product.id: (product.name, Money(product.price.amount, product.price.currency))
+            for product in response.products
+        }

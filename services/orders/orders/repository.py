@@ -1,0 +1,156 @@
+"""All of orders' SQL (asyncpg)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from orders.domain import Address, Line, Money, Order, StatusChange
+
+Connection = asyncpg.Connection | asyncpg.Pool
+
+_COLUMNS = """id::text AS id, user_id, status, status_reason, stock, payment, items, shipping_address, history,
+              carrier, tracking_number"""
+
+
+@dataclass(frozen=True)
+class ClaimedKey:
+    fingerprint: str
+    order_id: str
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _order(row: asyncpg.Record) -> Order:
+    items = tuple(
+        Line(item["product_id"], item["name"], item["quantity"], Money(**item["unit_price"]))
+        for item in json.loads(row["items"])
+    )
+    history = [
+        StatusChange(change["status"], datetime.fromisoformat(change["at"])) for change in json.loads(row["history"])
+    ]
+    return Order(
+        id=row["id"],
+        user_id=row["user_id"],
+        items=items,
+        shipping_address=Address(**json.loads(row["shipping_address"])),
+        history=history,
+        status_reason=row["status_reason"],
+        stock=row["stock"],
+        payment=row["payment"],
+        carrier=row["carrier"],
+        tracking_number=row["tracking_number"],
+    )
+
+
+def _history(order: Order) -> str:
+    return json.dumps([{"status": change.status, "at": change.at.isoformat()} for change in order.history])
+
+
+async def add_order(conn: asyncpg.Connection, order: Order) -> None:
+    items: list[dict[str, Any]] = [asdict(line) for line in order.items]
+    await conn.execute(
+        """INSERT INTO orders (id, user_id, status, status_reason, stock, payment, items, total_amount, currency,
+                               shipping_address, history, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
+        uuid.UUID(order.id),
+        order.user_id,
+        order.status,
+        order.status_reason,
+        order.stock,
+        order.payment,
+        json.dumps(items),
+        order.total.amount,
+        order.total.currency,
+        json.dumps(asdict(order.shipping_address)),
+        _history(order),
+        order.created_at,
+        order.updated_at,
+    )
+
+
+async def save_order(conn: asyncpg.Connection, order: Order) -> None:
+    """Writes back what an order's lifecycle changes; the order must be locked (`order_for_update`)."""
+    await conn.execute(
+        """UPDATE orders SET status = $2, status_reason = $3, stock = $4, payment = $5, history = $6,
+                             carrier = $7, tracking_number = $8, updated_at = $9
+           WHERE id = $1""",
+        uuid.UUID(order.id),
+        order.status,
+        order.status_reason,
+        order.stock,
+        order.payment,
+        _history(order),
+        order.carrier,
+        order.tracking_number,
+        order.updated_at,
+    )
+
+
+async def order_for_update(conn: asyncpg.Connection, order_id: str) -> Order | None:
+    """The order, locked until the transaction ends: its events are applied one at a time."""
+    key = _uuid(order_id)
+    if key is None:
+        return None
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE", key)
+    return _order(row) if row else None
+
+
+async def order_of(conn: Connection, user_id: str, order_id: str) -> Order | None:
+    """The order if it is this user's; another user's is as good as absent."""
+    key = _uuid(order_id)
+    if key is None:
+        return None
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM orders WHERE id = $1 AND user_id = $2", key, user_id)
+    return _order(row) if row else None
+
+
+async def orders_of(conn: Connection, user_id: str, *, page: int, page_size: int) -> tuple[list[Order], int]:
+    """One page of the user's orders, newest first, and how many they have in all."""
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS}, count(*) OVER () AS total FROM orders WHERE user_id = $1
+            ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3""",
+        user_id,
+        page_size,
+        (page - 1) * page_size,
+    )
+    if rows:
+        return [_order(row) for row in rows], rows[0]["total"]
+    return [], await conn.fetchval("SELECT count(*) FROM orders WHERE user_id = $1", user_id)
+
+
+async def lock_key(conn: asyncpg.Connection, user_id: str, key: str) -> bool:
+    """Takes the key for this transaction; False while another transaction holds it."""
+    return await conn.fetchval(
+        # Length-prefixed, so no two (user, key) pairs hash the same text.
+        "SELECT pg_try_advisory_xact_lock(hashtextextended(length($1) || ':' || $1 || $2, 0))", user_id, key
+    )
+
+
+async def claimed_key(conn: asyncpg.Connection, user_id: str, key: str) -> ClaimedKey | None:
+    row = await conn.fetchrow(
+        "SELECT fingerprint, order_id::text AS order_id FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+        user_id,
+        key,
+    )
+    return ClaimedKey(row["fingerprint"], row["order_id"]) if row else None
+
+
+async def claim_key(conn: asyncpg.Connection, user_id: str, key: str, fingerprint: str, order_id: str) -> None:
+    await conn.execute(
+        "INSERT INTO idempotency_keys (user_id, key, fingerprint, order_id) VALUES ($1, $2, $3, $4)",
+        user_id,
+        key,
+        fingerprint,
+        uuid.UUID(order_id),
+    )

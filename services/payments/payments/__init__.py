@@ -1,0 +1,1 @@
+"""Payments: authorize, capture, void and refund an order's payment through the payment provider."""

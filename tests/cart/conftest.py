@@ -1,0 +1,172 @@
+"""Cart against the machine's Redis (a unique city, so unique keys) and a small real gRPC catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import jwt
+import pytest
+from agora.cart.v1 import cart_pb2_grpc
+from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from agora.common.v1 import common_pb2
+from cart.bootstrap import CartSettings, build
+from chassis.grpc import CALLER_METADATA
+from chassis.messaging import NatsBus
+from chassis.runtime import ServiceApp
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from redis.asyncio import Redis
+
+from chassis import auth
+from tests.conftest import NATS_URL, REDIS_URL, unique_city
+
+ISSUER, AUDIENCE = "agora-identity", "agora"
+CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
+
+
+@pytest.fixture(autouse=True)
+def event_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Run from the repository root, `chassis` resolves as a namespace package without a
+    # `__file__`, so the chassis cannot find the schemas by itself: name them explicitly.
+    monkeypatch.setenv("AGORA_CONTRACTS_DIR", str(CONTRACTS))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.fixture
+def city() -> str:
+    return unique_city()
+
+
+@pytest.fixture
+async def redis(city: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    try:
+        yield client
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{city}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
+    """Catalog's GetProducts over real gRPC, answering from a dict the test edits."""
+
+    def __init__(self) -> None:
+        self.products: dict[str, catalog_pb2.Product] = {}
+        self.calls = 0
+
+    def add(self, name: str, price: int, currency: str = "USD") -> str:
+        product_id = new_id()
+        self.products[product_id] = catalog_pb2.Product(
+            id=product_id, sku=name[:3].upper(), name=name, price=common_pb2.Money(amount=price, currency=currency)
+        )
+        return product_id
+
+    async def GetProducts(self, request, context):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return catalog_pb2.GetProductsResponse(products=[self.products[i] for i in request.ids if i in self.products])
+
+
+@pytest.fixture
+async def catalog() -> AsyncIterator[tuple[FakeCatalog, int]]:
+    fake = FakeCatalog()
+    server = grpc.aio.server()
+    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(fake, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield fake, port
+    finally:
+        await server.stop(None)
+
+
+class Tokens:
+    """Signs access tokens the way identity does; the service verifies them against these keys."""
+
+    def __init__(self) -> None:
+        self._key = Ed25519PrivateKey.generate()
+
+    async def jwks(self) -> dict[str, Any]:
+        raw = self._key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        return {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA", "x": x}]}
+
+    def verifier(self) -> auth.TokenVerifier:
+        return auth.TokenVerifier(self.jwks, issuer=ISSUER, audience=AUDIENCE)
+
+    def sign(self, user_id: str) -> str:
+        now = int(time.time())
+        claims = {"sub": user_id, "roles": ["customer"], "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}
+        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": "k1"})
+
+
+class Cart:
+    """The running cart service, called as the gateway calls it, for one user at a time."""
+
+    def __init__(self, stub: cart_pb2_grpc.CartServiceStub, tokens: Tokens, catalog: FakeCatalog):
+        self.stub = stub
+        self.tokens = tokens
+        self.catalog = catalog
+
+    async def call(self, method: str, request: Any, *, user: str | None) -> Any:
+        metadata = [(CALLER_METADATA, "gateway")]
+        if user is not None:
+            metadata.append(("authorization", f"Bearer {self.tokens.sign(user)}"))
+        return await getattr(self.stub, method)(request, metadata=metadata, timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def running(settings: CartSettings, verifier: auth.TokenVerifier) -> AsyncIterator[ServiceApp]:
+    app = ServiceApp(settings)
+    await build(app, verifier=verifier)
+    stop = asyncio.Event()
+    task = asyncio.create_task(app.run_until_stopped(stop))
+    try:
+        async with asyncio.timeout(10):
+            while not app.readiness.accepting:  # noqa: ASYNC110 (the chassis exposes a flag, not an event)
+                await asyncio.sleep(0.01)
+        yield app
+    finally:
+        stop.set()
+        await task
+
+
+@pytest.fixture
+async def cart(city: str, redis: Redis, catalog: tuple[FakeCatalog, int], tmp_path: Path) -> AsyncIterator[Cart]:
+    fake, port = catalog
+    settings = CartSettings(
+        service="cart", city=city, home=tmp_path, grpc_port=free_port(), http_port=free_port(),
+        redis_url=REDIS_URL, nats_url=NATS_URL, mtls="off", allowed_callers=frozenset({"gateway", "orders"}),
+        peers={"catalog": [f"127.0.0.1:{port}"], "identity": [f"127.0.0.1:{free_port()}"]},
+    )
+    tokens = Tokens()
+    try:
+        async with (
+            running(settings, tokens.verifier()),
+            grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel,
+        ):
+            yield Cart(cart_pb2_grpc.CartServiceStub(channel), tokens, fake)
+    finally:
+        bus = NatsBus(NATS_URL, city)
+        await bus.connect()
+        await bus.delete_streams()
+        await bus.close()

@@ -1,0 +1,92 @@
+"""The consumer's own rules: order per aggregate under concurrency, and no silent give-up."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from chassis.messaging import Consumer, DeadLetter, Envelope, PostgresInbox
+from tests.chassis.messaging.support import THING_MADE, eventually
+
+
+async def test_events_about_one_aggregate_are_handled_in_order_while_others_run_alongside(pool, bus) -> None:
+    handled: list[tuple[str, int]] = []
+    running = 0
+    most_at_once = 0
+
+    async def make(event: Envelope, conn: asyncpg.Connection) -> None:
+        nonlocal running, most_at_once
+        running += 1
+        most_at_once = max(most_at_once, running)
+        await asyncio.sleep(random.uniform(0, 0.01))
+        handled.append((event.subject or "", event.data["amount"]))
+        running -= 1
+
+    async def all_handled() -> bool:
+        return len(handled) == 90
+
+    async with Consumer("watcher", bus, PostgresInbox(pool), {THING_MADE: make}, concurrency=8):
+        for n in range(30):
+            for thing in ("a", "b", "c"):
+                event = Envelope.new("things", "ThingMade", {"thing_id": thing, "amount": n}, subject=thing)
+                await bus.publish(event.to_json(), THING_MADE, msg_id=event.id, headers={})
+        await eventually(all_handled)
+    for thing in ("a", "b", "c"):
+        assert [n for subject, n in handled if subject == thing] == list(range(30))
+    assert most_at_once > 1
+
+
+@dataclass
+class RecordingBus:
+    city: str = "test"
+    letters: list[DeadLetter] = field(default_factory=list)
+
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        self.letters.append(letter)
+
+
+@dataclass
+class FakeDelivery:
+    body: bytes
+    deliveries: int
+    headers: dict[str, str] = field(default_factory=dict)
+    origin: str = "test.things.ThingMade"
+    ref: str = "TEST_THINGS:7"
+    outcome: str = ""
+
+    async def ack(self) -> None:
+        self.outcome = "ack"
+
+    async def nak(self, delay_seconds: float) -> None:
+        self.outcome = f"nak {delay_seconds}"
+
+
+class UnusedInbox:
+    async def apply_once(self, consumer, event_id, apply) -> bool:  # type: ignore[no-untyped-def]
+        raise AssertionError("the handler must not run again")
+
+
+async def never_called(event: Envelope, tx: object) -> None:
+    raise AssertionError("the handler must not run again")
+
+
+async def test_a_delivery_past_the_last_attempt_is_dead_lettered_without_running_the_handler() -> None:
+    """The last attempt died with its process (no nak, no letter): the broker's next delivery
+    must end in dead letters, not in a ninth try or a silent drop."""
+    bus = RecordingBus()
+    consumer = Consumer("watcher", bus, UnusedInbox(), {THING_MADE: never_called}, max_deliveries=8)  # type: ignore[arg-type]
+    event = Envelope.new("things", "ThingMade", {"thing_id": "t", "amount": 1})
+    delivery = FakeDelivery(event.to_json(), deliveries=9)
+    await consumer._on_delivery(delivery)
+    [letter] = bus.letters
+    assert letter.error == "no outcome after 8 deliveries" and letter.event_id == event.id
+    assert letter.message_ref == "TEST_THINGS:7" and delivery.outcome == "ack"
+
+
+def test_retries_back_off_exponentially_up_to_a_ceiling() -> None:
+    consumer = Consumer("watcher", RecordingBus(), UnusedInbox(), {}, retry_base_seconds=0.5,  # type: ignore[arg-type]
+                        retry_max_seconds=10)
+    assert [consumer.retry_delay(n) for n in range(1, 8)] == [0.5, 1, 2, 4, 8, 10, 10]

@@ -1,0 +1,109 @@
+"""Poison messages: bounded redelivery with backoff, then dead letters with the error; replay."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import asyncpg
+from prometheus_client import REGISTRY
+
+from chassis.messaging import (
+    Consumer, Envelope, NatsBus, OutboxRelay, PostgresInbox, list_dead_letters, replay_all, replay_dead_letter,
+)
+from tests.chassis.messaging.support import THING_MADE, amounts, effects_reach, eventually, make_thing, record_effect
+
+
+async def letters_reach(bus: NatsBus, count: int) -> None:
+    async def reached() -> bool:
+        return len(await list_dead_letters(bus)) >= count
+
+    await eventually(reached)
+
+
+def raw_event(event_type: str, data: dict[str, object]) -> Envelope:
+    """An envelope built without validation, as a buggy or foreign producer might send it."""
+    return Envelope(id=str(uuid.uuid4()), type=event_type, source="agora/things", time="2026-01-01T00:00:00Z",
+                    data=data)
+
+
+async def test_a_failing_handler_is_retried_with_backoff_then_dead_lettered_and_replays_once(pool, bus) -> None:
+    attempts: list[float] = []
+    warehouse_up = False
+
+    async def reserve(event: Envelope, conn: asyncpg.Connection) -> None:
+        attempts.append(time.perf_counter())
+        await record_effect(event, conn)  # rolled back with the failure below
+        if not warehouse_up:
+            raise ConnectionError("warehouse unreachable")
+
+    consumer = Consumer("watcher", bus, PostgresInbox(pool), {THING_MADE: reserve},
+                        max_deliveries=4, retry_base_seconds=0.2)
+    async with OutboxRelay(pool, bus, service="things"), consumer:
+        event = await make_thing(pool, 3)
+        await letters_reach(bus, 1)
+        await asyncio.sleep(1)  # nothing comes back once dead-lettered
+        assert len(attempts) == 4
+        gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:], strict=False)]
+        for gap, delay in zip(gaps, [0.2, 0.4, 0.8], strict=True):
+            assert gap >= delay * 0.9, gaps
+        assert await amounts(pool) == []
+
+        [letter] = await list_dead_letters(bus, "watcher")
+        assert letter.consumer == "watcher" and letter.deliveries == 4
+        assert letter.error == "ConnectionError: warehouse unreachable"
+        assert letter.event_id == event.id and letter.event_type == THING_MADE
+        assert letter.origin == f"{bus.city}.things.ThingMade"
+        assert Envelope.parse(letter.body) == event
+        assert REGISTRY.get_sample_value(
+            "agora_dead_letters_total", {"consumer": "watcher", "event_type": THING_MADE}) >= 1
+
+        warehouse_up = True
+        assert await replay_all(bus, "watcher") == 1
+        await effects_reach(pool, 1)
+        assert await list_dead_letters(bus) == []
+
+        # The same event arriving yet again (an old copy replayed) finds the inbox claim.
+        await bus.publish(letter.body, THING_MADE, msg_id="another-copy", headers={})
+        await asyncio.sleep(1)
+    assert await amounts(pool) == [3]
+    assert len(attempts) == 5
+
+
+async def test_malformed_messages_are_dead_lettered_at_once_and_the_consumer_keeps_going(pool, bus) -> None:
+    handled: list[str] = []
+
+    async def make(event: Envelope, conn: asyncpg.Connection) -> None:
+        handled.append(event.id)
+        await record_effect(event, conn)
+
+    unknown = raw_event("agora.things.ThingVanished.v1", {"thing_id": "t"})
+    async with Consumer("watcher", bus, PostgresInbox(pool), {THING_MADE: make, unknown.type: make}):
+        await bus.publish(b"{not json", THING_MADE, msg_id="bad-json", headers={})
+        await bus.publish(raw_event(THING_MADE, {"thing_id": "t", "amount": -1}).to_json(), THING_MADE,
+                          msg_id="bad-data", headers={})
+        await bus.publish(unknown.to_json(), unknown.type, msg_id="unknown", headers={})
+        good = raw_event(THING_MADE, {"thing_id": "t", "amount": 1})
+        await bus.publish(good.to_json(), THING_MADE, msg_id=good.id, headers={})
+        await effects_reach(pool, 1)
+        await letters_reach(bus, 3)
+
+    letters = {letter.body: letter for letter in await list_dead_letters(bus, "watcher")}
+    assert [letter.deliveries for letter in letters.values()] == [1, 1, 1]
+    assert letters[b"{not json"].error.startswith("malformed: not JSON")
+    bad_data = next(letter for body, letter in letters.items() if b'"amount":-1' in body)
+    assert bad_data.error == f"malformed: {THING_MADE} data at amount: -1 is less than the minimum of 0"
+    assert letters[unknown.to_json()].error.startswith(f"malformed: no schema for {unknown.type}")
+    assert handled == [good.id]
+
+
+async def test_replaying_one_dead_letter_sends_it_back_to_where_it_came_from(pool, bus) -> None:
+    async with Consumer("watcher", bus, PostgresInbox(pool), {THING_MADE: record_effect}):
+        await bus.publish(b"{not json", THING_MADE, msg_id="bad-json", headers={})
+        await letters_reach(bus, 1)
+        [letter] = await list_dead_letters(bus)
+        assert (await replay_dead_letter(bus, letter.ref)).body == b"{not json"
+        await letters_reach(bus, 1)  # still malformed: dead-lettered again, under a new ref
+    [again] = await list_dead_letters(bus)
+    assert again.ref != letter.ref and again.body == letter.body and again.origin == letter.origin

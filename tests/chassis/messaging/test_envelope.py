@@ -1,0 +1,78 @@
+"""Events are CloudEvents checked against their schema on the way out and on the way in."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from chassis.messaging import Envelope, MalformedEvent, add_to_outbox
+from tests.chassis.messaging.support import THING_MADE, THINGS
+
+
+def test_a_new_event_is_a_valid_cloudevent_that_parses_back_to_itself() -> None:
+    event = Envelope.new("things", "ThingMade", {"thing_id": "t1", "amount": 3}, subject="t1")
+    raw = json.loads(event.to_json())
+    assert raw["specversion"] == "1.0" and raw["type"] == THING_MADE and raw["source"] == "agora/things"
+    assert str(uuid.UUID(raw["id"])) == raw["id"]
+    assert raw["time"].endswith("Z") and raw["subject"] == "t1"
+    assert raw["dataschema"] == "events/things/ThingMade.v1.json"
+    assert raw["datacontenttype"] == "application/json"
+    assert Envelope.parse(event.to_json()) == event
+    assert (event.producer, event.name, event.version) == ("things", "ThingMade", 1)
+
+
+def test_an_event_without_a_schema_cannot_be_built() -> None:
+    with pytest.raises(MalformedEvent, match=r"no schema for agora\.things\.ThingLost\.v1"):
+        Envelope.new("things", "ThingLost", {"thing_id": "t1"})
+
+
+def test_an_event_whose_data_breaks_its_schema_cannot_be_built() -> None:
+    with pytest.raises(MalformedEvent, match="amount"):
+        Envelope.new("things", "ThingMade", {"thing_id": "t1", "amount": "three"})
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"\xff\xfe", "not JSON"),
+        (b"[]", "not a CloudEvents 1.0 envelope"),
+        (b'{"specversion": "0.3"}', "not a CloudEvents 1.0 envelope"),
+        (b'{"specversion": "1.0", "id": "x", "type": "agora.things.ThingMade.v1", "source": "s", "time": "t",'
+         b' "data": {}}', "UUID"),
+        (b'{"specversion": "1.0", "id": "4b1c2a52-52a4-4b5e-9a51-8e7d0b6a2f10", "type": "ThingMade",'
+         b' "source": "s", "time": "t", "data": {}}', "not an Agora event type"),
+        (b'{"specversion": "1.0", "id": "4b1c2a52-52a4-4b5e-9a51-8e7d0b6a2f10",'
+         b' "type": "agora.things.ThingMade.v1", "source": "s", "time": "t", "data": "x"}', "not an object"),
+    ],
+)
+def test_anything_but_a_valid_event_is_refused_with_its_reason(body: bytes, problem: str) -> None:
+    with pytest.raises(MalformedEvent, match=problem):
+        Envelope.parse(body)
+
+
+async def test_the_outbox_refuses_an_event_outside_a_transaction(pool) -> None:
+    async with pool.acquire() as conn:
+        with pytest.raises(RuntimeError, match="transaction"):
+            await THINGS.add(conn, "ThingMade", {"thing_id": "t", "amount": 1})
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_a_schema_violation_fails_the_producers_transaction(pool) -> None:
+    with pytest.raises(MalformedEvent):
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("INSERT INTO effects VALUES ($1, 1)", str(uuid.uuid4()))
+            await THINGS.add(conn, "ThingMade", {"thing_id": "", "amount": 1})
+    assert await pool.fetchval("SELECT count(*) FROM effects") == 0
+
+
+async def test_the_outbox_keeps_the_envelope_and_its_trace_headers(pool) -> None:
+    event = Envelope.new("things", "ThingMade", {"thing_id": "t", "amount": 1})
+    event = Envelope(**{**event.__dict__, "trace": {"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}})
+    async with pool.acquire() as conn, conn.transaction():
+        await add_to_outbox(conn, event)
+    row = await pool.fetchrow("SELECT event_id, event_type, envelope, headers FROM outbox")
+    assert str(row["event_id"]) == event.id and row["event_type"] == THING_MADE
+    assert Envelope.parse(row["envelope"].encode()) == event
+    assert json.loads(row["headers"]) == event.trace

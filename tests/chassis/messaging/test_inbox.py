@@ -1,0 +1,100 @@
+"""Inboxes apply an event once per consumer, with the claim and the effect in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from chassis.messaging import PostgresInbox, RedisInbox
+from tests.conftest import REDIS_URL, unique_city
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[tuple[Redis, str]]:
+    client = Redis.from_url(REDIS_URL)
+    prefix = f"{unique_city()}:cart:"
+    yield client, prefix
+    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+async def test_redis_inbox_applies_the_effect_and_the_claim_together_once(redis) -> None:
+    client, prefix = redis
+    inbox = RedisInbox(client, prefix, ttl_seconds=60)
+    event_id = str(uuid.uuid4())
+
+    async def clear_cart(pipe) -> None:  # type: ignore[no-untyped-def]
+        pipe.incr(f"{prefix}cleared")
+
+    assert await inbox.apply_once("cart", event_id, clear_cart) is True
+    assert await inbox.apply_once("cart", event_id, clear_cart) is False
+    assert int(await client.get(f"{prefix}cleared")) == 1
+    assert 0 < await client.ttl(f"{prefix}inbox:cart:{event_id}") <= 60
+
+
+async def test_redis_inbox_leaves_no_claim_and_no_effect_when_the_handler_fails(redis) -> None:
+    client, prefix = redis
+    inbox = RedisInbox(client, prefix)
+    event_id = str(uuid.uuid4())
+
+    async def half_done(pipe) -> None:  # type: ignore[no-untyped-def]
+        pipe.incr(f"{prefix}cleared")
+        raise RuntimeError("catalog unreachable")
+
+    with pytest.raises(RuntimeError):
+        await inbox.apply_once("cart", event_id, half_done)
+    assert await client.exists(f"{prefix}cleared", f"{prefix}inbox:cart:{event_id}") == 0
+
+
+async def test_redis_inbox_lets_one_of_two_concurrent_deliveries_win(redis) -> None:
+    client, prefix = redis
+    inbox = RedisInbox(client, prefix)
+    event_id = str(uuid.uuid4())
+    both_inside = asyncio.Barrier(2)
+
+    async def clear_cart(pipe) -> None:  # type: ignore[no-untyped-def]
+        await both_inside.wait()  # both have checked the claim and found none
+        pipe.incr(f"{prefix}cleared")
+
+    results = await asyncio.gather(*(inbox.apply_once("cart", event_id, clear_cart) for _ in range(2)))
+    assert sorted(results) == [False, True]
+    assert int(await client.get(f"{prefix}cleared")) == 1
+
+
+async def test_postgres_inbox_keeps_consumers_apart_and_rolls_back_with_the_handler(pool) -> None:
+    inbox = PostgresInbox(pool)
+    event_id = str(uuid.uuid4())
+
+    async def effect(conn) -> None:  # type: ignore[no-untyped-def]
+        await conn.execute("INSERT INTO effects VALUES ($1, 1)", event_id)
+
+    async def failing(conn) -> None:  # type: ignore[no-untyped-def]
+        await effect(conn)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await inbox.apply_once("first", event_id, failing)
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
+    assert await inbox.apply_once("first", event_id, effect) is True
+    assert await inbox.apply_once("first", event_id, effect) is False
+    assert await inbox.apply_once("second", event_id, effect) is True
+    assert await pool.fetchval("SELECT count(*) FROM effects") == 2
+
+
+async def test_postgres_inbox_applies_concurrent_deliveries_of_one_event_once(pool) -> None:
+    inbox = PostgresInbox(pool)
+    event_id = str(uuid.uuid4())
+
+    async def slow_effect(conn) -> None:  # type: ignore[no-untyped-def]
+        await conn.execute("INSERT INTO effects VALUES ($1, 1)", event_id)
+        await asyncio.sleep(0.2)
+
+    results = await asyncio.gather(*(inbox.apply_once("first", event_id, slow_effect) for _ in range(5)))
+    assert sorted(results) == [False] * 4 + [True]
+    assert await pool.fetchval("SELECT count(*) FROM effects") == 1

@@ -1,0 +1,89 @@
+"""The same code above the adapter, on RabbitMQ: delivered once, retried with backoff,
+dead-lettered with the error, replayed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from chassis.messaging import Consumer, Envelope, OutboxRelay, PostgresInbox, list_dead_letters, replay_all
+from chassis.messaging.rabbit_bus import RabbitBus
+from tests.chassis.messaging.support import (
+    THING_MADE, amounts, effects_reach, eventually, make_thing, record_effect,
+)
+
+RABBITMQ_URL = os.environ.get("AGORA_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@pytest.fixture
+async def rabbit(city: str) -> AsyncIterator[RabbitBus]:
+    bus = RabbitBus(RABBITMQ_URL, city)
+    await bus.connect()
+    yield bus
+    await bus.delete_everything()
+    await bus.close()
+
+
+async def letters_reach(bus: RabbitBus, count: int) -> None:
+    async def reached() -> bool:
+        return len(await list_dead_letters(bus)) >= count
+
+    await eventually(reached)
+
+
+async def test_outbox_events_reach_a_rabbitmq_consumer_once_even_when_published_twice(pool, rabbit) -> None:
+    async with OutboxRelay(pool, rabbit, service="things", poll_interval=0.2), \
+            Consumer("watcher", rabbit, PostgresInbox(pool), {THING_MADE: record_effect}):
+        for n in range(5):
+            await make_thing(pool, n)
+        await effects_reach(pool, 5)
+        await pool.execute("UPDATE outbox SET published_at = NULL")  # as after a relay crash
+        await eventually(lambda: _all_published(pool))
+        await asyncio.sleep(0.5)
+    assert await amounts(pool) == list(range(5))
+
+
+async def _all_published(pool: asyncpg.Pool) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+
+async def test_a_failing_handler_on_rabbitmq_backs_off_then_is_dead_lettered_and_replayed(pool, rabbit) -> None:
+    attempts: list[float] = []
+    warehouse_up = False
+
+    async def reserve(event: Envelope, conn: asyncpg.Connection) -> None:
+        attempts.append(time.perf_counter())
+        if not warehouse_up:
+            raise ConnectionError("warehouse unreachable")
+        await record_effect(event, conn)
+
+    consumer = Consumer("watcher", rabbit, PostgresInbox(pool), {THING_MADE: reserve},
+                        max_deliveries=3, retry_base_seconds=0.2)
+    async with consumer:
+        event = Envelope.new("things", "ThingMade", {"thing_id": "t", "amount": 4}, subject="t")
+        await rabbit.publish(event.to_json(), THING_MADE, msg_id=event.id, headers={})
+        await rabbit.publish(b"not an event", THING_MADE, msg_id="junk", headers={})
+        await letters_reach(rabbit, 2)
+        await asyncio.sleep(0.5)
+        assert len(attempts) == 3
+        gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:], strict=False)]
+        assert gaps[0] >= 0.18 and gaps[1] >= 0.36, gaps
+
+        letters = {letter.deliveries: letter for letter in await list_dead_letters(rabbit, "watcher")}
+        assert letters[1].body == b"not an event" and letters[1].error.startswith("malformed")
+        assert letters[3].error == "ConnectionError: warehouse unreachable"
+        assert letters[3].event_id == event.id and letters[3].origin == f"{rabbit.city}.things.ThingMade"
+        assert len(await list_dead_letters(rabbit)) == 2  # listing leaves them in place
+
+        warehouse_up = True
+        await replay_all(rabbit, "watcher")
+        await effects_reach(pool, 1)
+        await letters_reach(rabbit, 1)  # the junk is dead-lettered again
+    assert await amounts(pool) == [4]
+    [junk] = await list_dead_letters(rabbit)
+    assert junk.body == b"not an event"

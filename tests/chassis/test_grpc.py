@@ -1,0 +1,149 @@
+"""The chassis gRPC server and client over real sockets: mTLS callers, deadlines across hops."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from agora_cli.certs import ensure_certificates
+
+from chassis import metrics
+from chassis.chaos import ChaosSwitch
+from chassis.grpc import GrpcServer, open_channel
+from chassis.resilience import Guard, load_policies
+from chassis.settings import ServiceSettings
+
+Behaviour = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def settings(name: str, tls_dir: Path | None, *, callers: set[str] = frozenset(), peers: dict | None = None) -> ServiceSettings:
+    return ServiceSettings(
+        service=name, http_port=free_port(), grpc_port=free_port(), tls_dir=tls_dir,
+        mtls="on" if tls_dir else "off", allowed_callers=frozenset(callers), peers=peers or {},
+    )
+
+
+async def serve(config: ServiceSettings, behaviour: Behaviour) -> GrpcServer:
+    handler = grpc.method_handlers_generic_handler(
+        "test.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(behaviour)}
+    )
+    server = GrpcServer(config, verifier=lambda: None, chaos=ChaosSwitch(None, config.service))
+    server.add(lambda _servicer, grpc_server: grpc_server.add_generic_rpc_handlers((handler,)), None)
+    await server.start()
+    return server
+
+
+def echo_call(channel: grpc.aio.Channel) -> Any:
+    return channel.unary_unary("/test.Echo/Echo")
+
+
+@pytest.fixture
+def tls_dir(tmp_path: Path) -> Path:
+    ensure_certificates(tmp_path, ["hop1", "hop2", "stranger", "client"])
+    return tmp_path
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[list[GrpcServer]]:
+    servers: list[GrpcServer] = []
+    yield servers
+    for server in servers:
+        await server.stop(0)
+
+
+def guard(name: str) -> Guard:
+    return Guard(name, load_policies().for_dependency(name))
+
+
+async def test_only_allowed_callers_with_certificates_get_through(tls_dir: Path, running: list[GrpcServer]) -> None:
+    async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return request
+
+    server_settings = settings("hop1", tls_dir, callers={"client"})
+    running.append(await serve(server_settings, echo))
+    address = [f"127.0.0.1:{server_settings.grpc_port}"]
+
+    allowed = open_channel(settings("client", tls_dir), "hop1", guard("hop1"), addresses=address)
+    assert await echo_call(allowed)(b"hello", timeout=5) == b"hello"
+
+    stranger = open_channel(settings("stranger", tls_dir), "hop1", guard("hop1"), addresses=address)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await echo_call(stranger)(b"hello", timeout=5)
+    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+    async with grpc.aio.insecure_channel(address[0]) as plain:
+        with pytest.raises(grpc.aio.AioRpcError) as no_certificate:
+            await plain.unary_unary("/test.Echo/Echo")(b"hello", timeout=2)
+    assert no_certificate.value.code() is grpc.StatusCode.UNAVAILABLE
+
+    for channel in (allowed, stranger):
+        await channel.close()
+
+
+async def test_the_remaining_deadline_travels_to_the_next_hop_and_expiry_cancels_the_work(
+    tls_dir: Path, running: list[GrpcServer]
+) -> None:
+    seen_budget: list[float] = []
+    hop2_outcome: list[str] = []
+
+    async def hop2(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        seen_budget.append(context.time_remaining() or 0.0)
+        try:
+            await asyncio.sleep(float(request.decode()))
+        except asyncio.CancelledError:
+            hop2_outcome.append("cancelled")
+            raise
+        hop2_outcome.append("finished")
+        return b"done"
+
+    hop2_settings = settings("hop2", tls_dir, callers={"hop1"})
+    running.append(await serve(hop2_settings, hop2))
+    hop1_settings = settings("hop1", tls_dir, callers={"client"},
+                             peers={"hop2": [f"127.0.0.1:{hop2_settings.grpc_port}"]})
+    to_hop2 = open_channel(hop1_settings, "hop2", guard("hop2"))
+
+    async def hop1(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return await echo_call(to_hop2)(request)
+
+    running.append(await serve(hop1_settings, hop1))
+    client = open_channel(settings("client", tls_dir), "hop1", guard("hop1"),
+                          addresses=[f"127.0.0.1:{hop1_settings.grpc_port}"])
+
+    assert await echo_call(client)(b"0", timeout=0.8) == b"done"
+    assert 0 < seen_budget[0] <= 0.8
+
+    with pytest.raises(grpc.aio.AioRpcError) as expired:
+        await echo_call(client)(b"2", timeout=0.3)
+    assert expired.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    await asyncio.sleep(0.5)
+    assert hop2_outcome == ["finished", "cancelled"]
+    assert seen_budget[1] <= 0.3
+    await client.close()
+    await to_hop2.close()
+
+
+async def test_every_call_is_counted_per_method_and_code(running: list[GrpcServer]) -> None:
+    async def refuse(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        await context.abort(grpc.StatusCode.NOT_FOUND, "nothing here")
+        return b""
+
+    server_settings = settings("counted", None, callers={"client"})
+    running.append(await serve(server_settings, refuse))
+    before = metrics.grpc_server_requests.labels("counted", "Echo", "NOT_FOUND")._value.get()
+    client = open_channel(settings("client", None), "counted", guard("counted"),
+                          addresses=[f"127.0.0.1:{server_settings.grpc_port}"])
+    with pytest.raises(grpc.aio.AioRpcError):
+        await echo_call(client)(b"x", timeout=2)
+    assert metrics.grpc_server_requests.labels("counted", "Echo", "NOT_FOUND")._value.get() == before + 1
+    await client.close()

@@ -1,0 +1,58 @@
+"""`agora restart` and `agora chaos`: operator-made failures, and the faults the chassis obeys."""
+
+from __future__ import annotations
+
+import json
+
+from chassis.chaos import ChaosSwitch
+from tests.cli.conftest import City, alive
+
+
+def test_restart_replaces_every_instance_and_waits_until_ready(city: City) -> None:
+    assert city.agora("up", "--detach", "--replicas", "tinyalpha=2", "--timeout", "30").returncode == 0
+    before = {entry["instance"]: entry["pid"] for entry in city.state()["services"] if entry["name"] == "tinyalpha"}
+    assert len(before) == 2
+
+    result = city.agora("restart", "tinyalpha", "--timeout", "30")
+
+    assert result.returncode == 0, result.stderr
+    after = [entry for entry in city.state()["services"] if entry["name"] == "tinyalpha"]
+    assert all(entry["ready"] and entry["pid"] != before[entry["instance"]] for entry in after)
+    assert not [pid for pid in before.values() if alive(pid)]
+    peers = json.loads(_env_of(city, "tinybeta")["AGORA_PEERS"])
+    assert peers["tinyalpha"] == [entry["grpc"] for entry in after]
+
+
+def _env_of(city: City, service: str) -> dict[str, str]:
+    from urllib.request import urlopen
+
+    entry = next(entry for entry in city.state()["services"] if entry["name"] == service)
+    with urlopen(f"http://{entry['http']}/env", timeout=5) as response:
+        return json.load(response)
+
+
+def test_chaos_kill_is_undone_by_the_supervisor(city: City) -> None:
+    assert city.agora("up", "--detach", "--timeout", "30").returncode == 0
+    victim = next(entry for entry in city.state()["services"] if entry["name"] == "tinybeta")
+
+    assert city.agora("chaos", "kill", "tinybeta").returncode == 0
+
+    result = city.agora("restart", "tinygate", "--timeout", "30")  # also proves the city still works
+    assert result.returncode == 0, result.stderr
+    beta = next(entry for entry in city.state()["services"] if entry["name"] == "tinybeta")
+    assert beta["pid"] != victim["pid"] and beta["restarts"] >= 1
+
+
+def test_chaos_faults_are_what_the_chassis_reads(city: City) -> None:
+    chaos_dir = city.home / "chaos"
+    assert city.agora("chaos", "delay", "tinyalpha", "250", "--for", "60").returncode == 0
+    assert city.agora("chaos", "fail", "tinyalpha", "0.5").returncode == 0
+
+    faults = ChaosSwitch(chaos_dir, "tinyalpha").current()
+    assert faults.delay_ms == 250 and faults.fail_rate == 0.5 and faults.until is None
+    assert "tinyalpha" in city.agora("chaos", "status").stdout
+
+    assert city.agora("chaos", "clear").returncode == 0
+    assert ChaosSwitch(chaos_dir, "tinyalpha").current().fail_rate == 0
+    unknown = city.agora("chaos", "delay", "nosuch", "10")
+    assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1

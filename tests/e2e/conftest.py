@@ -1,0 +1,81 @@
+"""One whole city for the end-to-end tests: `agora up --detach` with the embedded defaults in
+a temporary AGORA_HOME on free ports, shared by the session; `agora down` at the end, then a
+check that no process it started is left."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+AGORA = str(Path(sys.executable).parent / "agora")
+ADMIN_EMAIL = "admin@agora.test"
+ADMIN_PASSWORD = "admin-password-for-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class City:
+    home: Path
+    base_url: str
+    env: dict[str, str]
+
+    def agora(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([AGORA, *args], env=self.env, cwd=ROOT, capture_output=True, text=True,
+                              timeout=timeout, check=check)
+
+    def status(self) -> dict:
+        return json.loads(self.agora("status", "--json").stdout)
+
+    def pids(self) -> set[int]:
+        status = self.status()
+        return {entry["pid"] for entry in status["services"] + status["infra"] if entry.get("pid")}
+
+
+def present_services() -> str:
+    return ",".join(sorted(path.parent.name for path in ROOT.glob("services/*/pyproject.toml")))
+
+
+@pytest.fixture(scope="session")
+def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
+    home = tmp_path_factory.mktemp("city")
+    port = free_port()
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("AGORA_")},
+        "AGORA_HOME": str(home),
+        "AGORA_GATEWAY_PORT": str(port),
+        "AGORA_SERVICES": os.environ.get("AGORA_E2E_SERVICES", present_services()),
+        "AGORA_ADMIN_EMAIL": ADMIN_EMAIL,
+        "AGORA_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "AGORA_DISPATCH_DELAY_SECONDS": "1",
+        "AGORA_LOGIN_RATE_LIMIT_PER_MINUTE": "1000",
+        "AGORA_REGISTER_RATE_LIMIT_PER_MINUTE": "1000",
+        "AGORA_RATE_LIMIT_PER_MINUTE": "100000",
+    }
+    city = City(home=home, base_url=f"http://127.0.0.1:{port}", env=env)
+    started = city.agora("up", "--detach", check=False, timeout=180)
+    assert started.returncode == 0, started.stdout + started.stderr
+    pids = city.pids()
+    supervisor = json.loads((home / "city.json").read_text()).get("supervisor_pid")
+    try:
+        yield city
+    finally:
+        stopped = city.agora("down", check=False)
+        assert stopped.returncode == 0, stopped.stderr
+        survivors = [pid for pid in [*pids, supervisor] if pid and psutil.pid_exists(pid)
+                     and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        assert not survivors, f"processes left after agora down: {survivors}"

@@ -1,0 +1,91 @@
+"""The catalog part of API.md, through the gateway of a real city."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.e2e.conftest import City
+
+pytestmark = pytest.mark.e2e
+
+
+async def get(city: City, path: str, **kwargs) -> tuple[int, Any, Any]:  # type: ignore[no-untyped-def]
+    async with aiohttp.ClientSession() as http, http.get(city.base_url + path, **kwargs) as response:
+        body = await response.json(content_type=None)
+        return response.status, response.headers.copy(), body
+
+
+async def test_products_page_through_a_seeded_catalog(city: City) -> None:
+    status, headers, first = await get(city, "/api/v1/products?page=1&page_size=20")
+    assert status == 200
+    assert first["total"] >= 200 and len(first["items"]) == 20 and first["page_size"] == 20
+    product = first["items"][0]
+    assert set(product) >= {"id", "sku", "name", "price", "categories", "image_url"}
+    assert isinstance(product["price"]["amount"], int) and product["price"]["currency"] == "USD"
+    _, _, second = await get(city, "/api/v1/products?page=2&page_size=20")
+    assert {p["id"] for p in first["items"]}.isdisjoint({p["id"] for p in second["items"]})
+    assert headers["X-Request-Id"] and headers["traceparent"].startswith("00-")
+    assert int(headers["RateLimit-Remaining"]) >= 0
+
+
+async def test_search_and_category_filters(city: City) -> None:
+    _, _, categories = await get(city, "/api/v1/categories")
+    assert len(categories["items"]) >= 8
+    slug = categories["items"][0]["slug"]
+    _, _, in_category = await get(city, f"/api/v1/products?category={slug}&page_size=100")
+    assert in_category["total"] > 0 and all(slug in p["categories"] for p in in_category["items"])
+    _, _, found = await get(city, "/api/v1/products?q=headphones")
+    assert found["total"] > 0 and all("Headphones" in p["name"] for p in found["items"])
+    _, _, nothing = await get(city, "/api/v1/products?q=zzzqqqxxx")
+    assert nothing == {"items": [], "page": 1, "page_size": 20, "total": 0}
+
+
+async def test_a_product_page_aggregates_and_names_what_it_could_not_fetch(city: City) -> None:
+    _, _, listing = await get(city, "/api/v1/products?page_size=1")
+    status, _, page = await get(city, f"/api/v1/products/{listing['items'][0]['id']}")
+    assert status == 200
+    assert page["description"] and "degraded" in page
+    for part in ("availability", "recommendations"):
+        assert (page[part] is None) == (part in page["degraded"]) or part == "recommendations"
+    assert page["recommendations"] is None or len(page["recommendations"]) <= 4
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/v1/products/00000000-0000-0000-0000-000000000000", 404),
+        ("/api/v1/products/not-an-id", 404),
+        ("/api/v1/products?page_size=0", 422),
+        ("/api/v1/products?page_size=101", 422),
+        ("/api/v1/products?page=0", 422),
+        ("/api/v1/nothing-here", 404),
+    ],
+)
+async def test_client_errors_are_problem_documents(city: City, path: str, status: int) -> None:
+    async with aiohttp.ClientSession() as http, http.get(city.base_url + path) as response:
+        assert response.status == status
+        assert response.headers["Content-Type"] == "application/problem+json"
+        problem = await response.json(content_type=None)
+        assert problem["status"] == status and problem["title"]
+
+
+async def test_health_metrics_and_the_openapi_document(city: City) -> None:
+    assert (await get(city, "/healthz"))[2] == {"status": "ok"}
+    assert (await get(city, "/readyz"))[0] == 200
+    _, _, document = await get(city, "/api/openapi.json")
+    assert document["openapi"].startswith("3.1")
+    assert "/api/v1/products" in document["paths"]
+    async with aiohttp.ClientSession() as http, http.get(city.base_url + "/metrics") as response:
+        text = await response.text()
+    assert 'agora_http_requests_total{method="GET",route="/api/v1/products"' in text.replace("service=\"gateway\",", "")
+
+
+def test_status_names_every_service_with_its_own_pid(city: City) -> None:
+    status = city.status()
+    for service in status["services"]:
+        assert service["healthy"] is True and service["pid"] > 0
+        assert service["http"]
+    assert {entry["name"] for entry in status["infra"]} >= {"postgres", "nats", "redis"}

@@ -1,0 +1,248 @@
+"""Orders as it runs: its real bootstrap and gRPC server on a throwaway database, a small real
+gRPC double of cart and catalog at the process boundary, and user tokens signed by a test key."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+import jwt
+import pytest
+from agora.cart.v1 import cart_pb2, cart_pb2_grpc
+from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from agora.common.v1 import common_pb2
+from agora.orders.v1 import orders_pb2, orders_pb2_grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from chassis import auth, db, messaging
+from chassis.grpc import CALLER_METADATA
+from chassis.messaging import NatsBus
+from chassis.runtime import ServiceApp
+from orders.bootstrap import MIGRATIONS, OrdersSettings, build
+from tests.conftest import NATS_URL, unique_city
+
+ISSUER, AUDIENCE, KID = "agora-identity", "agora", "test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Tokens:
+    """Signs access tokens the way identity does, and verifies them from its JWKS."""
+
+    def __init__(self) -> None:
+        self._key = Ed25519PrivateKey.generate()
+        jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(self._key.public_key()))
+        self.jwks = {"keys": [{**jwk, "kid": KID, "alg": "EdDSA", "use": "sig"}]}
+
+    def issue(self, user_id: str) -> str:
+        now = int(time.time())
+        claims = {"sub": user_id, "roles": ["customer"], "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}
+        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": KID})
+
+    def verifier(self) -> auth.TokenVerifier:
+        async def fetch_jwks() -> dict[str, Any]:
+            return self.jwks
+
+        return auth.TokenVerifier(fetch_jwks, issuer=ISSUER, audience=AUDIENCE)
+
+
+def _user_of(context: grpc.aio.ServicerContext) -> str:
+    metadata = dict(context.invocation_metadata() or ())
+    token = metadata["authorization"].removeprefix("Bearer ")
+    return str(jwt.decode(token, options={"verify_signature": False})["sub"])
+
+
+@dataclass
+class Shop:
+    """What the double of cart and catalog answers: carts by user, and the catalog's prices."""
+
+    carts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    products: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # While set and not released, GetCart waits: keeps a PlaceOrder in flight.
+    hold_cart: asyncio.Event | None = None
+    cart_called: asyncio.Event = field(default_factory=asyncio.Event)
+    available: bool = True
+
+    def add_product(self, name: str, price: int) -> str:
+        product_id = str(uuid.uuid4())
+        self.products[product_id] = (name, price)
+        return product_id
+
+
+class _FakeCart(cart_pb2_grpc.CartServiceServicer):
+    def __init__(self, shop: Shop):
+        self._shop = shop
+
+    async def GetCart(self, request, context):  # type: ignore[no-untyped-def]
+        self._shop.cart_called.set()
+        if self._shop.hold_cart is not None:
+            await self._shop.hold_cart.wait()
+        if not self._shop.available:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "cart is down")
+        lines = self._shop.carts.get(_user_of(context), [])
+        # A cart's own prices are stale on purpose: orders must price from the catalog.
+        return cart_pb2.Cart(items=[
+            cart_pb2.CartItem(product_id=product_id, name="stale", quantity=quantity,
+                              unit_price=common_pb2.Money(amount=1, currency="USD"))
+            for product_id, quantity in lines
+        ])
+
+
+class _FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
+    def __init__(self, shop: Shop):
+        self._shop = shop
+
+    async def GetProducts(self, request, context):  # type: ignore[no-untyped-def]
+        return catalog_pb2.GetProductsResponse(products=[
+            catalog_pb2.Product(id=product_id, name=name, price=common_pb2.Money(amount=price, currency="USD"))
+            for product_id in request.ids
+            if product_id in self._shop.products
+            for name, price in [self._shop.products[product_id]]
+        ])
+
+
+@contextlib.asynccontextmanager
+async def shop_double(shop: Shop) -> AsyncIterator[str]:
+    server = grpc.aio.server()
+    cart_pb2_grpc.add_CartServiceServicer_to_server(_FakeCart(shop), server)
+    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(_FakeCatalog(shop), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(None)
+
+
+async def rpc_error(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value
+
+
+def violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    trailing = dict(error.trailing_metadata() or ())
+    return {item["field"]: item["message"] for item in json.loads(trailing["x-field-violations"])}
+
+
+ADDRESS = orders_pb2.Address(name="Ada Lovelace", line1="12 St James's Square", city="London",
+                             postal_code="SW1Y 4JH", country="GB")
+
+
+@dataclass
+class Orders:
+    """A running orders service, its double of cart and catalog, and its database."""
+
+    stub: orders_pb2_grpc.OrdersServiceStub
+    pool: asyncpg.Pool
+    shop: Shop
+    tokens: Tokens
+
+    async def call(self, method: str, request: Any, *, user: str | None) -> Any:
+        metadata = [(CALLER_METADATA, "gateway")]
+        if user is not None:
+            metadata.append(("authorization", f"Bearer {self.tokens.issue(user)}"))
+        return await getattr(self.stub, method)(request, metadata=metadata, timeout=10)
+
+    async def place(self, user: str, key: str = "key-1", *, token: str = "tok_visa",
+                    address: orders_pb2.Address = ADDRESS) -> orders_pb2.Order:
+        request = orders_pb2.PlaceOrderRequest(idempotency_key=key, shipping_address=address, payment_token=token)
+        return await self.call("PlaceOrder", request, user=user)
+
+    async def get(self, user: str, order_id: str) -> orders_pb2.Order:
+        return await self.call("GetOrder", orders_pb2.GetOrderRequest(order_id=order_id), user=user)
+
+    async def list(self, user: str, page: int = 0, page_size: int = 0) -> orders_pb2.ListOrdersResponse:
+        return await self.call("ListOrders", orders_pb2.ListOrdersRequest(page=page, page_size=page_size), user=user)
+
+    async def cancel(self, user: str, order_id: str) -> orders_pb2.Order:
+        return await self.call("CancelOrder", orders_pb2.CancelOrderRequest(order_id=order_id), user=user)
+
+    async def published(self, name: str) -> list[dict[str, Any]]:
+        return await published(self.pool, name)
+
+
+async def published(pool: asyncpg.Pool, name: str) -> list[dict[str, Any]]:
+    """The data of every `name` event orders wrote to its outbox, oldest first."""
+    rows = await pool.fetch(
+        "SELECT envelope FROM outbox WHERE event_type = $1 ORDER BY id", f"agora.orders.{name}.v1"
+    )
+    return [json.loads(row["envelope"])["data"] for row in rows]
+
+
+@contextlib.asynccontextmanager
+async def running(settings: OrdersSettings, **overrides: Any) -> AsyncIterator[ServiceApp]:
+    app = ServiceApp(settings)
+    await build(app, **overrides)
+    stop = asyncio.Event()
+    task = asyncio.create_task(app.run_until_stopped(stop))
+    try:
+        while not app.readiness.accepting:
+            await asyncio.sleep(0.01)
+        yield app
+    finally:
+        stop.set()
+        await task
+
+
+@contextlib.asynccontextmanager
+async def orders_service(dsn: str, home: Path, **overrides: Any) -> AsyncIterator[Orders]:
+    city = unique_city()
+    shop, tokens = Shop(), Tokens()
+    try:
+        async with shop_double(shop) as shop_address:
+            settings = OrdersSettings(
+                service="orders", city=city, home=home, grpc_port=free_port(), http_port=free_port(), dsn=dsn,
+                nats_url=NATS_URL, mtls="off", allowed_callers=frozenset({"gateway"}),
+                peers={"cart": [shop_address], "catalog": [shop_address], "identity": [shop_address]},
+            )
+            async with (
+                running(settings, verifier=tokens.verifier(), **overrides),
+                grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel,
+            ):
+                pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+                try:
+                    yield Orders(orders_pb2_grpc.OrdersServiceStub(channel), pool, shop, tokens)
+                finally:
+                    await pool.close()
+    finally:
+        bus = NatsBus(NATS_URL, city)
+        await bus.connect()
+        await bus.delete_streams()
+        await bus.close()
+
+
+@pytest.fixture
+async def orders(fresh_database: str, tmp_path: Path) -> AsyncIterator[Orders]:
+    async with orders_service(fresh_database, tmp_path) as service:
+        yield service
+
+
+@pytest.fixture
+async def store(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
+    """Orders' migrated database, for driving the handlers directly."""
+    pool = await db.connect(fresh_database, min_size=1, max_size=4)
+    await db.migrate(pool, MIGRATIONS)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+def outbox() -> messaging.Outbox:
+    return messaging.Outbox("orders")

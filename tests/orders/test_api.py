@@ -1,0 +1,212 @@
+"""Orders' gRPC API through its real server, with cart and catalog answering over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from agora.orders.v1 import orders_pb2
+
+from tests.orders.conftest import ADDRESS, Orders, rpc_error, violations
+
+
+def fill_cart(orders: Orders, user: str, *lines: tuple[str, int]) -> None:
+    orders.shop.carts[user] = list(lines)
+
+
+async def test_placing_prices_the_cart_from_the_catalog_and_answers_it_pending(orders: Orders):
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    jug = orders.shop.add_product("Milk jug", 1999)
+    fill_cart(orders, "ada", (cup, 2), (jug, 1))
+
+    order = await orders.place("ada")
+
+    assert order.status == "PENDING" and order.status_reason == ""
+    assert [(i.product_id, i.name, i.quantity, i.unit_price.amount, i.line_total.amount) for i in order.items] == [
+        (cup, "Espresso cup", 2, 1250, 2500), (jug, "Milk jug", 1, 1999, 1999),
+    ]
+    assert (order.total.amount, order.total.currency) == (4499, "USD")
+    assert order.shipping_address == ADDRESS
+    assert [change.status for change in order.history] == ["PENDING"]
+    assert order.created_at.endswith("Z") and order.created_at == order.updated_at
+    assert await orders.get("ada", order.order_id) == order
+
+
+async def test_placing_publishes_order_placed_with_the_token_for_payments(orders: Orders):
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    fill_cart(orders, "ada", (cup, 3))
+
+    order = await orders.place("ada", token="tok_mastercard")
+
+    assert await orders.published("OrderPlaced") == [{
+        "order_id": order.order_id, "user_id": "ada",
+        "items": [{"product_id": cup, "name": "Espresso cup", "quantity": 3,
+                   "unit_price": {"amount": 1250, "currency": "USD"}}],
+        "total": {"amount": 3750, "currency": "USD"},
+        "payment_token": "tok_mastercard",
+        "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Square", "line2": "",
+                             "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"},
+    }]
+
+
+async def test_a_repeat_with_the_same_key_and_body_answers_the_same_order(orders: Orders):
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    fill_cart(orders, "ada", (cup, 1))
+    first = await orders.place("ada", "key-1")
+    fill_cart(orders, "ada", (cup, 5))  # what changed since does not matter: it is a replay
+
+    again = await orders.place("ada", "key-1")
+
+    assert again == first
+    assert await orders.pool.fetchval("SELECT count(*) FROM orders") == 1
+    assert len(await orders.published("OrderPlaced")) == 1
+
+
+async def test_the_same_key_with_a_different_body_is_invalid(orders: Orders):
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    fill_cart(orders, "ada", (cup, 1))
+    await orders.place("ada", "key-1", token="tok_visa")
+
+    error = await rpc_error(orders.place("ada", "key-1", token="tok_mastercard"))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "idempotency_key" in violations(error)
+    assert await orders.pool.fetchval("SELECT count(*) FROM orders") == 1
+
+
+async def test_keys_are_per_user(orders: Orders):
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    fill_cart(orders, "ada", (cup, 1))
+    fill_cart(orders, "bob", (cup, 2))
+
+    ada = await orders.place("ada", "same-key")
+    bob = await orders.place("bob", "same-key")
+
+    assert ada.order_id != bob.order_id and bob.items[0].quantity == 2
+
+
+async def test_the_same_key_while_the_first_is_in_flight_is_aborted(orders: Orders):
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    fill_cart(orders, "ada", (cup, 1))
+    orders.shop.hold_cart = asyncio.Event()
+    first = asyncio.create_task(orders.place("ada", "key-1"))
+    await asyncio.wait_for(orders.shop.cart_called.wait(), 5)
+
+    error = await rpc_error(orders.place("ada", "key-1"))
+
+    assert error.code() == grpc.StatusCode.ABORTED
+    orders.shop.hold_cart.set()
+    placed = await first
+    assert await orders.place("ada", "key-1") == placed
+
+
+async def test_concurrent_requests_with_one_key_place_exactly_one_order(orders: Orders):
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    fill_cart(orders, "ada", (cup, 1))
+
+    results = await asyncio.gather(*(orders.place("ada", "key-1") for _ in range(8)), return_exceptions=True)
+
+    placed = {result.order_id for result in results if isinstance(result, orders_pb2.Order)}
+    refused = [result for result in results if not isinstance(result, orders_pb2.Order)]
+    assert len(placed) == 1
+    assert all(error.code() == grpc.StatusCode.ABORTED for error in refused)
+    assert await orders.pool.fetchval("SELECT count(*) FROM orders") == 1
+    assert len(await orders.published("OrderPlaced")) == 1
+
+
+async def test_an_empty_cart_cannot_be_placed(orders: Orders):
+    error = await rpc_error(orders.place("ada"))
+
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.details() == "cart is empty"
+    assert await orders.pool.fetchval("SELECT count(*) FROM idempotency_keys") == 0
+
+
+async def test_a_product_the_catalog_no_longer_sells_cannot_be_placed(orders: Orders):
+    fill_cart(orders, "ada", ("gone", 1))
+
+    error = await rpc_error(orders.place("ada"))
+
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_a_bad_address_or_token_names_each_field(orders: Orders):
+    address = orders_pb2.Address(name="Ada", line1="", city="London", postal_code="", country="England")
+
+    error = await rpc_error(orders.place("ada", token="", address=address))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(violations(error)) == {
+        "shipping_address.line1", "shipping_address.postal_code", "shipping_address.country", "payment_token",
+    }
+
+
+async def test_cart_down_answers_unavailable_and_the_key_stays_free(orders: Orders):
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    fill_cart(orders, "ada", (cup, 1))
+    orders.shop.available = False
+
+    error = await rpc_error(orders.place("ada", "key-1"))
+
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    orders.shop.available = True
+    assert (await orders.place("ada", "key-1")).status == "PENDING"
+
+
+async def test_every_method_needs_a_user_token(orders: Orders):
+    error = await rpc_error(orders.call("ListOrders", orders_pb2.ListOrdersRequest(), user=None))
+
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_another_users_order_is_not_found(orders: Orders):
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    fill_cart(orders, "ada", (cup, 1))
+    order = await orders.place("ada")
+
+    for call in (orders.get("bob", order.order_id), orders.cancel("bob", order.order_id),
+                 orders.get("ada", "not-a-uuid")):
+        assert (await rpc_error(call)).code() == grpc.StatusCode.NOT_FOUND
+    assert (await orders.get("ada", order.order_id)).status == "PENDING"
+
+
+async def test_list_shows_only_the_callers_orders_newest_first_by_page(orders: Orders):
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    fill_cart(orders, "ada", (cup, 1))
+    fill_cart(orders, "bob", (cup, 1))
+    placed = [(await orders.place("ada", f"key-{n}")).order_id for n in range(3)]
+    await orders.place("bob", "key-0")
+
+    first_page = await orders.list("ada", page=1, page_size=2)
+    second_page = await orders.list("ada", page=2, page_size=2)
+    everything = await orders.list("ada")
+
+    assert [o.order_id for o in first_page.items] == placed[:0:-1]
+    assert [o.order_id for o in second_page.items] == placed[:1]
+    assert first_page.total == second_page.total == everything.total == 3
+    assert [o.order_id for o in everything.items] == placed[::-1]
+    assert (await orders.list("carol")).total == 0
+
+
+async def test_list_refuses_a_page_size_over_100(orders: Orders):
+    error = await rpc_error(orders.list("ada", page_size=101))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "page_size" in violations(error)
+
+
+async def test_a_customer_cancels_a_pending_order_once(orders: Orders):
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    fill_cart(orders, "ada", (cup, 2))
+    order = await orders.place("ada")
+
+    cancelled = await orders.cancel("ada", order.order_id)
+
+    assert (cancelled.status, cancelled.status_reason) == ("CANCELLED", "customer_request")
+    assert [change.status for change in cancelled.history] == ["PENDING", "CANCELLED"]
+    assert [(e["order_id"], e["reason"]) for e in await orders.published("OrderCancelled")] == [
+        (order.order_id, "customer_request")
+    ]
+    again = await rpc_error(orders.cancel("ada", order.order_id))
+    assert again.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert len(await orders.published("OrderCancelled")) == 1

@@ -1,0 +1,199 @@
+"""The saga's events applied by orders' handlers inside real inbox transactions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chassis import messaging
+from orders import domain, handlers, repository
+from orders.domain import Address, Line, Money, Order, PlaceOrder
+from tests.orders.conftest import published
+
+USER = "0b6f8a52-3c1d-4f0e-8d7a-5e2b9c4a1f10"
+ADDRESS = Address("Ada Lovelace", "12 St James's Square", "", "London", "SW1Y 4JH", "GB")
+LINES = (Line(str(uuid.uuid4()), "Espresso cup", 2, Money(1250, "USD")),)
+
+
+def clock() -> datetime:
+    return datetime.now(UTC)
+
+
+async def placed_order(pool: asyncpg.Pool) -> str:
+    command = PlaceOrder(user_id=USER, idempotency_key="k", shipping_address=ADDRESS, payment_token="tok_visa")
+    order = Order.place(str(uuid.uuid4()), command, LINES, clock())
+    async with pool.acquire() as conn:
+        await repository.add_order(conn, order)
+    return order.id
+
+
+def answer(name: str, order_id: str) -> messaging.Envelope:
+    """An event as its producer would publish it (validated against its schema)."""
+    data: dict[str, Any] = {
+        "StockReserved": {"order_id": order_id, "lines": [{"product_id": LINES[0].product_id, "quantity": 2}]},
+        "StockRejected": {"order_id": order_id, "missing_product_ids": [LINES[0].product_id]},
+        "PaymentAuthorized": {"order_id": order_id, "amount": {"amount": 2500, "currency": "USD"}},
+        "PaymentDeclined": {"order_id": order_id, "amount": {"amount": 2500, "currency": "USD"}, "reason": "card_declined"},
+        "ShipmentDispatched": {"order_id": order_id, "user_id": USER, "carrier": "parcelfast", "tracking_number": "PF1"},
+    }[name]
+    producer = {"Stock": "inventory", "Payme": "payments", "Shipm": "shipping"}[name[:5]]
+    return messaging.Envelope.new(producer, name, data)
+
+
+async def deliver(pool: asyncpg.Pool, outbox: messaging.Outbox, event: messaging.Envelope) -> None:
+    """What orders' consumer does with one delivery: claim it in the inbox, handle it, commit."""
+    handler = handlers.SUBSCRIPTIONS[event.type]
+    await messaging.PostgresInbox(pool).apply_once(
+        "orders", event.id, lambda conn: handler(event, conn, outbox=outbox, clock=clock)
+    )
+
+
+async def stored(pool: asyncpg.Pool, order_id: str) -> Order:
+    order = await repository.order_of(pool, USER, order_id)
+    assert order is not None
+    return order
+
+
+async def test_reserved_and_authorized_confirm_and_publish_order_confirmed(store, outbox):
+    order_id = await placed_order(store)
+
+    await deliver(store, outbox, answer("PaymentAuthorized", order_id))
+    assert (await stored(store, order_id)).status == "PENDING"
+    await deliver(store, outbox, answer("StockReserved", order_id))
+
+    order = await stored(store, order_id)
+    assert order.status == "CONFIRMED"
+    assert [change.status for change in order.history] == ["PENDING", "CONFIRMED"]
+    assert await published(store, "OrderConfirmed") == [{
+        "order_id": order_id, "user_id": USER,
+        "items": [{"product_id": LINES[0].product_id, "name": "Espresso cup", "quantity": 2,
+                   "unit_price": {"amount": 1250, "currency": "USD"}}],
+        "total": {"amount": 2500, "currency": "USD"},
+        "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Square", "line2": "",
+                             "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"},
+    }]
+
+
+@pytest.mark.parametrize(("failure", "reason"), [("StockRejected", "out_of_stock"),
+                                                 ("PaymentDeclined", "payment_declined")])
+async def test_a_failure_cancels_with_its_reason(store, outbox, failure, reason):
+    order_id = await placed_order(store)
+
+    await deliver(store, outbox, answer(failure, order_id))
+
+    order = await stored(store, order_id)
+    assert (order.status, order.status_reason) == ("CANCELLED", reason)
+    cancelled = await published(store, "OrderCancelled")
+    assert [(event["order_id"], event["reason"], event["total"]["amount"]) for event in cancelled] == [
+        (order_id, reason, 2500)
+    ]
+
+
+async def test_a_redelivered_event_is_applied_once(store, outbox):
+    order_id = await placed_order(store)
+    rejected = answer("StockRejected", order_id)
+
+    await deliver(store, outbox, rejected)
+    await deliver(store, outbox, rejected)
+
+    assert len(await published(store, "OrderCancelled")) == 1
+    assert await store.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", uuid.UUID(rejected.id)) == 1
+
+
+async def test_dispatch_ships_a_confirmed_order_and_publishes_order_shipped(store, outbox):
+    order_id = await placed_order(store)
+    for name in ("StockReserved", "PaymentAuthorized", "ShipmentDispatched", "ShipmentDispatched"):
+        await deliver(store, outbox, answer(name, order_id))
+
+    order = await stored(store, order_id)
+    assert order.status == "SHIPPED"
+    assert [change.status for change in order.history] == ["PENDING", "CONFIRMED", "SHIPPED"]
+    assert await published(store, "OrderShipped") == [
+        {"order_id": order_id, "user_id": USER, "carrier": "parcelfast", "tracking_number": "PF1"}
+    ]
+
+
+async def test_a_dispatch_of_a_cancelled_order_is_ignored(store, outbox):
+    order_id = await placed_order(store)
+    await deliver(store, outbox, answer("PaymentDeclined", order_id))
+
+    await deliver(store, outbox, answer("ShipmentDispatched", order_id))
+
+    assert (await stored(store, order_id)).status == "CANCELLED"
+    assert await published(store, "OrderShipped") == []
+
+
+async def test_an_event_for_an_unknown_order_fails_so_it_is_retried_then_dead_lettered(store, outbox):
+    event = answer("StockReserved", str(uuid.uuid4()))
+
+    with pytest.raises(domain.OrderNotFound):
+        await deliver(store, outbox, event)
+
+    assert await store.fetchval("SELECT count(*) FROM inbox") == 0
+
+
+async def test_a_customer_cancel_then_late_answers_publish_nothing_more(store, outbox):
+    order_id = await placed_order(store)
+    await handlers.cancel_order(domain.CancelOrder(USER, order_id), pool=store, outbox=outbox, clock=clock)
+
+    await deliver(store, outbox, answer("StockReserved", order_id))
+    await deliver(store, outbox, answer("PaymentAuthorized", order_id))
+
+    order = await stored(store, order_id)
+    assert (order.status, order.status_reason) == ("CANCELLED", "customer_request")
+    assert [event["reason"] for event in await published(store, "OrderCancelled")] == ["customer_request"]
+    assert await published(store, "OrderConfirmed") == []
+
+
+async def test_a_customer_cannot_cancel_a_shipped_order(store, outbox):
+    order_id = await placed_order(store)
+    for name in ("StockReserved", "PaymentAuthorized", "ShipmentDispatched"):
+        await deliver(store, outbox, answer(name, order_id))
+
+    with pytest.raises(domain.InvalidTransition):
+        await handlers.cancel_order(domain.CancelOrder(USER, order_id), pool=store, outbox=outbox, clock=clock)
+
+    assert (await stored(store, order_id)).status == "SHIPPED"
+    assert await published(store, "OrderCancelled") == []
+
+
+@st.composite
+def arrivals(draw: st.DrawFn) -> list[tuple[str, int]]:
+    """Inventory's and payments' answers in any order, some redelivered (same event id) and some
+    published twice (a new id), with an optional dispatch that can only follow a confirmation."""
+    stock = draw(st.sampled_from(["StockReserved", "StockRejected"]))
+    payment = draw(st.sampled_from(["PaymentAuthorized", "PaymentDeclined"]))
+    copies = [(stock, 0), (payment, 0)]
+    copies += [(name, draw(st.integers(0, 1))) for name in draw(st.lists(st.sampled_from([stock, payment]), max_size=3))]
+    return draw(st.permutations(copies))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sequence=arrivals())
+async def test_any_arrival_order_with_duplicates_ends_in_one_decision(store, outbox, sequence):
+    order_id = await placed_order(store)
+    events: dict[tuple[str, int], messaging.Envelope] = {}
+    for name, copy in sequence:
+        await deliver(store, outbox, events.setdefault((name, copy), answer(name, order_id)))
+
+    order = await stored(store, order_id)
+    names = [name for name, _ in sequence]
+    failures = [name for name in names if name in ("StockRejected", "PaymentDeclined")]
+    confirmed = await published(store, "OrderConfirmed")
+    cancelled = await published(store, "OrderCancelled")
+    mine = [e for e in confirmed + cancelled if e["order_id"] == order_id]
+    assert len(mine) == 1
+    if failures:
+        expected = "out_of_stock" if failures[0] == "StockRejected" else "payment_declined"
+        assert (order.status, order.status_reason) == ("CANCELLED", expected)
+        assert mine[0]["reason"] == expected
+    else:
+        assert order.status == "CONFIRMED"
+        assert "shipping_address" in mine[0]
+    assert len(order.history) == 2
