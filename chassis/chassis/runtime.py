@@ -95,8 +95,7 @@ class ServiceApp:
         from chassis import messaging
 
         if self._bus is None:
-            self._bus = messaging.connect_bus(self.settings)
-            await self._bus.connect()
+            self._bus = await messaging.connect_bus(self.settings)
             self.readiness.add("bus", self._bus.healthy)
             self._closers.append(self._bus.close)
         return self._bus
@@ -106,16 +105,14 @@ class ServiceApp:
         from chassis import messaging
 
         bus = await self.bus()
-        await bus.ensure_stream(self.settings.service)
-        self.add_worker(messaging.OutboxRelay(pool, bus, self.settings.dsn or "", self.settings.service))
-        return messaging.Outbox(self.settings.service, self.settings.city)
+        self.add_worker(messaging.OutboxRelay(pool, bus, service=self.settings.service))
+        return messaging.Outbox(self.settings.service)
 
     async def consume(self, subscriptions: dict[str, messaging.Handler], inbox: messaging.Inbox) -> None:
         """Handles the listed event types; one durable consumer named after this service."""
         from chassis import messaging
 
-        consumer = messaging.Consumer(self.settings.service, await self.bus(), inbox, subscriptions)
-        self.add_worker(consumer)
+        self.add_worker(messaging.Consumer(self.settings.service, await self.bus(), inbox, subscriptions))
 
     # ------------------------------------------------------------ what a service offers
 

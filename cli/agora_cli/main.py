@@ -25,9 +25,9 @@ from rich.table import Table
 from agora_cli import state
 from agora_cli.config import Config, Home, home_from_env
 from agora_cli.errors import AgoraError
+from agora_cli.keys import app as keys_app
 from agora_cli.net import address_of, http_status, tcp_answers
-from agora_cli.processes import same_process_alive, tail
-from agora_cli.supervisor import INFRA_GRACE_SECONDS, SERVICE_GRACE_SECONDS, Supervisor, stop_on_signals
+from agora_cli.processes import INFRA_GRACE_SECONDS, SERVICE_GRACE_SECONDS, same_process_alive, tail
 from agora_cli.topology import Service, load, select as select_services, topology_path
 
 app = typer.Typer(
@@ -100,6 +100,10 @@ def _parse_replicas(values: list[str], services: dict[str, Service]) -> dict[str
 
 
 async def _run_foreground(config: Config, services: dict[str, Service], counts: dict[str, int], timeout: float) -> None:
+    # Imported here: the supervisor pulls in asyncpg, grpc and cryptography, which every other
+    # command can do without (they start in a fraction of the time).
+    from agora_cli.supervisor import Supervisor, stop_on_signals
+
     stop = asyncio.Event()
     stop_on_signals(stop)
     supervisor = Supervisor(config, services, replicas=counts, timeout=timeout, say=_say)
@@ -438,6 +442,7 @@ def restart(
 
 chaos_app = typer.Typer(help="Break things on purpose: delays, failures, killed processes.", no_args_is_help=True)
 app.add_typer(chaos_app, name="chaos")
+app.add_typer(keys_app, name="keys")
 
 
 def _chaos_service(service: str) -> Home:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import psutil
 
+SERVICE_GRACE_SECONDS = 12.0  # services promise to exit within 10 s of SIGTERM
+INFRA_GRACE_SECONDS = 10.0
 _BACKOFF_START = 0.5
 _BACKOFF_CAP = 30.0
 # A process that stayed up this long is considered healthy again: its next crash restarts fast.

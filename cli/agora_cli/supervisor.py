@@ -22,18 +22,15 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from agora_cli import infra, state
-from agora_cli.admin import ensure_admin
 from agora_cli.certs import ensure_certificates
 from agora_cli.config import HOST, Config
 from agora_cli.errors import AgoraError
 from agora_cli.net import PortPicker, ensure_port_free, http_status, wait_until
-from agora_cli.processes import Child, create_time, tail
+from agora_cli.processes import INFRA_GRACE_SECONDS, SERVICE_GRACE_SECONDS, Child, create_time, tail
 from agora_cli.provision import provision
 from agora_cli.secrets_store import password
 from agora_cli.topology import Service, callers_of
 
-SERVICE_GRACE_SECONDS = 12.0  # services promise to exit within 10 s of SIGTERM
-INFRA_GRACE_SECONDS = 10.0
 CLI_IDENTITY = "cli"
 _POLL_SECONDS = 0.1
 
@@ -72,6 +69,7 @@ class Supervisor:
         self._lock: TextIO | None = None
         self._readiness: set[asyncio.Task[None]] = set()
         self._infra_ready: set[str] = set()
+        self._began = time.monotonic()
         self.instances = self._plan(replicas or {})
 
     def _plan(self, replicas: dict[str, int]) -> list[Instance]:
@@ -105,6 +103,8 @@ class Supervisor:
             starting.result()
             self.status = "ready"
             self._write_state()
+            from agora_cli.admin import ensure_admin  # grpc loads only once the city is up
+
             notes = await ensure_admin(self.config, self._grpc_addresses("identity"))
             on_ready(notes)
             await stopped
@@ -136,6 +136,7 @@ class Supervisor:
     async def _start(self) -> None:
         home = self.config.home
         home.create()
+        self._began = time.monotonic()
         self._write_state()
         try:
             async with asyncio.timeout(self.timeout):
@@ -189,6 +190,7 @@ class Supervisor:
                 f"{name} did not start (see {server.child.log_path})", tail(server.child.log_path)
             )
         self._infra_ready.add(name)
+        self._milestone(f"{name} ready")
 
     async def _embedded(self, name: str) -> infra.Infra:
         home = self.config.home
@@ -273,6 +275,11 @@ class Supervisor:
             await asyncio.sleep(_POLL_SECONDS)
         instance.ready = True
         self._write_state()
+        if self.status == "starting":
+            self._milestone(f"{instance.name} ready")
+
+    def _milestone(self, what: str) -> None:
+        self.say(f"{what} ({time.monotonic() - self._began:.1f} s)")
 
     def _not_ready_error(self) -> AgoraError:
         for name, server in self.infra.items():

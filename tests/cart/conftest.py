@@ -20,7 +20,7 @@ from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from agora.common.v1 import common_pb2
 from cart.bootstrap import CartSettings, build
 from chassis.grpc import CALLER_METADATA
-from chassis.messaging import NatsBus
+from chassis.messaging import Envelope, NatsBus
 from chassis.runtime import ServiceApp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -50,6 +50,28 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+ADDRESS = {"name": "Ada", "line1": "1 Main St", "city": "London", "postal_code": "N1", "country": "GB"}
+
+
+def order_placed(user_id: str, product_id: str, quantity: int = 1) -> Envelope:
+    item = {
+        "product_id": product_id,
+        "name": "Cup",
+        "quantity": quantity,
+        "unit_price": {"amount": 100, "currency": "USD"},
+    }
+    total = {"amount": 100 * quantity, "currency": "USD"}
+    data = {
+        "order_id": new_id(),
+        "user_id": user_id,
+        "items": [item],
+        "total": total,
+        "payment_token": "tok_visa",
+        "shipping_address": ADDRESS,
+    }
+    return Envelope.new("orders", "OrderPlaced", data, subject=data["order_id"])
+
+
 @pytest.fixture
 def city() -> str:
     return unique_city()
@@ -72,7 +94,7 @@ class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
 
     def __init__(self) -> None:
         self.products: dict[str, catalog_pb2.Product] = {}
-        self.calls = 0
+        self.fail = False
 
     def add(self, name: str, price: int, currency: str = "USD") -> str:
         product_id = new_id()
@@ -82,7 +104,8 @@ class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
         return product_id
 
     async def GetProducts(self, request, context):  # type: ignore[no-untyped-def]
-        self.calls += 1
+        if self.fail:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "catalog is down")
         return catalog_pb2.GetProductsResponse(products=[self.products[i] for i in request.ids if i in self.products])
 
 
@@ -122,10 +145,11 @@ class Tokens:
 class Cart:
     """The running cart service, called as the gateway calls it, for one user at a time."""
 
-    def __init__(self, stub: cart_pb2_grpc.CartServiceStub, tokens: Tokens, catalog: FakeCatalog):
+    def __init__(self, stub: cart_pb2_grpc.CartServiceStub, tokens: Tokens, catalog: FakeCatalog, bus: NatsBus):
         self.stub = stub
         self.tokens = tokens
         self.catalog = catalog
+        self.bus = bus
 
     async def call(self, method: str, request: Any, *, user: str | None) -> Any:
         metadata = [(CALLER_METADATA, "gateway")]
@@ -154,19 +178,26 @@ async def running(settings: CartSettings, verifier: auth.TokenVerifier) -> Async
 async def cart(city: str, redis: Redis, catalog: tuple[FakeCatalog, int], tmp_path: Path) -> AsyncIterator[Cart]:
     fake, port = catalog
     settings = CartSettings(
-        service="cart", city=city, home=tmp_path, grpc_port=free_port(), http_port=free_port(),
-        redis_url=REDIS_URL, nats_url=NATS_URL, mtls="off", allowed_callers=frozenset({"gateway", "orders"}),
+        service="cart",
+        city=city,
+        home=tmp_path,
+        grpc_port=free_port(),
+        http_port=free_port(),
+        redis_url=REDIS_URL,
+        nats_url=NATS_URL,
+        mtls="off",
+        allowed_callers=frozenset({"gateway", "orders"}),
         peers={"catalog": [f"127.0.0.1:{port}"], "identity": [f"127.0.0.1:{free_port()}"]},
     )
     tokens = Tokens()
+    bus = NatsBus(NATS_URL, city)
+    await bus.connect()
     try:
         async with (
             running(settings, tokens.verifier()),
             grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel,
         ):
-            yield Cart(cart_pb2_grpc.CartServiceStub(channel), tokens, fake)
+            yield Cart(cart_pb2_grpc.CartServiceStub(channel), tokens, fake, bus)
     finally:
-        bus = NatsBus(NATS_URL, city)
-        await bus.connect()
         await bus.delete_streams()
         await bus.close()

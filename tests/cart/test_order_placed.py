@@ -7,16 +7,7 @@ from cart.store import CartStore
 from chassis.messaging import Envelope, RedisInbox
 from redis.asyncio import Redis
 
-from tests.cart.conftest import new_id
-
-ADDRESS = {"name": "Ada", "line1": "1 Main St", "city": "London", "postal_code": "N1", "country": "GB"}
-
-
-def order_placed(user_id: str, product_id: str) -> Envelope:
-    item = {"product_id": product_id, "name": "Cup", "quantity": 1, "unit_price": {"amount": 100, "currency": "USD"}}
-    data = {"order_id": new_id(), "user_id": user_id, "items": [item], "total": {"amount": 100, "currency": "USD"},
-            "payment_token": "tok_visa", "shipping_address": ADDRESS}
-    return Envelope.new("orders", "OrderPlaced", data, subject=data["order_id"])
+from tests.cart.conftest import new_id, order_placed
 
 
 class Consumer:

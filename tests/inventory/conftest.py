@@ -53,7 +53,12 @@ def new_id() -> str:
 
 def order_event(name: str, order_id: str, lines: dict[str, int], **extra: Any) -> Envelope:
     items = [
-        {"product_id": product_id, "name": "Thing", "quantity": quantity, "unit_price": {"amount": 100, "currency": "USD"}}
+        {
+            "product_id": product_id,
+            "name": "Thing",
+            "quantity": quantity,
+            "unit_price": {"amount": 100, "currency": "USD"},
+        }
         for product_id, quantity in lines.items()
     ]
     total = {"amount": 100 * sum(lines.values()), "currency": "USD"}
@@ -151,9 +156,13 @@ class Tokens:
 
 
 class Service:
-    def __init__(self, stub: inventory_pb2_grpc.InventoryServiceStub, tokens: Tokens):
+    def __init__(self, stub: inventory_pb2_grpc.InventoryServiceStub, tokens: Tokens, bus: NatsBus):
         self.stub = stub
         self.tokens = tokens
+        self.bus = bus
+
+    async def publish(self, event: Envelope) -> None:
+        await self.bus.publish(event.to_json(), event.type, msg_id=event.id, headers={})
 
     async def call(self, method: str, request: Any, *, token: str | None = None) -> Any:
         metadata = [(CALLER_METADATA, "gateway")]
@@ -190,18 +199,25 @@ async def running(settings: InventorySettings, verifier: auth.TokenVerifier) -> 
 async def service(fresh_database: str, tmp_path: Path) -> AsyncIterator[Service]:
     city = unique_city()
     settings = InventorySettings(
-        service="inventory", city=city, home=tmp_path, grpc_port=free_port(), http_port=free_port(),
-        dsn=fresh_database, nats_url=NATS_URL, mtls="off", allowed_callers=frozenset({"gateway"}),
+        service="inventory",
+        city=city,
+        home=tmp_path,
+        grpc_port=free_port(),
+        http_port=free_port(),
+        dsn=fresh_database,
+        nats_url=NATS_URL,
+        mtls="off",
+        allowed_callers=frozenset({"gateway"}),
     )
     tokens = Tokens()
+    bus = NatsBus(NATS_URL, city)
+    await bus.connect()
     try:
         async with (
             running(settings, tokens.verifier()),
             grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel,
         ):
-            yield Service(inventory_pb2_grpc.InventoryServiceStub(channel), tokens)
+            yield Service(inventory_pb2_grpc.InventoryServiceStub(channel), tokens, bus)
     finally:
-        bus = NatsBus(NATS_URL, city)
-        await bus.connect()
         await bus.delete_streams()
         await bus.close()

@@ -21,7 +21,9 @@ async def test_an_order_reserves_every_line_and_says_so(inventory: Inventory) ->
 
     assert await inventory.stock(cup) == (3, 2, 0)
     assert await inventory.stock(jug) == (0, 1, 0)
-    lines = sorted([{"product_id": cup, "quantity": 2}, {"product_id": jug, "quantity": 1}], key=lambda l: l["product_id"])
+    lines = sorted(
+        [{"product_id": cup, "quantity": 2}, {"product_id": jug, "quantity": 1}], key=lambda line: line["product_id"]
+    )
     assert await inventory.published(order) == [("StockReserved", {"order_id": order, "lines": lines})]
 
 
@@ -138,8 +140,14 @@ async def test_a_redelivered_event_is_applied_once(inventory: Inventory) -> None
 async def test_a_second_event_with_the_same_meaning_changes_nothing(inventory: Inventory) -> None:
     cup, order = new_id(), new_id()
     await inventory.set_stock(cup, 3)
-    for event in [placed(order, {cup: 1}), placed(order, {cup: 1}), confirmed(order, {cup: 1}),
-                  confirmed(order, {cup: 1}), cancelled(order, {cup: 1}), cancelled(order, {cup: 1})]:
+    for event in [
+        placed(order, {cup: 1}),
+        placed(order, {cup: 1}),
+        confirmed(order, {cup: 1}),
+        confirmed(order, {cup: 1}),
+        cancelled(order, {cup: 1}),
+        cancelled(order, {cup: 1}),
+    ]:
         await inventory.deliver(event)
 
     assert await inventory.stock(cup) == (3, 0, 0)
@@ -171,8 +179,12 @@ operation = st.one_of(
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(operations=st.lists(operation, max_size=25), order_lines=st.lists(
-    st.dictionaries(st.integers(0, 2), st.integers(1, 3), min_size=1, max_size=3), min_size=6, max_size=6))
+@given(
+    operations=st.lists(operation, max_size=25),
+    order_lines=st.lists(
+        st.dictionaries(st.integers(0, 2), st.integers(1, 3), min_size=1, max_size=3), min_size=6, max_size=6
+    ),
+)
 async def test_stock_is_conserved_and_never_negative_whatever_the_order_of_events(
     inventory: Inventory, operations: list[tuple[str, int, int]], order_lines: list[dict[int, int]]
 ) -> None:
@@ -193,7 +205,10 @@ async def test_stock_is_conserved_and_never_negative_whatever_the_order_of_event
         row = rows[product]
         assert min(row["available"], row["reserved"], row["sold"]) >= 0
         assert (row["available_moved"], row["reserved_moved"], row["sold_moved"]) == (
-            row["available"], row["reserved"], row["sold"])
+            row["available"],
+            row["reserved"],
+            row["sold"],
+        )
         assert row["adjusted"] == row["available"] + row["reserved"] + row["sold"]
     held = {product: (0, 0) for product in products}
     for order, order_line in zip(orders, lines, strict=True):
@@ -201,7 +216,10 @@ async def test_stock_is_conserved_and_never_negative_whatever_the_order_of_event
         status = names[-1] if names else None
         for product, quantity in order_line.items():
             reserved, sold = held[product]
-            held[product] = (reserved + quantity * (status == "StockReserved"), sold + quantity * (status == "StockSold"))
+            held[product] = (
+                reserved + quantity * (status == "StockReserved"),
+                sold + quantity * (status == "StockSold"),
+            )
     for product in products:
         if product in rows:
             assert held[product] == (rows[product]["reserved"], rows[product]["sold"])

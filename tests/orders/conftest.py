@@ -22,13 +22,13 @@ from agora.cart.v1 import cart_pb2, cart_pb2_grpc
 from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from agora.common.v1 import common_pb2
 from agora.orders.v1 import orders_pb2, orders_pb2_grpc
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from chassis import auth, db, messaging
 from chassis.grpc import CALLER_METADATA
 from chassis.messaging import NatsBus
 from chassis.runtime import ServiceApp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from orders.bootstrap import MIGRATIONS, OrdersSettings, build
+
+from chassis import auth, db, messaging
 from tests.conftest import NATS_URL, unique_city
 
 ISSUER, AUDIENCE, KID = "agora-identity", "agora", "test-key"
@@ -95,11 +95,17 @@ class _FakeCart(cart_pb2_grpc.CartServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "cart is down")
         lines = self._shop.carts.get(_user_of(context), [])
         # A cart's own prices are stale on purpose: orders must price from the catalog.
-        return cart_pb2.Cart(items=[
-            cart_pb2.CartItem(product_id=product_id, name="stale", quantity=quantity,
-                              unit_price=common_pb2.Money(amount=1, currency="USD"))
-            for product_id, quantity in lines
-        ])
+        return cart_pb2.Cart(
+            items=[
+                cart_pb2.CartItem(
+                    product_id=product_id,
+                    name="stale",
+                    quantity=quantity,
+                    unit_price=common_pb2.Money(amount=1, currency="USD"),
+                )
+                for product_id, quantity in lines
+            ]
+        )
 
 
 class _FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
@@ -107,12 +113,14 @@ class _FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
         self._shop = shop
 
     async def GetProducts(self, request, context):  # type: ignore[no-untyped-def]
-        return catalog_pb2.GetProductsResponse(products=[
-            catalog_pb2.Product(id=product_id, name=name, price=common_pb2.Money(amount=price, currency="USD"))
-            for product_id in request.ids
-            if product_id in self._shop.products
-            for name, price in [self._shop.products[product_id]]
-        ])
+        return catalog_pb2.GetProductsResponse(
+            products=[
+                catalog_pb2.Product(id=product_id, name=name, price=common_pb2.Money(amount=price, currency="USD"))
+                for product_id in request.ids
+                if product_id in self._shop.products
+                for name, price in [self._shop.products[product_id]]
+            ]
+        )
 
 
 @contextlib.asynccontextmanager
@@ -139,8 +147,9 @@ def violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
     return {item["field"]: item["message"] for item in json.loads(trailing["x-field-violations"])}
 
 
-ADDRESS = orders_pb2.Address(name="Ada Lovelace", line1="12 St James's Square", city="London",
-                             postal_code="SW1Y 4JH", country="GB")
+ADDRESS = orders_pb2.Address(
+    name="Ada Lovelace", line1="12 St James's Square", city="London", postal_code="SW1Y 4JH", country="GB"
+)
 
 
 @dataclass
@@ -151,6 +160,7 @@ class Orders:
     pool: asyncpg.Pool
     shop: Shop
     tokens: Tokens
+    city: str
 
     async def call(self, method: str, request: Any, *, user: str | None) -> Any:
         metadata = [(CALLER_METADATA, "gateway")]
@@ -158,8 +168,9 @@ class Orders:
             metadata.append(("authorization", f"Bearer {self.tokens.issue(user)}"))
         return await getattr(self.stub, method)(request, metadata=metadata, timeout=10)
 
-    async def place(self, user: str, key: str = "key-1", *, token: str = "tok_visa",
-                    address: orders_pb2.Address = ADDRESS) -> orders_pb2.Order:
+    async def place(
+        self, user: str, key: str = "key-1", *, token: str = "tok_visa", address: orders_pb2.Address = ADDRESS
+    ) -> orders_pb2.Order:
         request = orders_pb2.PlaceOrderRequest(idempotency_key=key, shipping_address=address, payment_token=token)
         return await self.call("PlaceOrder", request, user=user)
 
@@ -178,9 +189,7 @@ class Orders:
 
 async def published(pool: asyncpg.Pool, name: str) -> list[dict[str, Any]]:
     """The data of every `name` event orders wrote to its outbox, oldest first."""
-    rows = await pool.fetch(
-        "SELECT envelope FROM outbox WHERE event_type = $1 ORDER BY id", f"agora.orders.{name}.v1"
-    )
+    rows = await pool.fetch("SELECT envelope FROM outbox WHERE event_type = $1 ORDER BY id", f"agora.orders.{name}.v1")
     return [json.loads(row["envelope"])["data"] for row in rows]
 
 
@@ -191,7 +200,7 @@ async def running(settings: OrdersSettings, **overrides: Any) -> AsyncIterator[S
     stop = asyncio.Event()
     task = asyncio.create_task(app.run_until_stopped(stop))
     try:
-        while not app.readiness.accepting:
+        while not app.readiness.accepting:  # noqa: ASYNC110 - readiness is a flag, not an event
             await asyncio.sleep(0.01)
         yield app
     finally:
@@ -206,8 +215,15 @@ async def orders_service(dsn: str, home: Path, **overrides: Any) -> AsyncIterato
     try:
         async with shop_double(shop) as shop_address:
             settings = OrdersSettings(
-                service="orders", city=city, home=home, grpc_port=free_port(), http_port=free_port(), dsn=dsn,
-                nats_url=NATS_URL, mtls="off", allowed_callers=frozenset({"gateway"}),
+                service="orders",
+                city=city,
+                home=home,
+                grpc_port=free_port(),
+                http_port=free_port(),
+                dsn=dsn,
+                nats_url=NATS_URL,
+                mtls="off",
+                allowed_callers=frozenset({"gateway"}),
                 peers={"cart": [shop_address], "catalog": [shop_address], "identity": [shop_address]},
             )
             async with (
@@ -216,7 +232,7 @@ async def orders_service(dsn: str, home: Path, **overrides: Any) -> AsyncIterato
             ):
                 pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
                 try:
-                    yield Orders(orders_pb2_grpc.OrdersServiceStub(channel), pool, shop, tokens)
+                    yield Orders(orders_pb2_grpc.OrdersServiceStub(channel), pool, shop, tokens, city)
                 finally:
                     await pool.close()
     finally:

@@ -23,7 +23,8 @@ async def test_placing_prices_the_cart_from_the_catalog_and_answers_it_pending(o
 
     assert order.status == "PENDING" and order.status_reason == ""
     assert [(i.product_id, i.name, i.quantity, i.unit_price.amount, i.line_total.amount) for i in order.items] == [
-        (cup, "Espresso cup", 2, 1250, 2500), (jug, "Milk jug", 1, 1999, 1999),
+        (cup, "Espresso cup", 2, 1250, 2500),
+        (jug, "Milk jug", 1, 1999, 1999),
     ]
     assert (order.total.amount, order.total.currency) == (4499, "USD")
     assert order.shipping_address == ADDRESS
@@ -38,15 +39,30 @@ async def test_placing_publishes_order_placed_with_the_token_for_payments(orders
 
     order = await orders.place("ada", token="tok_mastercard")
 
-    assert await orders.published("OrderPlaced") == [{
-        "order_id": order.order_id, "user_id": "ada",
-        "items": [{"product_id": cup, "name": "Espresso cup", "quantity": 3,
-                   "unit_price": {"amount": 1250, "currency": "USD"}}],
-        "total": {"amount": 3750, "currency": "USD"},
-        "payment_token": "tok_mastercard",
-        "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Square", "line2": "",
-                             "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"},
-    }]
+    assert await orders.published("OrderPlaced") == [
+        {
+            "order_id": order.order_id,
+            "user_id": "ada",
+            "items": [
+                {
+                    "product_id": cup,
+                    "name": "Espresso cup",
+                    "quantity": 3,
+                    "unit_price": {"amount": 1250, "currency": "USD"},
+                }
+            ],
+            "total": {"amount": 3750, "currency": "USD"},
+            "payment_token": "tok_mastercard",
+            "shipping_address": {
+                "name": "Ada Lovelace",
+                "line1": "12 St James's Square",
+                "line2": "",
+                "city": "London",
+                "postal_code": "SW1Y 4JH",
+                "country": "GB",
+            },
+        }
+    ]
 
 
 async def test_a_repeat_with_the_same_key_and_body_answers_the_same_order(orders: Orders):
@@ -137,7 +153,10 @@ async def test_a_bad_address_or_token_names_each_field(orders: Orders):
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert set(violations(error)) == {
-        "shipping_address.line1", "shipping_address.postal_code", "shipping_address.country", "payment_token",
+        "shipping_address.line1",
+        "shipping_address.postal_code",
+        "shipping_address.country",
+        "payment_token",
     }
 
 
@@ -164,8 +183,11 @@ async def test_another_users_order_is_not_found(orders: Orders):
     fill_cart(orders, "ada", (cup, 1))
     order = await orders.place("ada")
 
-    for call in (orders.get("bob", order.order_id), orders.cancel("bob", order.order_id),
-                 orders.get("ada", "not-a-uuid")):
+    for call in (
+        orders.get("bob", order.order_id),
+        orders.cancel("bob", order.order_id),
+        orders.get("ada", "not-a-uuid"),
+    ):
         assert (await rpc_error(call)).code() == grpc.StatusCode.NOT_FOUND
     assert (await orders.get("ada", order.order_id)).status == "PENDING"
 

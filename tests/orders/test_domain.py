@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from orders import domain
 from orders.domain import (
     CANCELLED,
@@ -227,7 +226,9 @@ def test_an_empty_cart_or_a_product_no_longer_sold_cannot_be_ordered():
 
 def test_place_order_names_every_bad_field():
     bad = PlaceOrder(
-        user_id="u1", idempotency_key="", payment_token="",
+        user_id="u1",
+        idempotency_key="",
+        payment_token="",
         shipping_address=Address(name=" ", line1="", line2="x" * 201, city="", postal_code="", country="gb"),
     )
 
@@ -235,8 +236,13 @@ def test_place_order_names_every_bad_field():
         domain.validate_place_order(bad)
 
     assert {field for field, _ in caught.value.violations} == {
-        "idempotency_key", "payment_token", "shipping_address.name", "shipping_address.line1",
-        "shipping_address.line2", "shipping_address.city", "shipping_address.postal_code",
+        "idempotency_key",
+        "payment_token",
+        "shipping_address.name",
+        "shipping_address.line1",
+        "shipping_address.line2",
+        "shipping_address.city",
+        "shipping_address.postal_code",
         "shipping_address.country",
     }
 

@@ -10,10 +10,10 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from chassis import messaging
 from orders import domain, handlers, repository
 from orders.domain import Address, Line, Money, Order, PlaceOrder
+
+from chassis import messaging
 from tests.orders.conftest import published
 
 USER = "0b6f8a52-3c1d-4f0e-8d7a-5e2b9c4a1f10"
@@ -39,8 +39,17 @@ def answer(name: str, order_id: str) -> messaging.Envelope:
         "StockReserved": {"order_id": order_id, "lines": [{"product_id": LINES[0].product_id, "quantity": 2}]},
         "StockRejected": {"order_id": order_id, "missing_product_ids": [LINES[0].product_id]},
         "PaymentAuthorized": {"order_id": order_id, "amount": {"amount": 2500, "currency": "USD"}},
-        "PaymentDeclined": {"order_id": order_id, "amount": {"amount": 2500, "currency": "USD"}, "reason": "card_declined"},
-        "ShipmentDispatched": {"order_id": order_id, "user_id": USER, "carrier": "parcelfast", "tracking_number": "PF1"},
+        "PaymentDeclined": {
+            "order_id": order_id,
+            "amount": {"amount": 2500, "currency": "USD"},
+            "reason": "card_declined",
+        },
+        "ShipmentDispatched": {
+            "order_id": order_id,
+            "user_id": USER,
+            "carrier": "parcelfast",
+            "tracking_number": "PF1",
+        },
     }[name]
     producer = {"Stock": "inventory", "Payme": "payments", "Shipm": "shipping"}[name[:5]]
     return messaging.Envelope.new(producer, name, data)
@@ -70,18 +79,34 @@ async def test_reserved_and_authorized_confirm_and_publish_order_confirmed(store
     order = await stored(store, order_id)
     assert order.status == "CONFIRMED"
     assert [change.status for change in order.history] == ["PENDING", "CONFIRMED"]
-    assert await published(store, "OrderConfirmed") == [{
-        "order_id": order_id, "user_id": USER,
-        "items": [{"product_id": LINES[0].product_id, "name": "Espresso cup", "quantity": 2,
-                   "unit_price": {"amount": 1250, "currency": "USD"}}],
-        "total": {"amount": 2500, "currency": "USD"},
-        "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Square", "line2": "",
-                             "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"},
-    }]
+    assert await published(store, "OrderConfirmed") == [
+        {
+            "order_id": order_id,
+            "user_id": USER,
+            "items": [
+                {
+                    "product_id": LINES[0].product_id,
+                    "name": "Espresso cup",
+                    "quantity": 2,
+                    "unit_price": {"amount": 1250, "currency": "USD"},
+                }
+            ],
+            "total": {"amount": 2500, "currency": "USD"},
+            "shipping_address": {
+                "name": "Ada Lovelace",
+                "line1": "12 St James's Square",
+                "line2": "",
+                "city": "London",
+                "postal_code": "SW1Y 4JH",
+                "country": "GB",
+            },
+        }
+    ]
 
 
-@pytest.mark.parametrize(("failure", "reason"), [("StockRejected", "out_of_stock"),
-                                                 ("PaymentDeclined", "payment_declined")])
+@pytest.mark.parametrize(
+    ("failure", "reason"), [("StockRejected", "out_of_stock"), ("PaymentDeclined", "payment_declined")]
+)
 async def test_a_failure_cancels_with_its_reason(store, outbox, failure, reason):
     order_id = await placed_order(store)
 
@@ -170,7 +195,9 @@ def arrivals(draw: st.DrawFn) -> list[tuple[str, int]]:
     stock = draw(st.sampled_from(["StockReserved", "StockRejected"]))
     payment = draw(st.sampled_from(["PaymentAuthorized", "PaymentDeclined"]))
     copies = [(stock, 0), (payment, 0)]
-    copies += [(name, draw(st.integers(0, 1))) for name in draw(st.lists(st.sampled_from([stock, payment]), max_size=3))]
+    copies += [
+        (name, draw(st.integers(0, 1))) for name in draw(st.lists(st.sampled_from([stock, payment]), max_size=3))
+    ]
     return draw(st.permutations(copies))
 
 
@@ -197,3 +224,18 @@ async def test_any_arrival_order_with_duplicates_ends_in_one_decision(store, out
         assert order.status == "CONFIRMED"
         assert "shipping_address" in mine[0]
     assert len(order.history) == 2
+
+
+async def test_a_customer_may_cancel_a_confirmed_order_before_dispatch(store, outbox):
+    order_id = await placed_order(store)
+    for name in ("StockReserved", "PaymentAuthorized"):
+        await deliver(store, outbox, answer(name, order_id))
+
+    await handlers.cancel_order(domain.CancelOrder(USER, order_id), pool=store, outbox=outbox, clock=clock)
+    await deliver(store, outbox, answer("ShipmentDispatched", order_id))
+
+    order = await stored(store, order_id)
+    assert (order.status, order.status_reason) == ("CANCELLED", "customer_request")
+    assert [change.status for change in order.history] == ["PENDING", "CONFIRMED", "CANCELLED"]
+    assert [event["reason"] for event in await published(store, "OrderCancelled")] == ["customer_request"]
+    assert await published(store, "OrderShipped") == []

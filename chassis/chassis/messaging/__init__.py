@@ -17,7 +17,24 @@ from chassis.messaging.nats_bus import NatsBus
 from chassis.messaging.outbox import MIGRATIONS, Outbox, OutboxRelay, add_to_outbox
 
 __all__ = [
-    "MIGRATIONS", "Bus", "Consumer", "DeadLetter", "Delivery", "Envelope", "Handler", "Inbox", "MalformedEvent",
-    "NatsBus", "Outbox", "OutboxRelay", "PostgresInbox", "RedisInbox", "Retention", "add_to_outbox",
-    "connect_bus", "list_dead_letters", "replay_all", "replay_dead_letter",
+    "MIGRATIONS",
+    "Bus",
+    "Consumer",
+    "DeadLetter",
+    "Delivery",
+    "Envelope",
+    "Handler",
+    "Inbox",
+    "MalformedEvent",
+    "NatsBus",
+    "Outbox",
+    "OutboxRelay",
+    "PostgresInbox",
+    "RedisInbox",
+    "Retention",
+    "add_to_outbox",
+    "connect_bus",
+    "list_dead_letters",
+    "replay_all",
+    "replay_dead_letter",
 ]

@@ -20,7 +20,9 @@ events_consumed = Counter(
     ["consumer", "event_type", "outcome"],
 )
 handler_duration = Histogram(
-    "agora_event_handler_duration_seconds", "Event handling time, inbox and commit included",
-    ["consumer", "event_type"], buckets=LATENCY_BUCKETS,
+    "agora_event_handler_duration_seconds",
+    "Event handling time, inbox and commit included",
+    ["consumer", "event_type"],
+    buckets=LATENCY_BUCKETS,
 )
 dead_letters = Counter("agora_dead_letters_total", "Messages sent to dead letters", ["consumer", "event_type"])

@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from chassis.settings import ServiceSettings
@@ -49,7 +49,7 @@ class Delivery(Protocol):
         ...
 
 
-DeliveryHandler = Callable[[Delivery], Awaitable[None]]
+DeliveryHandler = Callable[[Delivery], Coroutine[Any, Any, None]]
 
 
 class Subscription(Protocol):
@@ -108,7 +108,12 @@ class Bus(Protocol):
         ...
 
     async def subscribe(
-        self, consumer: str, event_types: Collection[str], handler: DeliveryHandler, *, concurrency: int,
+        self,
+        consumer: str,
+        event_types: Collection[str],
+        handler: DeliveryHandler,
+        *,
+        concurrency: int,
         max_deliveries: int,
     ) -> Subscription:
         """Durable: messages published while nobody listens wait for `consumer`. Calls `handler`

@@ -40,9 +40,18 @@ _tracer = trace.get_tracer("chassis.messaging")
 class Consumer:
     """A service's subscription table, run: `Consumer("payments", bus, inbox, {type: handler})`."""
 
-    def __init__(self, name: str, bus: Bus, inbox: Inbox, handlers: Mapping[str, Handler], *,
-                 max_deliveries: int = 8, concurrency: int = 16, retry_base_seconds: float = 0.5,
-                 retry_max_seconds: float = 60.0):
+    def __init__(
+        self,
+        name: str,
+        bus: Bus,
+        inbox: Inbox,
+        handlers: Mapping[str, Handler],
+        *,
+        max_deliveries: int = 8,
+        concurrency: int = 16,
+        retry_base_seconds: float = 0.5,
+        retry_max_seconds: float = 60.0,
+    ):
         self.name = name
         self._bus = bus
         self._inbox = inbox
@@ -56,7 +65,10 @@ class Consumer:
 
     async def start(self) -> None:
         self._subscription = await self._bus.subscribe(
-            self.name, self._handlers, self._on_delivery, concurrency=self._concurrency,
+            self.name,
+            self._handlers,
+            self._on_delivery,
+            concurrency=self._concurrency,
             max_deliveries=self._max_deliveries,
         )
 
@@ -85,7 +97,8 @@ class Consumer:
         handler = self._handlers.get(event.type)
         if handler is None:  # another event of a producer we follow
             _metrics.events_consumed.labels(self.name, event.type, "ignored").inc()
-            await delivery.ack()
+            with contextlib.suppress(Exception):  # unacked, it simply comes back to be ignored again
+                await delivery.ack()
             return
         async with self._in_order(event.subject):
             with structlog.contextvars.bound_contextvars(event_id=event.id, event_type=event.type):
@@ -99,10 +112,17 @@ class Consumer:
         carrier = delivery.headers if "traceparent" in delivery.headers else event.trace
         started = time.perf_counter()
         with _tracer.start_as_current_span(
-            f"{event.name} process", context=propagate.extract(carrier), kind=SpanKind.CONSUMER,
-            attributes={"messaging.operation": "process", "messaging.message.id": event.id,
-                        "messaging.consumer.group.name": self.name, "cloudevents.event_type": event.type},
-            record_exception=False, set_status_on_exception=False,
+            f"{event.name} process",
+            context=propagate.extract(carrier),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.operation": "process",
+                "messaging.message.id": event.id,
+                "messaging.consumer.group.name": self.name,
+                "cloudevents.event_type": event.type,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
         ) as span:
             try:
                 applied = await self._inbox.apply_once(self.name, event.id, lambda tx: handler(event, tx))
@@ -133,10 +153,15 @@ class Consumer:
     async def _dead_letter(self, delivery: Delivery, event: Envelope | None, error: str) -> None:
         event_type = event.type if event else delivery.headers.get(EVENT_TYPE_HEADER)
         letter = DeadLetter(
-            consumer=self.name, origin=delivery.origin, message_ref=delivery.ref, error=error[:4000],
+            consumer=self.name,
+            origin=delivery.origin,
+            message_ref=delivery.ref,
+            error=error[:4000],
             deliveries=delivery.deliveries,
-            dead_lettered_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"), body=delivery.body,
-            event_id=event.id if event else None, event_type=event_type,
+            dead_lettered_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            body=delivery.body,
+            event_id=event.id if event else None,
+            event_type=event_type,
         )
         try:
             await self._bus.dead_letter(letter)

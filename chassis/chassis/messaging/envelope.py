@@ -74,17 +74,22 @@ class Envelope:
     """W3C trace context (`traceparent`, `tracestate`) of the code that produced the event."""
 
     @classmethod
-    def new(cls, producer: str, name: str, data: dict[str, Any], *, subject: str | None = None,
-            version: int = 1) -> Envelope:
+    def new(
+        cls, producer: str, name: str, data: dict[str, Any], *, subject: str | None = None, version: int = 1
+    ) -> Envelope:
         """A new event from `producer`, validated; it carries the current trace context."""
         event_type = f"agora.{producer}.{name}.v{version}"
         validate_data(event_type, data)
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         return cls(
-            id=str(uuid.uuid4()), type=event_type, source=f"agora/{producer}",
+            id=str(uuid.uuid4()),
+            type=event_type,
+            source=f"agora/{producer}",
             time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            data=data, subject=subject, trace={key: carrier[key] for key in TRACE_HEADERS if key in carrier},
+            data=data,
+            subject=subject,
+            trace={key: carrier[key] for key in TRACE_HEADERS if key in carrier},
         )
 
     @classmethod
@@ -110,7 +115,11 @@ class Envelope:
         validate_data(raw["type"], data)
         subject = raw.get("subject")
         return cls(
-            id=event_id, type=raw["type"], source=raw["source"], time=raw["time"], data=data,
+            id=event_id,
+            type=raw["type"],
+            source=raw["source"],
+            time=raw["time"],
+            data=data,
             subject=subject if isinstance(subject, str) else None,
             trace={key: raw[key] for key in TRACE_HEADERS if isinstance(raw.get(key), str)},
         )

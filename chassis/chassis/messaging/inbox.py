@@ -38,7 +38,8 @@ class PostgresInbox:
             # then finds the claim once that commits (or takes it over if that rolls back).
             claimed = await conn.fetchval(
                 "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
-                consumer, event_id,
+                consumer,
+                event_id,
             )
             if not claimed:
                 return False

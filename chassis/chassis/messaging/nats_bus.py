@@ -16,6 +16,7 @@ from collections.abc import Collection, Mapping
 
 import nats
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -53,8 +54,9 @@ class _PullLoop:
     starts a handler the moment each message arrives: no waiting for a batch to fill, so an
     idle consumer sees an event within a network round trip of its publication."""
 
-    def __init__(self, nc: nats.NATS, stream: str, durable: str, handler: DeliveryHandler, *,
-                 concurrency: int, expires: float):
+    def __init__(
+        self, nc: nats.NATS, stream: str, durable: str, handler: DeliveryHandler, *, concurrency: int, expires: float
+    ):
         self._nc = nc
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._handler = handler
@@ -62,7 +64,7 @@ class _PullLoop:
         self._expires = expires
         self._in_flight: set[asyncio.Task[None]] = set()
         self._inbox = nc.new_inbox()
-        self._sub: nats.aio.subscription.Subscription | None = None
+        self._sub: NatsSubscription | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -89,12 +91,13 @@ class _PullLoop:
                     msg = await self._sub.next_msg(timeout=self._expires + 1)
                 except NatsTimeout:
                     break  # the request died with a connection: ask again
-                status = msg.headers.get("Status") if msg.headers else None
+                headers = msg.headers or {}
+                status = headers.get("Status")
                 if status == "100":  # idle heartbeat
                     continue
                 if status is not None:
                     if status not in ("404", "408"):  # e.g. 409 while a stream is being recreated
-                        log.warning("nats_pull_status", status=status, description=msg.headers.get("Description"))
+                        log.warning("nats_pull_status", status=status, description=headers.get("Description"))
                         await asyncio.sleep(0.5)
                     break
                 received += 1
@@ -129,8 +132,16 @@ class _Subscription:
 
 
 class NatsBus:
-    def __init__(self, url: str, city: str, *, retention: Retention | None = None, ack_wait_seconds: float = 30,
-                 pull_expires_seconds: float = 5, name: str | None = None):
+    def __init__(
+        self,
+        url: str,
+        city: str,
+        *,
+        retention: Retention | None = None,
+        ack_wait_seconds: float = 30,
+        pull_expires_seconds: float = 5,
+        name: str | None = None,
+    ):
         self.city = city
         self._url = url
         self._name = name or city
@@ -144,8 +155,14 @@ class NatsBus:
 
     async def connect(self) -> None:
         self._nc = await nats.connect(
-            self._url, name=self._name, max_reconnect_attempts=-1, reconnect_time_wait=0.25, connect_timeout=2,
-            error_cb=self._on_error, disconnected_cb=self._on_disconnect, reconnected_cb=self._on_reconnect,
+            self._url,
+            name=self._name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            connect_timeout=2,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnect,
+            reconnected_cb=self._on_reconnect,
         )
         self._js = self._nc.jetstream(timeout=5)
 
@@ -173,8 +190,11 @@ class NatsBus:
         name = stream_name(self.city, producer)
         if name not in self._streams:
             config = StreamConfig(
-                name=name, subjects=[f"{self.city}.{producer}.>"], storage=StorageType.FILE,
-                max_age=self._retention.max_age_seconds, max_bytes=self._retention.max_bytes,
+                name=name,
+                subjects=[f"{self.city}.{producer}.>"],
+                storage=StorageType.FILE,
+                max_age=self._retention.max_age_seconds,
+                max_bytes=self._retention.max_bytes,
                 duplicate_window=self._retention.duplicate_window_seconds,
             )
             try:
@@ -187,12 +207,21 @@ class NatsBus:
     async def publish(self, body: bytes, event_type: str, *, msg_id: str, headers: Mapping[str, str]) -> None:
         stream = await self.ensure_stream(parse_event_type(event_type)[0])
         await self.jetstream.publish(
-            self.subject(event_type), body, stream=stream,
+            self.subject(event_type),
+            body,
+            stream=stream,
             headers={**headers, EVENT_TYPE_HEADER: event_type, "Nats-Msg-Id": msg_id},
         )
 
-    async def subscribe(self, consumer: str, event_types: Collection[str], handler: DeliveryHandler, *,
-                        concurrency: int, max_deliveries: int = 8) -> _Subscription:
+    async def subscribe(
+        self,
+        consumer: str,
+        event_types: Collection[str],
+        handler: DeliveryHandler,
+        *,
+        concurrency: int,
+        max_deliveries: int = 8,
+    ) -> _Subscription:
         """One durable consumer per producer stream, filtered on the producer's whole subject
         space (NATS 2.9 allows one filter): other events of that producer reach the handler too,
         and the consumer acks them unread. The server's redelivery bound sits above the
@@ -201,11 +230,18 @@ class NatsBus:
         loops = []
         for producer in sorted({parse_event_type(event_type)[0] for event_type in event_types}):
             stream = await self.ensure_stream(producer)
-            await self.jetstream.add_consumer(stream, ConsumerConfig(
-                durable_name=consumer, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                filter_subject=f"{self.city}.{producer}.>", ack_wait=self._ack_wait,
-                max_deliver=max_deliveries + 3, max_ack_pending=max(1000, concurrency * 4),
-            ))
+            await self.jetstream.add_consumer(
+                stream,
+                ConsumerConfig(
+                    durable_name=consumer,
+                    ack_policy=AckPolicy.EXPLICIT,
+                    deliver_policy=DeliverPolicy.ALL,
+                    filter_subject=f"{self.city}.{producer}.>",
+                    ack_wait=self._ack_wait,
+                    max_deliver=max_deliveries + 3,
+                    max_ack_pending=max(1000, concurrency * 4),
+                ),
+            )
             loop = _PullLoop(self._nc, stream, consumer, handler, concurrency=concurrency, expires=self._pull_expires)
             await loop.start()
             loops.append(loop)
@@ -215,14 +251,16 @@ class NatsBus:
         stream = await self.ensure_stream(DLQ)
         # A crash after this publish and before the original is acked dead-letters it again: dedupe.
         await self.jetstream.publish(
-            f"{self.city}.{DLQ}.{letter.consumer}", letter.to_json(), stream=stream,
+            f"{self.city}.{DLQ}.{letter.consumer}",
+            letter.to_json(),
+            stream=stream,
             headers={"Nats-Msg-Id": f"dlq:{letter.consumer}:{letter.message_ref}"},
         )
 
     async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
         stream = await self.ensure_stream(DLQ)
         subject = f"{self.city}.{DLQ}.{consumer or '>'}"
-        letters = []
+        letters: list[DeadLetter] = []
         sequence = 1
         while True:
             try:

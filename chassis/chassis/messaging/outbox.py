@@ -38,7 +38,10 @@ async def add_to_outbox(conn: asyncpg.Connection, envelope: Envelope) -> None:
         raise RuntimeError("add_to_outbox needs the transaction that writes the state change")
     await conn.execute(
         "INSERT INTO outbox (event_id, event_type, envelope, headers) VALUES ($1, $2, $3, $4)",
-        envelope.id, envelope.type, envelope.to_json().decode(), json.dumps(envelope.trace),
+        envelope.id,
+        envelope.type,
+        envelope.to_json().decode(),
+        json.dumps(envelope.trace),
     )
 
 
@@ -48,16 +51,18 @@ class Outbox:
     def __init__(self, producer: str):
         self.producer = producer
 
-    async def add(self, conn: asyncpg.Connection, name: str, data: dict[str, Any], *,
-                  subject: str | None = None, version: int = 1) -> Envelope:
+    async def add(
+        self, conn: asyncpg.Connection, name: str, data: dict[str, Any], *, subject: str | None = None, version: int = 1
+    ) -> Envelope:
         envelope = Envelope.new(self.producer, name, data, subject=subject, version=version)
         await add_to_outbox(conn, envelope)
         return envelope
 
 
 def _lock_key(service: str) -> int:
-    return int.from_bytes(hashlib.blake2b(f"agora-outbox-relay:{service}".encode(), digest_size=8).digest(),
-                          "big", signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(f"agora-outbox-relay:{service}".encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 class OutboxRelay:
@@ -67,9 +72,18 @@ class OutboxRelay:
     Woken by NOTIFY the moment a transaction commits, and by a poll every `poll_interval`
     seconds in case a notification is missed (the listening connection was down)."""
 
-    def __init__(self, pool: asyncpg.Pool, bus: Bus, *, service: str, batch_size: int = 256,
-                 poll_interval: float = 1.0, standby_interval: float = 1.0, max_backoff: float = 5.0,
-                 keep_published_seconds: float = 24 * 3600):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        bus: Bus,
+        *,
+        service: str,
+        batch_size: int = 256,
+        poll_interval: float = 1.0,
+        standby_interval: float = 1.0,
+        max_backoff: float = 5.0,
+        keep_published_seconds: float = 24 * 3600,
+    ):
         self._pool = pool
         self._bus = bus
         self._service = service
@@ -79,8 +93,8 @@ class OutboxRelay:
         self._max_backoff = max_backoff
         self._keep_published = keep_published_seconds
         self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._stopping = False
         self.is_leader = False
 
     async def start(self) -> None:
@@ -88,7 +102,7 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         """Lets the batch being published finish and be marked, then releases the lock."""
-        self._stopping = True
+        self._stopped.set()
         self._wake.set()
         if self._task is not None:
             await self._task
@@ -101,7 +115,7 @@ class OutboxRelay:
         await self.stop()
 
     async def _run(self) -> None:
-        while not self._stopping:
+        while not self._stopped.is_set():
             try:
                 async with self._pool.acquire() as conn:
                     if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(self._service)):
@@ -112,8 +126,10 @@ class OutboxRelay:
                             with contextlib.suppress(Exception):
                                 await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(self._service))
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("outbox_relay_database_error", error=str(error))
-            if not self._stopping:
+                log.warning("outbox_relay_database_error", error=str(error) or type(error).__name__)
+            except Exception:  # the relay must outlive any surprise: events stop flowing without it
+                log.exception("outbox_relay_failed")
+            if not self._stopped.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._standby_interval)
                 self._wake.clear()
@@ -125,7 +141,7 @@ class OutboxRelay:
         try:
             failures = 0
             next_housekeeping = 0.0
-            while not self._stopping:
+            while not self._stopped.is_set():
                 self._wake.clear()
                 published, failed = await self._publish_batch(conn)
                 now = time.monotonic()
@@ -134,7 +150,8 @@ class OutboxRelay:
                     next_housekeeping = now + self._poll_interval
                 if failed:
                     failures += 1
-                    await asyncio.sleep(min(self._max_backoff, 0.05 * 2**failures))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopped.wait(), min(self._max_backoff, 0.05 * 2**failures))
                     continue
                 failures = 0
                 if published == self._batch_size:

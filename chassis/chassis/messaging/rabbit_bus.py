@@ -46,8 +46,8 @@ class _RabbitDelivery:
         self.headers: Mapping[str, str] = {key: str(value) for key, value in headers.items()}
         self.origin = str(headers.get(ORIGIN_HEADER) or message.routing_key or "")
         self.ref = message.message_id or ""
-        self._attempts = int(headers.get(ATTEMPTS_HEADER, 0))  # type: ignore[call-overload]
-        self.deliveries = self._attempts + int(headers.get("x-delivery-count", 0)) + 1  # type: ignore[call-overload]
+        attempts = self.headers.get(ATTEMPTS_HEADER, "0")
+        self.deliveries = int(attempts) + int(self.headers.get("x-delivery-count", "0")) + 1
 
     async def ack(self) -> None:
         await self._message.ack()
@@ -115,31 +115,53 @@ class RabbitBus:
 
     async def _queue(self, name: str, **arguments: Any) -> AbstractQueue:
         self._declared_queues.add(name)
-        return await self.channel.declare_queue(name, durable=True, arguments={
-            "x-queue-type": "quorum", "x-max-length-bytes": self._retention.max_bytes,
-            "x-overflow": "reject-publish", **arguments,
-        })
+        return await self.channel.declare_queue(
+            name,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-max-length-bytes": self._retention.max_bytes,
+                "x-overflow": "reject-publish",
+                **arguments,
+            },
+        )
 
     async def publish(self, body: bytes, event_type: str, *, msg_id: str, headers: Mapping[str, str]) -> None:
         producer, name, _ = parse_event_type(event_type)
         exchange = await self._exchange(producer)
         await exchange.publish(
-            aio_pika.Message(body, message_id=msg_id, headers={**headers, EVENT_TYPE_HEADER: event_type},
-                             content_type="application/cloudevents+json",
-                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            aio_pika.Message(
+                body,
+                message_id=msg_id,
+                headers={**headers, EVENT_TYPE_HEADER: event_type},
+                content_type="application/cloudevents+json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
             routing_key=f"{self.city}.{producer}.{name}",
         )
 
-    async def subscribe(self, consumer: str, event_types: Collection[str], handler: DeliveryHandler, *,
-                        concurrency: int, max_deliveries: int = 8) -> _Subscription:
+    async def subscribe(
+        self,
+        consumer: str,
+        event_types: Collection[str],
+        handler: DeliveryHandler,
+        *,
+        concurrency: int,
+        max_deliveries: int = 8,
+    ) -> _Subscription:
         await self.channel.set_qos(prefetch_count=concurrency)
         name = self.queue_name(consumer)
         # Above the consumer's own bound, so a delivery lost in a crash still reaches its decision;
         # beyond it (the consumer keeps dying on this message) the broker moves it to dead letters.
-        queue = await self._queue(name, **{
-            "x-delivery-limit": max_deliveries + 3, "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": self.dlq_name, "x-dead-letter-strategy": "at-least-once",
-        })
+        queue = await self._queue(
+            name,
+            **{
+                "x-delivery-limit": max_deliveries + 3,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": self.dlq_name,
+                "x-dead-letter-strategy": "at-least-once",
+            },
+        )
         for event_type in event_types:
             producer, event_name, _ = parse_event_type(event_type)
             await queue.bind(await self._exchange(producer), routing_key=f"{self.city}.{producer}.{event_name}")
@@ -157,29 +179,46 @@ class RabbitBus:
         tag = await queue.consume(deliver)
         return _Subscription(queue, tag, in_flight)
 
-    async def _retry_later(self, message: AbstractIncomingMessage, queue: str, origin: str, deliveries: int,
-                           delay_seconds: float) -> None:
+    async def _retry_later(
+        self, message: AbstractIncomingMessage, queue: str, origin: str, deliveries: int, delay_seconds: float
+    ) -> None:
         delay_ms = max(1, int(delay_seconds * 1000))
         retry_queue = f"{queue}.retry.{delay_ms}"
         if retry_queue not in self._retry_queues:
             # Classic, not quorum: the per-queue TTL must dead-letter the head promptly.
             self._declared_queues.add(retry_queue)
-            await self.channel.declare_queue(retry_queue, durable=True, arguments={
-                "x-message-ttl": delay_ms, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue,
-            })
+            await self.channel.declare_queue(
+                retry_queue,
+                durable=True,
+                arguments={
+                    "x-message-ttl": delay_ms,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": queue,
+                },
+            )
             self._retry_queues.add(retry_queue)
         headers = {key: value for key, value in (message.headers or {}).items() if not key.startswith("x-")}
         await self.channel.default_exchange.publish(
-            aio_pika.Message(message.body, message_id=message.message_id, headers={**headers, ATTEMPTS_HEADER: deliveries, ORIGIN_HEADER: origin},
-                             content_type=message.content_type, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            aio_pika.Message(
+                message.body,
+                message_id=message.message_id,
+                headers={**headers, ATTEMPTS_HEADER: deliveries, ORIGIN_HEADER: origin},
+                content_type=message.content_type,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
             routing_key=retry_queue,
         )
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         await self._queue(self.dlq_name)
         await self.channel.default_exchange.publish(
-            aio_pika.Message(letter.to_json(), message_id=str(uuid.uuid4()), content_type="application/json",
-                             headers={"consumer": letter.consumer}, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            aio_pika.Message(
+                letter.to_json(),
+                message_id=str(uuid.uuid4()),
+                content_type="application/json",
+                headers={"consumer": letter.consumer},
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
             routing_key=self.dlq_name,
         )
 
@@ -199,8 +238,9 @@ class RabbitBus:
             else:  # malformed beyond naming a type: back to the exchange its routing key names
                 producer = letter.origin.split(".")[1]
                 await (await self._exchange(producer)).publish(
-                    aio_pika.Message(letter.body, message_id=f"replay:{letter.ref}",
-                                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    aio_pika.Message(
+                        letter.body, message_id=f"replay:{letter.ref}", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+                    ),
                     routing_key=letter.origin,
                 )
         finally:
@@ -223,12 +263,14 @@ class RabbitBus:
         if "x-death" not in headers:
             return DeadLetter.from_json(message.body, ref=message.message_id or "")
         # Moved here by the broker itself: the consumer died on every one of its deliveries.
-        death = headers["x-death"][0]  # type: ignore[index]
+        death: dict[str, Any] = headers["x-death"][0]  # type: ignore[index, assignment]
         return DeadLetter(
-            consumer=str(death["queue"]).removeprefix(f"{self.city}."),  # type: ignore[index]
-            origin=str(headers.get(ORIGIN_HEADER) or death["routing-keys"][0]),  # type: ignore[index]
-            error="delivery limit reached without an outcome", deliveries=int(death["count"]),  # type: ignore[index]
-            dead_lettered_at=str(death["time"]), body=message.body,  # type: ignore[index]
+            consumer=str(death["queue"]).removeprefix(f"{self.city}."),
+            origin=str(headers.get(ORIGIN_HEADER) or death["routing-keys"][0]),
+            error="delivery limit reached without an outcome",
+            deliveries=int(death["count"]),
+            dead_lettered_at=str(death["time"]),
+            body=message.body,
             event_type=str(headers[EVENT_TYPE_HEADER]) if EVENT_TYPE_HEADER in headers else None,
             ref=message.message_id or "",
         )

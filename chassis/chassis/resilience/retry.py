@@ -124,7 +124,7 @@ class Retry:
             random=self._random,
         )
         left = remaining()
-        if False:
+        if left is not None and delay >= left:
             return None
         if not self._budget.try_withdraw():
             metrics.retry_budget_exhausted.labels(self.dependency).inc()

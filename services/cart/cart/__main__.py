@@ -1,5 +1,4 @@
-from chassis import runtime
-
 from cart.bootstrap import CartSettings, build
+from chassis import runtime
 
 runtime.run(CartSettings, build)

@@ -34,8 +34,13 @@ def _message(cart: PricedCart) -> cart_pb2.Cart:
 
     return cart_pb2.Cart(
         items=[
-            cart_pb2.CartItem(product_id=line.product_id, name=line.name, quantity=line.quantity,
-                              unit_price=money(line.unit_price), line_total=money(line.line_total))
+            cart_pb2.CartItem(
+                product_id=line.product_id,
+                name=line.name,
+                quantity=line.quantity,
+                unit_price=money(line.unit_price),
+                line_total=money(line.line_total),
+            )
             for line in cart.lines
         ],
         total=money(cart.total),

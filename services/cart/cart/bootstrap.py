@@ -25,7 +25,9 @@ async def build(app: runtime.ServiceApp, *, verifier: auth.TokenVerifier | None 
     prefix = f"{app.settings.city}:cart:"
     store = CartStore(redis, prefix)
     app.verify_tokens(verifier or identity_verifier(app))
-    app.add_grpc_service(cart_pb2_grpc.add_CartServiceServicer_to_server, CartApi(store, Catalog(app.channel("catalog"))))
+    app.add_grpc_service(
+        cart_pb2_grpc.add_CartServiceServicer_to_server, CartApi(store, Catalog(app.channel("catalog")))
+    )
     await app.consume(
         {event_type: functools.partial(handler, store=store) for event_type, handler in handlers.SUBSCRIPTIONS.items()},
         messaging.RedisInbox(redis, prefix),

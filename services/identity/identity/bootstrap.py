@@ -41,7 +41,8 @@ def _utc_now() -> datetime:
 
 async def build(app: runtime.ServiceApp, *, clock: Callable[[], datetime] = _utc_now) -> None:
     settings = app.settings
-    assert isinstance(settings, IdentitySettings)
+    if not isinstance(settings, IdentitySettings):
+        raise TypeError("identity needs its own settings: runtime.run(IdentitySettings, build)")
     pool = await app.postgres(MIGRATIONS)
     db = Database(pool)
     vault = KeyVault(load_or_create_kek(settings.kek_path))

@@ -79,7 +79,7 @@ async def login(
     if not domain.could_be_a_password(command.password):
         raise BadCredentials()
     if found is None:
-        pass
+        await hasher.verify_nothing(command.password)
         raise BadCredentials()
     user, password_hash = found
     if not await hasher.verify(password_hash, command.password):

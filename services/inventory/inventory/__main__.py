@@ -1,5 +1,4 @@
 from chassis import runtime
-
 from inventory.bootstrap import InventorySettings, build
 
 runtime.run(InventorySettings, build)

@@ -27,6 +27,9 @@ async def build(app: runtime.ServiceApp, *, verifier: auth.TokenVerifier | None 
     app.verify_tokens(verifier or identity_verifier(app))
     app.add_grpc_service(inventory_pb2_grpc.add_InventoryServiceServicer_to_server, InventoryApi(pool))
     await app.consume(
-        {event_type: functools.partial(handler, outbox=outbox) for event_type, handler in handlers.SUBSCRIPTIONS.items()},
+        {
+            event_type: functools.partial(handler, outbox=outbox)
+            for event_type, handler in handlers.SUBSCRIPTIONS.items()
+        },
         messaging.PostgresInbox(pool),
     )

@@ -40,7 +40,8 @@ class Repository:
         await self._conn.execute(
             """INSERT INTO reservations (order_id, state) VALUES ($1, $2)
                ON CONFLICT (order_id) DO UPDATE SET state = excluded.state, updated_at = now()""",
-            reservation.order_id, reservation.state.value,
+            reservation.order_id,
+            reservation.state.value,
         )
         await self._conn.executemany(
             "INSERT INTO reservation_lines (order_id, product_id, quantity) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -58,7 +59,8 @@ class Repository:
                     moved = await self._conn.fetchval(
                         f"""UPDATE stock SET {source} = {source} - $2, {target} = {target} + $2
                              WHERE product_id = $1 AND {source} >= $2 RETURNING true""",
-                        line.product_id, line.quantity,
+                        line.product_id,
+                        line.quantity,
                     )
                     if not moved:
                         short.append(line.product_id)
@@ -88,13 +90,15 @@ class Repository:
         before = await self._conn.fetchval("SELECT available FROM stock WHERE product_id = $1 FOR UPDATE", product_id)
         row = await self._conn.fetchrow(
             "UPDATE stock SET available = $2 WHERE product_id = $1 RETURNING product_id, available, reserved, sold",
-            product_id, quantity,
+            product_id,
+            quantity,
         )
         if quantity != before:
             await self._conn.execute(
                 """INSERT INTO stock_movements (product_id, kind, available_delta, reserved_delta, sold_delta)
                    VALUES ($1, 'adjust', $2, 0, 0)""",
-                product_id, quantity - before,
+                product_id,
+                quantity - before,
             )
         return Stock(**row)
 

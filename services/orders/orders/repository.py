@@ -6,13 +6,13 @@ import json
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from orders.domain import Address, Line, Money, Order, StatusChange
 
-Connection = asyncpg.Connection | asyncpg.Pool
+Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 _COLUMNS = """id::text AS id, user_id, status, status_reason, stock, payment, items, shipping_address, history,
               carrier, tracking_number"""
@@ -133,7 +133,9 @@ async def lock_key(conn: asyncpg.Connection, user_id: str, key: str) -> bool:
     """Takes the key for this transaction; False while another transaction holds it."""
     return await conn.fetchval(
         # Length-prefixed, so no two (user, key) pairs hash the same text.
-        "SELECT pg_try_advisory_xact_lock(hashtextextended(length($1) || ':' || $1 || $2, 0))", user_id, key
+        "SELECT pg_try_advisory_xact_lock(hashtextextended(length($1) || ':' || $1 || $2, 0))",
+        user_id,
+        key,
     )
 
 

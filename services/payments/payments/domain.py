@@ -47,6 +47,14 @@ class Money:
         return {"amount": self.amount, "currency": self.currency}
 
 
+@dataclass(frozen=True)
+class ChargeState:
+    """Where the provider's charge for the order stands, in our terms."""
+
+    charge_id: str
+    status: Status
+
+
 class InvalidTransition(Exception):
     """The provider's answer does not fit the payment's state: a bug, never a retry away from success."""
 
@@ -90,6 +98,9 @@ Event = PaymentAuthorized | PaymentDeclined | PaymentCaptured | PaymentVoided | 
 
 # ------------------------------------------------------------------ the aggregate
 
+# A charge in one of these states was authorized at some point.
+_HOLDS_OR_HELD = (Status.AUTHORIZED, Status.CAPTURED, Status.VOIDED, Status.REFUNDED)
+
 
 @dataclass
 class Payment:
@@ -106,19 +117,25 @@ class Payment:
     """Bumped by every save; a save of a stale copy is refused."""
     events: list[Event] = field(default_factory=list)
 
-    @classmethod
-    def cancelled_before_placed(cls, order_id: str, user_id: str, amount: Money) -> Payment:
-        """The tombstone: the order is over before anything was authorized."""
-        return cls(order_id, user_id, amount, status=Status.VOIDED)
-
     # ---------------------------------------------------------- what each order event calls for
+    # The provider operation to perform, then to record with the matching `mark_*`.
 
-    def operation_when_confirmed(self) -> Operation | None:
-        """Capture once: a repeated or late `OrderConfirmed` finds nothing left to capture."""
+    def place(self) -> Operation | None:
+        """The order was placed: authorize its total, unless that was decided already or the
+        order was cancelled first."""
+        return Operation.AUTHORIZE if self.status is Status.PENDING else None
+
+    def confirm(self) -> Operation | None:
+        """The order was confirmed: capture, once. A repeated or late confirmation finds nothing
+        left to capture."""
         return Operation.CAPTURE if self.status is Status.AUTHORIZED else None
 
-    def operation_when_cancelled(self) -> Operation | None:
-        """Give the money back: release a hold, refund a capture; a decline holds nothing."""
+    def cancel(self) -> Operation | None:
+        """The order was cancelled: release a hold, refund a capture; a decline holds nothing.
+        Cancelled before anything was authorized, the payment becomes a tombstone (`voided`,
+        nothing held) so that a late `OrderPlaced` authorizes nothing."""
+        if self.status is Status.PENDING:
+            self.status = Status.VOIDED
         if self.status is Status.AUTHORIZED:
             return Operation.VOID
         if self.status is Status.CAPTURED:
@@ -126,6 +143,18 @@ class Payment:
         return None
 
     # ---------------------------------------------------------- what the provider answered
+
+    def catch_up(self, charge: ChargeState) -> None:
+        """Adopts what the provider did that we never recorded: an earlier attempt crashed after
+        the provider's answer and before our commit. Records the events that attempt would have."""
+        if self.status is Status.PENDING and charge.status in _HOLDS_OR_HELD:
+            self.mark_authorized(charge.charge_id)
+        if self.status is Status.AUTHORIZED and charge.status in (Status.CAPTURED, Status.REFUNDED):
+            self.mark_captured()
+        if self.status is Status.AUTHORIZED and charge.status is Status.VOIDED:
+            self.mark_voided()
+        if self.status is Status.CAPTURED and charge.status is Status.REFUNDED:
+            self.mark_refunded()
 
     def mark_authorized(self, charge_id: str) -> None:
         self._expect(Status.PENDING)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from payments.domain import Money, Operation
+from payments.domain import ChargeState, Money, Operation, Status
 from payments.provider_fake import PaymentProviderFake, ProviderError
 
 # ISO 4217 minor-unit exponents that are not 2.
@@ -65,7 +65,7 @@ class PaymentProvider(Protocol):
     async def capture(self, order_id: str, charge_id: str, amount: Money) -> None: ...
     async def void(self, order_id: str, charge_id: str) -> None: ...
     async def refund(self, order_id: str, charge_id: str, amount: Money) -> None: ...
-    async def held_authorizations(self, order_id: str) -> list[str]: ...
+    async def charge_of(self, order_id: str) -> ChargeState | None: ...
 
 
 def idempotency_key(order_id: str, operation: Operation) -> str:
@@ -131,10 +131,12 @@ class ProviderAdapter:
         if refund["status"] != "succeeded" or to_minor_units(refund["amount"], refund["currency"]) != amount.amount:
             raise ProviderRefused(f"refund of charge {charge_id} is {refund['status']} for {refund['amount']}")
 
-    async def held_authorizations(self, order_id: str) -> list[str]:
-        """Charges of the order that still hold money uncaptured."""
-        charges = await self._call(self._provider.list_charges(metadata={"order_id": order_id}))
-        return [charge["id"] for charge in charges["data"] if charge["status"] == "requires_capture"]
+    async def charge_of(self, order_id: str) -> ChargeState | None:
+        """The provider's charge for the order as it stands now, if it made one."""
+        charges = (await self._call(self._provider.list_charges(metadata={"order_id": order_id})))["data"]
+        if len(charges) > 1:
+            raise ProviderRefused(f"the provider holds {len(charges)} charges for order {order_id}")
+        return ChargeState(charges[0]["id"], _status(charges[0])) if charges else None
 
     @staticmethod
     async def _call(request):  # type: ignore[no-untyped-def]
@@ -150,6 +152,12 @@ class ProviderAdapter:
                 f"charge {charge['id']} is {charge['status']} for {charge[field]}, "
                 f"expected {status} for {to_major_units(amount)}"
             )
+
+
+def _status(charge: dict) -> Status:  # type: ignore[type-arg]
+    if charge["status"] == "succeeded":
+        return Status.REFUNDED if charge["refunded"] else Status.CAPTURED
+    return {"requires_capture": Status.AUTHORIZED, "canceled": Status.VOIDED, "failed": Status.DECLINED}[charge["status"]]
 
 
 def _decline_reason(error: ProviderError) -> str:

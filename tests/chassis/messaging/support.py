@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
-
 from chassis.messaging import Envelope, Outbox
 
 THING_MADE = "agora.things.ThingMade.v1"
@@ -26,8 +25,9 @@ async def record_effect(event: Envelope, conn: asyncpg.Connection) -> None:
 
 async def make_thing(pool: asyncpg.Pool, amount: int) -> Envelope:
     async with pool.acquire() as conn, conn.transaction():
-        return await THINGS.add(conn, "ThingMade", {"thing_id": f"thing-{amount}", "amount": amount},
-                                subject=f"thing-{amount}")
+        return await THINGS.add(
+            conn, "ThingMade", {"thing_id": f"thing-{amount}", "amount": amount}, subject=f"thing-{amount}"
+        )
 
 
 async def amounts(pool: asyncpg.Pool) -> list[int]:

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from chassis.messaging import Consumer, NatsBus, OutboxRelay, PostgresInbox
+
 from tests.chassis.messaging.support import THING_MADE, amounts, effects_reach, make_thing, record_effect
 
 NATS_SERVER = Path(sys.executable).with_name("nats-server")
@@ -36,7 +36,8 @@ class OwnNats:
     def start(self) -> None:
         self._process = subprocess.Popen(
             [str(NATS_SERVER), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self._store)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
     def stop(self) -> None:
@@ -61,8 +62,10 @@ async def test_a_broker_restart_in_the_middle_of_traffic_loses_nothing(pool, cit
     bus = NatsBus(own_nats.url, city, ack_wait_seconds=2, pull_expires_seconds=1)
     await _connect(bus)
     try:
-        async with OutboxRelay(pool, bus, service="things", poll_interval=0.2), \
-                Consumer("watcher", bus, PostgresInbox(pool), {THING_MADE: record_effect}):
+        async with (
+            OutboxRelay(pool, bus, service="things", poll_interval=0.2),
+            Consumer("watcher", bus, PostgresInbox(pool), {THING_MADE: record_effect}),
+        ):
             producing = asyncio.create_task(_produce(pool, 150))
             await effects_reach(pool, 40)
             own_nats.stop()

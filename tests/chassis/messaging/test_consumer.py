@@ -7,8 +7,8 @@ import random
 from dataclasses import dataclass, field
 
 import asyncpg
-
 from chassis.messaging import Consumer, DeadLetter, Envelope, PostgresInbox
+
 from tests.chassis.messaging.support import THING_MADE, eventually
 
 
@@ -87,6 +87,12 @@ async def test_a_delivery_past_the_last_attempt_is_dead_lettered_without_running
 
 
 def test_retries_back_off_exponentially_up_to_a_ceiling() -> None:
-    consumer = Consumer("watcher", RecordingBus(), UnusedInbox(), {}, retry_base_seconds=0.5,  # type: ignore[arg-type]
-                        retry_max_seconds=10)
+    consumer = Consumer(
+        "watcher",
+        RecordingBus(),
+        UnusedInbox(),
+        {},
+        retry_base_seconds=0.5,  # type: ignore[arg-type]
+        retry_max_seconds=10,
+    )
     assert [consumer.retry_delay(n) for n in range(1, 8)] == [0.5, 1, 2, 4, 8, 10, 10]

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 
 import asyncpg
+from chassis.messaging import (
+    Consumer,
+    Envelope,
+    NatsBus,
+    OutboxRelay,
+    PostgresInbox,
+    list_dead_letters,
+    replay_all,
+    replay_dead_letter,
+)
 from prometheus_client import REGISTRY
 
-from chassis.messaging import (
-    Consumer, Envelope, NatsBus, OutboxRelay, PostgresInbox, list_dead_letters, replay_all, replay_dead_letter,
-)
 from tests.chassis.messaging.support import THING_MADE, amounts, effects_reach, eventually, make_thing, record_effect
 
 
@@ -24,8 +32,9 @@ async def letters_reach(bus: NatsBus, count: int) -> None:
 
 def raw_event(event_type: str, data: dict[str, object]) -> Envelope:
     """An envelope built without validation, as a buggy or foreign producer might send it."""
-    return Envelope(id=str(uuid.uuid4()), type=event_type, source="agora/things", time="2026-01-01T00:00:00Z",
-                    data=data)
+    return Envelope(
+        id=str(uuid.uuid4()), type=event_type, source="agora/things", time="2026-01-01T00:00:00Z", data=data
+    )
 
 
 async def test_a_failing_handler_is_retried_with_backoff_then_dead_lettered_and_replays_once(pool, bus) -> None:
@@ -38,14 +47,15 @@ async def test_a_failing_handler_is_retried_with_backoff_then_dead_lettered_and_
         if not warehouse_up:
             raise ConnectionError("warehouse unreachable")
 
-    consumer = Consumer("watcher", bus, PostgresInbox(pool), {THING_MADE: reserve},
-                        max_deliveries=4, retry_base_seconds=0.2)
+    consumer = Consumer(
+        "watcher", bus, PostgresInbox(pool), {THING_MADE: reserve}, max_deliveries=4, retry_base_seconds=0.2
+    )
     async with OutboxRelay(pool, bus, service="things"), consumer:
         event = await make_thing(pool, 3)
         await letters_reach(bus, 1)
         await asyncio.sleep(1)  # nothing comes back once dead-lettered
         assert len(attempts) == 4
-        gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:], strict=False)]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
         for gap, delay in zip(gaps, [0.2, 0.4, 0.8], strict=True):
             assert gap >= delay * 0.9, gaps
         assert await amounts(pool) == []
@@ -56,8 +66,10 @@ async def test_a_failing_handler_is_retried_with_backoff_then_dead_lettered_and_
         assert letter.event_id == event.id and letter.event_type == THING_MADE
         assert letter.origin == f"{bus.city}.things.ThingMade"
         assert Envelope.parse(letter.body) == event
-        assert REGISTRY.get_sample_value(
-            "agora_dead_letters_total", {"consumer": "watcher", "event_type": THING_MADE}) >= 1
+        assert (
+            REGISTRY.get_sample_value("agora_dead_letters_total", {"consumer": "watcher", "event_type": THING_MADE})
+            >= 1
+        )
 
         warehouse_up = True
         assert await replay_all(bus, "watcher") == 1
@@ -81,8 +93,9 @@ async def test_malformed_messages_are_dead_lettered_at_once_and_the_consumer_kee
     unknown = raw_event("agora.things.ThingVanished.v1", {"thing_id": "t"})
     async with Consumer("watcher", bus, PostgresInbox(pool), {THING_MADE: make, unknown.type: make}):
         await bus.publish(b"{not json", THING_MADE, msg_id="bad-json", headers={})
-        await bus.publish(raw_event(THING_MADE, {"thing_id": "t", "amount": -1}).to_json(), THING_MADE,
-                          msg_id="bad-data", headers={})
+        await bus.publish(
+            raw_event(THING_MADE, {"thing_id": "t", "amount": -1}).to_json(), THING_MADE, msg_id="bad-data", headers={}
+        )
         await bus.publish(unknown.to_json(), unknown.type, msg_id="unknown", headers={})
         good = raw_event(THING_MADE, {"thing_id": "t", "amount": 1})
         await bus.publish(good.to_json(), THING_MADE, msg_id=good.id, headers={})

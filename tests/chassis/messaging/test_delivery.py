@@ -8,11 +8,19 @@ import time
 
 import asyncpg
 import pytest
+from chassis.messaging import Consumer, Envelope, NatsBus, OutboxRelay, PostgresInbox
 from prometheus_client import REGISTRY
 
-from chassis.messaging import Consumer, Envelope, NatsBus, OutboxRelay, PostgresInbox
 from tests.chassis.messaging.support import (
-    THING_MADE, THINGS, amounts, effects_reach, eventually, kill, make_thing, record_effect, start_worker,
+    THING_MADE,
+    THINGS,
+    amounts,
+    effects_reach,
+    eventually,
+    kill,
+    make_thing,
+    record_effect,
+    start_worker,
 )
 from tests.conftest import NATS_URL
 
@@ -136,9 +144,7 @@ async def _metric_above(name: str, labels: dict[str, str], value: float) -> bool
     return (REGISTRY.get_sample_value(name, labels) or 0) > value
 
 
-async def test_two_relays_take_turns_and_the_standby_takes_over_when_the_leader_dies(
-    pool, bus, dsn, city
-) -> None:
+async def test_two_relays_take_turns_and_the_standby_takes_over_when_the_leader_dies(pool, bus, dsn, city) -> None:
     first = start_worker("relay", dsn, NATS_URL, city, "first")
     await eventually(lambda: _lock_holder_is(pool, "first"))
     second = start_worker("relay", dsn, NATS_URL, city, "second")
@@ -179,8 +185,11 @@ async def test_many_producers_at_once_are_each_delivered_exactly_once(pool, bus,
     second_bus = NatsBus(NATS_URL, city, ack_wait_seconds=2)
     await second_bus.connect()
     try:
-        async with relay_for(pool, bus), consumer_for(pool, bus, concurrency=8), \
-                consumer_for(pool, second_bus, concurrency=8):  # two instances share the durable consumer
+        async with (
+            relay_for(pool, bus),
+            consumer_for(pool, bus, concurrency=8),
+            consumer_for(pool, second_bus, concurrency=8),
+        ):  # two instances share the durable consumer
             await asyncio.gather(*(_produce_many(pool, start) for start in range(0, 400, 20)))
             await effects_reach(pool, 400)
             await asyncio.sleep(0.5)
@@ -210,7 +219,7 @@ async def test_an_idle_city_delivers_an_event_within_milliseconds_of_its_commit(
                 async with conn.transaction():
                     event = await THINGS.add(conn, "ThingMade", {"thing_id": "t", "amount": n})
                 committed = time.perf_counter()
-            await eventually(lambda: _has(delivered, n + 1), timeout=5)
+            await eventually(lambda count=n + 1: _has(delivered, count), timeout=5)
             latencies.append(delivered[event.id] - committed)
     latencies.sort()
     median = latencies[len(latencies) // 2]

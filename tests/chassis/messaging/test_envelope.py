@@ -6,8 +6,8 @@ import json
 import uuid
 
 import pytest
-
 from chassis.messaging import Envelope, MalformedEvent, add_to_outbox
+
 from tests.chassis.messaging.support import THING_MADE, THINGS
 
 
@@ -39,12 +39,21 @@ def test_an_event_whose_data_breaks_its_schema_cannot_be_built() -> None:
         (b"\xff\xfe", "not JSON"),
         (b"[]", "not a CloudEvents 1.0 envelope"),
         (b'{"specversion": "0.3"}', "not a CloudEvents 1.0 envelope"),
-        (b'{"specversion": "1.0", "id": "x", "type": "agora.things.ThingMade.v1", "source": "s", "time": "t",'
-         b' "data": {}}', "UUID"),
-        (b'{"specversion": "1.0", "id": "4b1c2a52-52a4-4b5e-9a51-8e7d0b6a2f10", "type": "ThingMade",'
-         b' "source": "s", "time": "t", "data": {}}', "not an Agora event type"),
-        (b'{"specversion": "1.0", "id": "4b1c2a52-52a4-4b5e-9a51-8e7d0b6a2f10",'
-         b' "type": "agora.things.ThingMade.v1", "source": "s", "time": "t", "data": "x"}', "not an object"),
+        (
+            b'{"specversion": "1.0", "id": "x", "type": "agora.things.ThingMade.v1", "source": "s", "time": "t",'
+            b' "data": {}}',
+            "UUID",
+        ),
+        (
+            b'{"specversion": "1.0", "id": "4b1c2a52-52a4-4b5e-9a51-8e7d0b6a2f10", "type": "ThingMade",'
+            b' "source": "s", "time": "t", "data": {}}',
+            "not an Agora event type",
+        ),
+        (
+            b'{"specversion": "1.0", "id": "4b1c2a52-52a4-4b5e-9a51-8e7d0b6a2f10",'
+            b' "type": "agora.things.ThingMade.v1", "source": "s", "time": "t", "data": "x"}',
+            "not an object",
+        ),
     ],
 )
 def test_anything_but_a_valid_event_is_refused_with_its_reason(body: bytes, problem: str) -> None:

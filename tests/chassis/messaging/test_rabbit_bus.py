@@ -4,17 +4,23 @@ dead-lettered with the error, replayed."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-
 from chassis.messaging import Consumer, Envelope, OutboxRelay, PostgresInbox, list_dead_letters, replay_all
 from chassis.messaging.rabbit_bus import RabbitBus
+
 from tests.chassis.messaging.support import (
-    THING_MADE, amounts, effects_reach, eventually, make_thing, record_effect,
+    THING_MADE,
+    amounts,
+    effects_reach,
+    eventually,
+    make_thing,
+    record_effect,
 )
 
 RABBITMQ_URL = os.environ.get("AGORA_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/")
@@ -37,8 +43,10 @@ async def letters_reach(bus: RabbitBus, count: int) -> None:
 
 
 async def test_outbox_events_reach_a_rabbitmq_consumer_once_even_when_published_twice(pool, rabbit) -> None:
-    async with OutboxRelay(pool, rabbit, service="things", poll_interval=0.2), \
-            Consumer("watcher", rabbit, PostgresInbox(pool), {THING_MADE: record_effect}):
+    async with (
+        OutboxRelay(pool, rabbit, service="things", poll_interval=0.2),
+        Consumer("watcher", rabbit, PostgresInbox(pool), {THING_MADE: record_effect}),
+    ):
         for n in range(5):
             await make_thing(pool, n)
         await effects_reach(pool, 5)
@@ -62,8 +70,9 @@ async def test_a_failing_handler_on_rabbitmq_backs_off_then_is_dead_lettered_and
             raise ConnectionError("warehouse unreachable")
         await record_effect(event, conn)
 
-    consumer = Consumer("watcher", rabbit, PostgresInbox(pool), {THING_MADE: reserve},
-                        max_deliveries=3, retry_base_seconds=0.2)
+    consumer = Consumer(
+        "watcher", rabbit, PostgresInbox(pool), {THING_MADE: reserve}, max_deliveries=3, retry_base_seconds=0.2
+    )
     async with consumer:
         event = Envelope.new("things", "ThingMade", {"thing_id": "t", "amount": 4}, subject="t")
         await rabbit.publish(event.to_json(), THING_MADE, msg_id=event.id, headers={})
@@ -71,7 +80,7 @@ async def test_a_failing_handler_on_rabbitmq_backs_off_then_is_dead_lettered_and
         await letters_reach(rabbit, 2)
         await asyncio.sleep(0.5)
         assert len(attempts) == 3
-        gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:], strict=False)]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
         assert gaps[0] >= 0.18 and gaps[1] >= 0.36, gaps
 
         letters = {letter.deliveries: letter for letter in await list_dead_letters(rabbit, "watcher")}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncpg
 import structlog
+from chassis.messaging import Consumer, Envelope, OutboxRelay, PostgresInbox
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from chassis.messaging import Consumer, Envelope, OutboxRelay, PostgresInbox
 from tests.chassis.messaging.support import THING_MADE, eventually, make_thing
 
 
@@ -35,8 +35,10 @@ async def test_the_handler_runs_in_a_span_that_continues_the_producers_trace(poo
     async def handled() -> bool:
         return "span" in seen
 
-    async with OutboxRelay(pool, bus, service="things"), \
-            Consumer("watcher", bus, PostgresInbox(pool), {THING_MADE: handler}):
+    async with (
+        OutboxRelay(pool, bus, service="things"),
+        Consumer("watcher", bus, PostgresInbox(pool), {THING_MADE: handler}),
+    ):
         with provider.get_tracer("test").start_as_current_span("checkout") as checkout:
             event = await make_thing(pool, 1)
         await eventually(handled)

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
-
 from chassis.messaging import Consumer, Delivery, NatsBus, OutboxRelay, PostgresInbox
 
 
@@ -73,8 +72,7 @@ async def main() -> None:
     parser.add_argument("--die-before-ack", action="store_true")
     args = parser.parse_args()
 
-    pool = await asyncpg.create_pool(args.dsn, min_size=1, max_size=4,
-                                     server_settings={"application_name": args.name})
+    pool = await asyncpg.create_pool(args.dsn, min_size=1, max_size=4, server_settings={"application_name": args.name})
     bus: NatsBus
     if args.role == "relay":
         bus = RelayBus(args.nats_url, args.city, name=args.name, die_after_publish=args.die_after_publish)

@@ -45,6 +45,24 @@ async def test_a_call_whose_deadline_has_passed_is_refused_before_anything_else(
     assert metric("agora_resilience_attempts_total", dependency) == 0
 
 
+async def test_an_expired_call_is_refused_for_its_deadline_even_when_the_bulkhead_is_full(
+    dependency: str, clock: FakeClock
+) -> None:
+    guard = Guard(dependency, Policy(bulkhead=BulkheadPolicy(max_concurrent=1, max_queued=0)), clock=clock)
+    gate = asyncio.Event()
+
+    async def held(timeout: float) -> str:
+        await gate.wait()
+        return "ok"
+
+    holder = asyncio.create_task(guard.call(held, idempotent=True))
+    await asyncio.sleep(0)
+    with deadline_scope(0.0, clock=clock), pytest.raises(DeadlineExceeded):
+        await guard.call(held, idempotent=True)
+    gate.set()
+    assert await holder == "ok"
+
+
 async def test_each_attempt_gets_the_policy_timeout_shortened_to_the_deadline(
     dependency: str, clock: FakeClock
 ) -> None:

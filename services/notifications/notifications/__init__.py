@@ -1,0 +1,1 @@
+"""Notifications: the emails customers get, one per event."""

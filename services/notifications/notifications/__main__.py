@@ -1,0 +1,4 @@
+from chassis import runtime
+from notifications.bootstrap import NotificationsSettings, build
+
+runtime.run(NotificationsSettings, build)

@@ -1,0 +1,1 @@
+"""Shipping: shipments of confirmed orders through the carrier, dispatched a few seconds later."""

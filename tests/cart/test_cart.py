@@ -1,0 +1,136 @@
+"""The cart through its real gRPC server: the user from the token, prices from catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import grpc
+import pytest
+from agora.cart.v1 import cart_pb2
+from chassis.grpc import FIELD_VIOLATIONS_KEY
+from redis.asyncio import Redis
+
+from tests.cart.conftest import Cart, new_id, order_placed
+
+ADA, BOB = "user-ada", "user-bob"
+
+
+async def rpc_error(call) -> grpc.aio.AioRpcError:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value
+
+
+def lines(answer: cart_pb2.Cart) -> list[tuple[str, int, int, int]]:
+    return [(item.name, item.quantity, item.unit_price.amount, item.line_total.amount) for item in answer.items]
+
+
+async def set_item(cart: Cart, user: str, product_id: str, quantity: int) -> cart_pb2.Cart:
+    return await cart.call("SetItem", cart_pb2.SetItemRequest(product_id=product_id, quantity=quantity), user=user)
+
+
+async def test_a_new_cart_is_empty(cart: Cart) -> None:
+    answer = await cart.call("GetCart", cart_pb2.GetCartRequest(), user=ADA)
+    assert list(answer.items) == [] and (answer.total.amount, answer.total.currency) == (0, "USD")
+
+
+async def test_items_are_shown_with_catalogs_names_and_prices(cart: Cart) -> None:
+    cup, jug = cart.catalog.add("Espresso cup", 1250), cart.catalog.add("Milk jug", 1999)
+    await set_item(cart, ADA, jug, 1)
+    answer = await set_item(cart, ADA, cup, 2)
+
+    assert lines(answer) == [("Espresso cup", 2, 1250, 2500), ("Milk jug", 1, 1999, 1999)]
+    assert (answer.total.amount, answer.total.currency) == (4499, "USD")
+    assert [item.product_id for item in answer.items] == [cup, jug]
+    assert await cart.call("GetCart", cart_pb2.GetCartRequest(), user=ADA) == answer
+
+
+async def test_prices_are_catalogs_at_the_time_the_cart_is_read(cart: Cart) -> None:
+    cup = cart.catalog.add("Espresso cup", 1250)
+    await set_item(cart, ADA, cup, 2)
+    cart.catalog.products[cup].price.amount = 1000
+
+    answer = await cart.call("GetCart", cart_pb2.GetCartRequest(), user=ADA)
+
+    assert lines(answer) == [("Espresso cup", 2, 1000, 2000)] and answer.total.amount == 2000
+
+
+async def test_setting_a_quantity_replaces_it_and_zero_removes_the_line(cart: Cart) -> None:
+    cup = cart.catalog.add("Espresso cup", 1250)
+    await set_item(cart, ADA, cup, 2)
+    assert lines(await set_item(cart, ADA, cup, 5)) == [("Espresso cup", 5, 1250, 6250)]
+    assert list((await set_item(cart, ADA, cup, 0)).items) == []
+
+
+async def test_a_product_catalog_does_not_know_is_not_found(cart: Cart) -> None:
+    error = await rpc_error(set_item(cart, ADA, new_id(), 1))
+    assert error.code() is grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("quantity", [-1, 100])
+async def test_a_quantity_outside_0_to_99_is_a_field_violation(cart: Cart, quantity: int) -> None:
+    cup = cart.catalog.add("Espresso cup", 1250)
+    error = await rpc_error(set_item(cart, ADA, cup, quantity))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert [v["field"] for v in json.loads(dict(error.trailing_metadata())[FIELD_VIOLATIONS_KEY])] == ["quantity"]
+
+
+async def test_each_user_sees_only_their_own_cart(cart: Cart) -> None:
+    cup = cart.catalog.add("Espresso cup", 1250)
+    await set_item(cart, ADA, cup, 2)
+    assert list((await cart.call("GetCart", cart_pb2.GetCartRequest(), user=BOB)).items) == []
+
+
+async def test_a_cart_needs_a_user_token(cart: Cart) -> None:
+    for method, request in [
+        ("GetCart", cart_pb2.GetCartRequest()),
+        ("Clear", cart_pb2.ClearRequest()),
+        ("SetItem", cart_pb2.SetItemRequest(product_id=new_id(), quantity=1)),
+    ]:
+        error = await rpc_error(cart.call(method, request, user=None))
+        assert error.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_removing_and_clearing(cart: Cart) -> None:
+    cup, jug = cart.catalog.add("Espresso cup", 1250), cart.catalog.add("Milk jug", 1999)
+    await set_item(cart, ADA, cup, 1)
+    await set_item(cart, ADA, jug, 1)
+
+    answer = await cart.call("RemoveItem", cart_pb2.RemoveItemRequest(product_id=cup), user=ADA)
+    assert lines(answer) == [("Milk jug", 1, 1999, 1999)]
+    answer = await cart.call("RemoveItem", cart_pb2.RemoveItemRequest(product_id=new_id()), user=ADA)
+    assert lines(answer) == [("Milk jug", 1, 1999, 1999)]
+
+    await cart.call("Clear", cart_pb2.ClearRequest(), user=ADA)
+    assert list((await cart.call("GetCart", cart_pb2.GetCartRequest(), user=ADA)).items) == []
+
+
+async def test_the_cart_lives_under_the_citys_cart_prefix(cart: Cart, redis: Redis, city: str) -> None:
+    cup = cart.catalog.add("Espresso cup", 1250)
+    await set_item(cart, ADA, cup, 3)
+    assert await redis.hgetall(f"{city}:cart:user:{ADA}") == {cup.encode(): b"3"}
+
+
+async def test_an_unreachable_catalog_makes_the_cart_unavailable(cart: Cart) -> None:
+    cup = cart.catalog.add("Espresso cup", 1250)
+    await set_item(cart, ADA, cup, 1)
+    cart.catalog.fail = True
+
+    error = await rpc_error(cart.call("GetCart", cart_pb2.GetCartRequest(), user=ADA))
+
+    assert error.code() is grpc.StatusCode.UNAVAILABLE
+
+
+async def test_an_order_placed_on_the_bus_empties_the_customers_cart(cart: Cart) -> None:
+    cup = cart.catalog.add("Espresso cup", 1250)
+    await set_item(cart, ADA, cup, 2)
+    await set_item(cart, BOB, cup, 1)
+    event = order_placed(ADA, cup, 2)
+
+    await cart.bus.publish(event.to_json(), event.type, msg_id=event.id, headers={})
+
+    async with asyncio.timeout(10):
+        while (await cart.call("GetCart", cart_pb2.GetCartRequest(), user=ADA)).items:  # noqa: ASYNC110 (polling the service under test)
+            await asyncio.sleep(0.05)
+    assert lines(await cart.call("GetCart", cart_pb2.GetCartRequest(), user=BOB)) == [("Espresso cup", 1, 1250, 1250)]

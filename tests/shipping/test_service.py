@@ -1,0 +1,150 @@
+"""Shipping as a running service: the real bootstrap, consumer, dispatcher, outbox relay and gRPC
+server, fed events through NATS and asked through gRPC the way the gateway asks."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import jwt
+import pytest
+from agora.shipping.v1 import shipping_pb2, shipping_pb2_grpc
+from chassis.grpc import CALLER_METADATA
+from chassis.messaging import Envelope, NatsBus
+from chassis.runtime import ServiceApp
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from chassis import auth
+from shipping.bootstrap import ShippingSettings, build
+from tests.conftest import NATS_URL, unique_city
+from tests.shipping.conftest import USER, new_order_id, order_cancelled, order_confirmed
+
+ISSUER, AUDIENCE = "agora-identity", "agora"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Tokens:
+    """Signs access tokens the way identity does; the service verifies them against this key."""
+
+    def __init__(self) -> None:
+        self._key = Ed25519PrivateKey.generate()
+
+    async def jwks(self) -> dict[str, Any]:
+        raw = self._key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        return {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA", "x": x}]}
+
+    def verifier(self) -> auth.TokenVerifier:
+        return auth.TokenVerifier(self.jwks, issuer=ISSUER, audience=AUDIENCE)
+
+    def sign(self, user_id: str, *roles: str) -> str:
+        now = int(time.time())
+        claims = {"sub": user_id, "roles": list(roles), "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}
+        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": "k1"})
+
+
+class Service:
+    def __init__(self, stub: shipping_pb2_grpc.ShippingServiceStub, bus: NatsBus, tokens: Tokens):
+        self.stub = stub
+        self.bus = bus
+        self.tokens = tokens
+
+    async def publish(self, event: Envelope) -> None:
+        await self.bus.publish(event.to_json(), event.type, msg_id=event.id, headers={})
+
+    async def shipment(self, order_id: str, *, user_id: str = USER, roles: tuple[str, ...] = ("customer",),
+                       token: str | None = "sign") -> shipping_pb2.Shipment:
+        metadata = [(CALLER_METADATA, "gateway")]
+        if token is not None:
+            metadata.append(("authorization", f"Bearer {self.tokens.sign(user_id, *roles)}"))
+        return await self.stub.GetShipment(shipping_pb2.GetShipmentRequest(order_id=order_id), metadata=metadata,
+                                           timeout=10)
+
+    async def wait_for(self, order_id: str, status: str) -> shipping_pb2.Shipment:
+        async with asyncio.timeout(10):
+            while True:
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    shipment = await self.shipment(order_id)
+                    if shipment.status == status:
+                        return shipment
+                await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def service(fresh_database: str, tmp_path: Path) -> AsyncIterator[Service]:
+    city = unique_city()
+    settings = ShippingSettings(
+        service="shipping", city=city, home=tmp_path, grpc_port=free_port(), http_port=free_port(),
+        dsn=fresh_database, nats_url=NATS_URL, mtls="off", allowed_callers=frozenset({"gateway"}),
+        dispatch_delay_seconds=0.5,
+    )
+    tokens = Tokens()
+    app = ServiceApp(settings)
+    bus = NatsBus(NATS_URL, city)
+    await bus.connect()
+    stop = asyncio.Event()
+    task: asyncio.Task[None] | None = None
+    try:
+        await build(app, verifier=tokens.verifier())
+        task = asyncio.create_task(app.run_until_stopped(stop))
+        async with asyncio.timeout(10):
+            while not app.readiness.accepting:  # noqa: ASYNC110 (the chassis exposes a flag, not an event)
+                await asyncio.sleep(0.01)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel:
+            yield Service(shipping_pb2_grpc.ShippingServiceStub(channel), bus, tokens)
+    finally:
+        stop.set()
+        if task is not None:
+            await task
+        await bus.delete_streams()
+        await bus.close()
+
+
+async def test_a_confirmed_order_is_dispatched_after_the_delay(service: Service) -> None:
+    order_id = new_order_id()
+    await service.publish(order_confirmed(order_id))
+
+    created = await service.wait_for(order_id, "created")
+    assert (created.carrier, created.tracking_number) == ("parcelfast", "")
+
+    dispatched = await service.wait_for(order_id, "dispatched")
+    assert dispatched.carrier == "parcelfast"
+    assert dispatched.tracking_number.startswith("PF") and len(dispatched.tracking_number) == 11
+
+
+async def test_an_order_cancelled_before_dispatch_is_never_dispatched(service: Service) -> None:
+    order_id = new_order_id()
+    await service.publish(order_confirmed(order_id))
+    await service.publish(order_cancelled(order_id))
+
+    await service.wait_for(order_id, "cancelled")
+    await asyncio.sleep(0.8)  # past the dispatch delay
+    assert (await service.shipment(order_id)).status == "cancelled"
+
+
+async def test_only_the_customer_or_an_admin_sees_the_shipment(service: Service) -> None:
+    order_id = new_order_id()
+    await service.publish(order_confirmed(order_id))
+    await service.wait_for(order_id, "created")
+
+    assert (await service.shipment(order_id, user_id="admin-1", roles=("admin",))).order_id == order_id
+    for call in (service.shipment(order_id, user_id="someone-else"), service.shipment(new_order_id())):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call
+        assert refused.value.code() is grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.shipment(order_id, token=None)
+    assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
