@@ -113,7 +113,11 @@ def home_from_env(environ: dict[str, str] | None = None) -> Home:
 # Services keep their bytecode: without cached .pyc files each start recompiles every import.
 _NOT_PASSED_ON = frozenset(
     {
-        "AGORA_DATABASE_URL", "AGORA_ADMIN_PASSWORD", "AGORA_SERVICES", "AGORA_TOPOLOGY", "AGORA_GATEWAY_PORT",
+        "AGORA_DATABASE_URL",
+        "AGORA_ADMIN_PASSWORD",
+        "AGORA_SERVICES",
+        "AGORA_TOPOLOGY",
+        "AGORA_GATEWAY_PORT",
         "PYTHONDONTWRITEBYTECODE",
     }
 )

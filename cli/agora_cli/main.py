@@ -28,7 +28,8 @@ from agora_cli.errors import AgoraError
 from agora_cli.keys import app as keys_app
 from agora_cli.net import address_of, http_status, tcp_answers
 from agora_cli.processes import INFRA_GRACE_SECONDS, SERVICE_GRACE_SECONDS, same_process_alive, tail
-from agora_cli.topology import Service, load, select as select_services, topology_path
+from agora_cli.topology import Service, load, topology_path
+from agora_cli.topology import select as select_services
 
 app = typer.Typer(
     help="Run, inspect and stop Agora, the shop built as a city of services.",
@@ -76,6 +77,11 @@ def up(
     config = Config.from_env()
     services = _services(config)
     counts = _parse_replicas(replicas or [], services)
+    stale = state.read(config.home)
+    if stale and not state.supervisor_alive(stale):
+        # A supervisor that was killed left its services and servers behind, holding ports.
+        _stop_leftovers(stale)
+        state.remove(config.home)
     if detach:
         notes = _start_detached(config, counts, timeout)
     else:
@@ -137,11 +143,22 @@ def _start_detached(config: Config, counts: dict[str, int], timeout: float) -> l
     with open(log_path, "ab") as log:
         supervisor = subprocess.Popen(
             [
-                sys.executable, "-P", "-m", "agora_cli.supervisor", "--notify-fd", str(report_writer),
-                "--timeout", str(timeout), "--replicas", json.dumps(counts),
+                sys.executable,
+                "-P",
+                "-m",
+                "agora_cli.supervisor",
+                "--notify-fd",
+                str(report_writer),
+                "--timeout",
+                str(timeout),
+                "--replicas",
+                json.dumps(counts),
             ],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            pass_fds=(report_writer,), start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(report_writer,),
+            start_new_session=True,
         )
     os.close(report_writer)
     message = _read_report(report, timeout + _REPORT_MARGIN_SECONDS)
@@ -190,7 +207,8 @@ def _print_city(home: Home, notes: list[str]) -> None:
     table = Table(title=f"city {city['city']} ({city['home']})", title_justify="left")
     for column in ("service", "pid", "url / address", "gRPC"):
         table.add_column(column)
-    for entry in _gateway_first(city["services"]):
+    public = (city.get("gateway_url") or "").removeprefix("http://")
+    for entry in sorted(city["services"], key=lambda entry: entry["http"] != public):
         url = f"http://{entry['http']}"
         table.add_row(_instance_name(entry), str(entry["pid"]), url, entry["grpc"] or "")
     for server in city["infra"]:
@@ -200,10 +218,6 @@ def _print_city(home: Home, notes: list[str]) -> None:
         console.print(f"Agora is up: [bold]{city['gateway_url']}[/bold]")
     for note in notes:
         console.print(note, markup=False)
-
-
-def _gateway_first(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(entries, key=lambda entry: entry["name"] != "gateway")
 
 
 def _instance_name(entry: dict[str, Any]) -> str:
@@ -283,13 +297,25 @@ async def _health_report(city: dict[str, Any]) -> dict[str, list[dict[str, Any]]
         host, port = entry["http"].rsplit(":", 1)
         alive = same_process_alive(entry["pid"], entry.get("create_time"))
         healthy = alive and await http_status(host, int(port), "/readyz") == 200
-        return {"name": entry["name"], "pid": entry["pid"], "healthy": healthy, "grpc": entry["grpc"], "http": entry["http"]}
+        return {
+            "name": entry["name"],
+            "pid": entry["pid"],
+            "healthy": healthy,
+            "grpc": entry["grpc"],
+            "http": entry["http"],
+        }
 
     async def infra_health(entry: dict[str, Any]) -> dict[str, Any]:
         host, port = address_of(entry["url"], 0)
         alive = entry["pid"] is None or same_process_alive(entry["pid"], entry.get("create_time"))
         healthy = alive and await tcp_answers(host, port)
-        return {"name": entry["name"], "pid": entry["pid"], "url": entry["url"], "embedded": entry["embedded"], "healthy": healthy}
+        return {
+            "name": entry["name"],
+            "pid": entry["pid"],
+            "url": entry["url"],
+            "embedded": entry["embedded"],
+            "healthy": healthy,
+        }
 
     services = await asyncio.gather(*(service_health(entry) for entry in city["services"]))
     servers = await asyncio.gather(*(infra_health(entry) for entry in city["infra"]))
@@ -302,14 +328,22 @@ def _print_status(city: dict[str, Any], report: dict[str, list[dict[str, Any]]])
         table.add_column(column)
     for entry, health in zip(city["services"], report["services"], strict=True):
         table.add_row(
-            _instance_name(entry), str(entry["pid"]), _health_word(health["healthy"]),
-            entry["http"], entry["grpc"] or "", str(entry["restarts"]),
+            _instance_name(entry),
+            str(entry["pid"]),
+            _health_word(health["healthy"]),
+            entry["http"],
+            entry["grpc"] or "",
+            str(entry["restarts"]),
         )
     for entry, health in zip(city["infra"], report["infra"], strict=True):
         kind = "embedded" if entry["embedded"] else "external"
         table.add_row(
-            f"{entry['name']} ({kind})", str(entry["pid"] or ""), _health_word(health["healthy"]),
-            entry["url"], "", str(entry.get("restarts", 0)),
+            f"{entry['name']} ({kind})",
+            str(entry["pid"] or ""),
+            _health_word(health["healthy"]),
+            entry["url"],
+            "",
+            str(entry.get("restarts", 0)),
         )
     console.print(table)
 
@@ -321,7 +355,9 @@ def _health_word(healthy: bool) -> str:
 @app.command()
 @one_line_errors
 def logs(
-    service: Annotated[str | None, typer.Argument(help="A service or server (postgres, nats, ...); all if omitted.")] = None,
+    service: Annotated[
+        str | None, typer.Argument(help="A service or server (postgres, nats, ...); all if omitted.")
+    ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="Lines to show from the end of each log.")] = 50,
 ) -> None:
@@ -396,7 +432,13 @@ def mail(show: Annotated[int | None, typer.Option("--show", help="Print message 
     for number, path in enumerate(messages, start=1):
         with open(path, "rb") as file:
             headers = parser.parse(file, headersonly=True)
-        table.add_row(str(number), str(headers["date"] or ""), str(headers["from"] or ""), str(headers["to"] or ""), str(headers["subject"] or ""))
+        table.add_row(
+            str(number),
+            str(headers["date"] or ""),
+            str(headers["from"] or ""),
+            str(headers["to"] or ""),
+            str(headers["subject"] or ""),
+        )
     console.print(table)
 
 
@@ -489,9 +531,7 @@ def chaos_kill(
 ) -> None:
     """SIGKILL a service's processes; the supervisor restarts them."""
     home = home_from_env()
-    targets = [
-        entry for entry in _instances_of(_running_city(home), service) if instance in (None, entry["instance"])
-    ]
+    targets = [entry for entry in _instances_of(_running_city(home), service) if instance in (None, entry["instance"])]
     if not targets:
         raise AgoraError(f"{service} has no instance {instance}")
     for entry in targets:

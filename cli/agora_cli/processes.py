@@ -89,7 +89,8 @@ class Child:
             return
         self.signal(self.stop_signal)
         deadline = time.monotonic() + grace
-        while self.process.poll() is None and time.monotonic() < deadline:
+        # Polled: a blocking wait per process would need a thread each, and the default pool is small.
+        while self.process.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         if self.process.poll() is None:
             self.signal(signal.SIGKILL)

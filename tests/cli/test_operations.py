@@ -49,5 +49,15 @@ def test_down_after_the_supervisor_was_killed_leaves_no_process(city: City) -> N
     assert result.returncode == 0, result.stderr
     assert not [pid for pid, _ in everything if alive(pid)]
     assert not (city.home / "city.json").exists()
+
+
+def test_up_after_the_supervisor_was_killed_clears_what_it_left(city: City) -> None:
+    assert city.agora("up", "--detach", "--timeout", "30").returncode == 0
+    everything = city.processes()
+    os.kill(everything[0][0], signal.SIGKILL)
+
     again = city.agora("up", "--detach", "--timeout", "30")
+
     assert again.returncode == 0, again.stderr
+    assert not [pid for pid, _ in everything if alive(pid)]
+    assert all(alive(pid) for pid, _ in city.processes())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from chassis.chaos import ChaosSwitch
+
 from tests.cli.conftest import City, alive
 
 

@@ -63,6 +63,12 @@ class Client:
             await asyncio.sleep(0.1)
 
 
+async def admin_client(http: aiohttp.ClientSession, city: Any, email: str, password: str) -> Client:
+    if city.admin_token is None:
+        city.admin_token = (await Client(http, city.base_url).log_in(email, password)).token
+    return Client(http, city.base_url, city.admin_token)
+
+
 async def new_product(admin: Client, *, stock: int, price: int = 1250) -> str:
     created = await admin.request("POST", "/api/v1/admin/products", json={
         "sku": f"TEST-{uuid.uuid4().hex[:10]}", "name": "Test Teapot", "description": "For tests",

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, City
-from tests.e2e.shop import Client, new_product
+from tests.e2e.shop import Client, admin_client, new_product
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +22,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 async def admin(city: City, http: aiohttp.ClientSession) -> Client:
-    return await Client(http, city.base_url).log_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    return await admin_client(http, city, ADMIN_EMAIL, ADMIN_PASSWORD)
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ from typing import Any
 import asyncpg
 import pytest
 from chassis.messaging import Envelope, Outbox, PostgresInbox
-
-from chassis import db
 from payments.bootstrap import MIGRATIONS
 from payments.domain import Payment
 from payments.handlers import SUBSCRIPTIONS
@@ -21,10 +19,17 @@ from payments.provider import PaymentProvider, ProviderAdapter
 from payments.provider_fake import PaymentProviderFake
 from payments.repository import find_payment
 
+from chassis import db
+
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 USER = "0b6f8a52-3c1d-4f0e-8d7a-5e2b9c4a1f10"
-ADDRESS = {"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH",
-           "country": "GB"}
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "line1": "12 St James's Square",
+    "city": "London",
+    "postal_code": "SW1Y 4JH",
+    "country": "GB",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -40,9 +45,16 @@ def new_order_id() -> str:
 
 def _order(order_id: str, total: int, user_id: str) -> dict[str, Any]:
     return {
-        "order_id": order_id, "user_id": user_id,
-        "items": [{"product_id": "p-1", "name": "Espresso cup", "quantity": 1,
-                   "unit_price": {"amount": total, "currency": "USD"}}],
+        "order_id": order_id,
+        "user_id": user_id,
+        "items": [
+            {
+                "product_id": "p-1",
+                "name": "Espresso cup",
+                "quantity": 1,
+                "unit_price": {"amount": total, "currency": "USD"},
+            }
+        ],
         "total": {"amount": total, "currency": "USD"},
     }
 
@@ -57,8 +69,9 @@ def order_confirmed(order_id: str, *, total: int = 4499, user_id: str = USER) ->
     return Envelope.new("orders", "OrderConfirmed", data, subject=order_id)
 
 
-def order_cancelled(order_id: str, *, total: int = 4499, user_id: str = USER,
-                    reason: str = "customer_request") -> Envelope:
+def order_cancelled(
+    order_id: str, *, total: int = 4499, user_id: str = USER, reason: str = "customer_request"
+) -> Envelope:
     data = {**_order(order_id, total, user_id), "reason": reason}
     return Envelope.new("orders", "OrderCancelled", data, subject=order_id)
 

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 import structlog
-
-from payments.domain import Money, Status
+from payments.domain import ChargeState, Money, Status
 from payments.handlers import OrderNotPlacedYet
 from payments.provider import Authorized, Declined, PaymentProvider
+
 from tests.payments.conftest import (
     Payments,
     new_order_id,
@@ -48,8 +48,8 @@ class CrashAfterTheProviderAnswers:
         await self._provider.refund(order_id, charge_id, amount)
         raise Crash
 
-    async def held_authorizations(self, order_id: str) -> list[str]:
-        return await self._provider.held_authorizations(order_id)
+    async def charge_of(self, order_id: str) -> ChargeState | None:
+        return await self._provider.charge_of(order_id)
 
 
 @pytest.mark.parametrize("token", ["tok_visa", "tok_mastercard"])
@@ -65,14 +65,21 @@ async def test_an_approved_card_authorizes_the_order_total(payments: Payments, t
     ]
     [charge] = await payments.charges(order_id)
     assert (charge["id"], charge["status"], str(charge["amount"]), charge["currency"]) == (
-        payment.charge_id, "requires_capture", "44.99", "usd")
+        payment.charge_id,
+        "requires_capture",
+        "44.99",
+        "usd",
+    )
 
 
-@pytest.mark.parametrize(("token", "reason"), [
-    ("tok_chargeDeclined", "card_declined"),
-    ("tok_insufficientFunds", "insufficient_funds"),
-    ("tok_unknown", "invalid_token"),
-])
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("tok_chargeDeclined", "card_declined"),
+        ("tok_insufficientFunds", "insufficient_funds"),
+        ("tok_unknown", "invalid_token"),
+    ],
+)
 async def test_a_declined_card_declines_the_payment_with_our_name_for_the_reason(
     payments: Payments, token: str, reason: str
 ) -> None:
@@ -125,7 +132,9 @@ async def test_cancelling_a_captured_order_refunds_the_full_amount(payments: Pay
     assert payment is not None
     assert (payment.status, payment.captured, payment.refunded, payment.kept) == (Status.REFUNDED, 4499, 4499, 0)
     assert (await payments.published(order_id))[-1] == (
-        "PaymentRefunded", {"order_id": order_id, "amount": {"amount": 4499, "currency": USD}})
+        "PaymentRefunded",
+        {"order_id": order_id, "amount": {"amount": 4499, "currency": USD}},
+    )
     [charge] = await payments.charges(order_id)
     assert str(charge["amount_refunded"]) == str(charge["amount_captured"]) == "44.99"
 
@@ -203,10 +212,12 @@ async def test_a_crash_while_capturing_or_refunding_moves_the_money_once(payment
 
     payment = await payments.payment(order_id)
     assert payment is not None and (payment.status, payment.captured, payment.refunded) == (Status.REFUNDED, 800, 800)
-    assert await payments.provider_requests(order_id) == [f"{order_id}:authorize", f"{order_id}:capture",
-                                                         f"{order_id}:refund"]
-    refunds = await payments.pool.fetchval(
-        "SELECT count(*) FROM provider_refunds WHERE charge = $1", payment.charge_id)
+    assert await payments.provider_requests(order_id) == [
+        f"{order_id}:authorize",
+        f"{order_id}:capture",
+        f"{order_id}:refund",
+    ]
+    refunds = await payments.pool.fetchval("SELECT count(*) FROM provider_refunds WHERE charge = $1", payment.charge_id)
     assert refunds == 1
 
 
@@ -220,7 +231,28 @@ async def test_a_cancel_after_a_crashed_authorization_releases_the_hold_it_left(
 
     assert [charge["status"] for charge in await payments.charges(order_id)] == ["canceled"]
     payment = await payments.payment(order_id)
-    assert payment is not None and (payment.status, payment.authorized) == (Status.VOIDED, 0)
+    assert payment is not None and (payment.status, payment.captured) == (Status.VOIDED, 0)
+    assert [name for name, _ in await payments.published(order_id)] == ["PaymentAuthorized", "PaymentVoided"]
+
+
+async def test_a_cancel_after_a_crashed_capture_refunds_what_the_provider_captured(payments: Payments) -> None:
+    order_id = new_order_id()
+    confirmed = order_confirmed(order_id)
+    await payments.deliver(order_placed(order_id))
+    with pytest.raises(Crash):
+        await payments.deliver(confirmed, provider=CrashAfterTheProviderAnswers(payments.provider))
+    await payments.deliver(order_cancelled(order_id))
+    await payments.deliver(confirmed)
+
+    payment = await payments.payment(order_id)
+    assert payment is not None and (payment.status, payment.kept) == (Status.REFUNDED, 0)
+    assert [name for name, _ in await payments.published(order_id)] == [
+        "PaymentAuthorized",
+        "PaymentCaptured",
+        "PaymentRefunded",
+    ]
+    [charge] = await payments.charges(order_id)
+    assert charge["amount_refunded"] == charge["amount_captured"] > 0
 
 
 async def test_the_payment_token_never_reaches_the_logs(payments: Payments) -> None:

@@ -5,16 +5,22 @@ from __future__ import annotations
 from collections import Counter, deque
 from decimal import Decimal
 
+from chassis.messaging import Envelope
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from payments.handlers import OrderNotPlacedYet
+
 from tests.payments.conftest import Payments, new_order_id, order_cancelled, order_confirmed, order_placed
 from tests.payments.test_handlers import Crash, CrashAfterTheProviderAnswers
 
 APPROVED = {"tok_visa", "tok_mastercard"}
 TOKENS = st.sampled_from([*APPROVED, "tok_chargeDeclined", "tok_insufficientFunds", "tok_stolen"])
-EVENTS = {"placed": order_placed, "confirmed": order_confirmed, "cancelled": order_cancelled}
+
+
+def order_event(kind: str, order_id: str, token: str, total: int) -> Envelope:
+    if kind == "placed":
+        return order_placed(order_id, token=token, total=total)
+    return (order_confirmed if kind == "confirmed" else order_cancelled)(order_id, total=total)
 
 
 @st.composite
@@ -30,8 +36,9 @@ def histories(draw: st.DrawFn) -> tuple[list[tuple[str, int]], list[tuple[int, s
     return orders, [(index, kind, crash) for (index, kind), crash in zip(shuffled, crashes, strict=True)]
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(history=histories())
 async def test_captured_minus_refunded_is_the_total_of_the_orders_kept(
     payments: Payments, history: tuple[list[tuple[str, int]], list[tuple[int, str, bool]]]
@@ -40,9 +47,7 @@ async def test_captured_minus_refunded_is_the_total_of_the_orders_kept(
     order_ids = [new_order_id() for _ in orders]
     crashing = CrashAfterTheProviderAnswers(payments.provider)
     # Like the broker: a delivery that fails comes back later, as the same event.
-    pending = deque(
-        (EVENTS[kind](order_ids[index], total=orders[index][1]), crash) for index, kind, crash in deliveries
-    )
+    pending = deque((order_event(kind, order_ids[index], *orders[index]), crash) for index, kind, crash in deliveries)
     while pending:
         event, crash = pending.popleft()
         try:

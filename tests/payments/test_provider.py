@@ -5,23 +5,33 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from payments.bootstrap import PaymentsSettings
-from payments.domain import Money
+from payments.domain import ChargeState, Money, Status
 from payments.provider import Authorized, Declined, ProviderRefused, to_major_units, to_minor_units
 from payments.provider_fake import PaymentProviderFake, ProviderError
+
 from tests.payments.conftest import Payments, new_order_id
 
 
 async def test_a_request_repeated_with_its_idempotency_key_gets_the_first_answer(payments: Payments) -> None:
-    request = {"amount": "12.50", "currency": "usd", "source": "tok_visa", "capture": False,
-               "metadata": {"order_id": "o-1"}, "idempotency_key": "o-1:authorize"}
+    request = {
+        "amount": "12.50",
+        "currency": "usd",
+        "source": "tok_visa",
+        "capture": False,
+        "metadata": {"order_id": "o-1"},
+        "idempotency_key": "o-1:authorize",
+    }
     first = await payments.fake.create_charge(**request)
     again = await payments.fake.create_charge(**request)
 
     assert again == first
     assert (first["id"][:3], first["status"], first["amount"], first["amount_captured"]) == (
-        "ch_", "requires_capture", "12.50", "0")
+        "ch_",
+        "requires_capture",
+        "12.50",
+        "0",
+    )
     assert await payments.pool.fetchval("SELECT count(*) FROM provider_charges") == 1
 
 
@@ -46,15 +56,15 @@ async def test_an_idempotency_key_is_refused_with_other_parameters(payments: Pay
 
 
 async def test_the_provider_refuses_what_its_charges_do_not_allow(payments: Payments) -> None:
-    charge = await payments.fake.create_charge(amount="5.00", currency="usd", source="tok_visa", capture=False,
-                                               idempotency_key="a")
+    charge = await payments.fake.create_charge(
+        amount="5.00", currency="usd", source="tok_visa", capture=False, idempotency_key="a"
+    )
     with pytest.raises(ProviderError) as uncaptured:
         await payments.fake.create_refund(charge=charge["id"], idempotency_key="r1")
     await payments.fake.cancel_charge(charge["id"], idempotency_key="c")
     with pytest.raises(ProviderError) as canceled:
         await payments.fake.capture_charge(charge["id"], idempotency_key="p")
-    captured = await payments.fake.create_charge(amount="5.00", currency="usd", source="tok_visa",
-                                                 idempotency_key="b")
+    captured = await payments.fake.create_charge(amount="5.00", currency="usd", source="tok_visa", idempotency_key="b")
     with pytest.raises(ProviderError) as too_much:
         await payments.fake.create_refund(charge=captured["id"], amount="5.01", idempotency_key="r2")
 
@@ -78,9 +88,15 @@ def test_the_latency_is_read_from_payments_provider_latency_ms(monkeypatch: pyte
     assert PaymentsSettings().provider_latency_ms == 12.5
 
 
-@pytest.mark.parametrize(("money", "major"), [
-    (Money(4499, "USD"), "44.99"), (Money(5, "EUR"), "0.05"), (Money(500, "JPY"), "500"), (Money(1234, "KWD"), "1.234"),
-])
+@pytest.mark.parametrize(
+    ("money", "major"),
+    [
+        (Money(4499, "USD"), "44.99"),
+        (Money(5, "EUR"), "0.05"),
+        (Money(500, "JPY"), "500"),
+        (Money(1234, "KWD"), "1.234"),
+    ],
+)
 def test_minor_units_translate_to_the_providers_major_unit_strings_and_back(money: Money, major: str) -> None:
     assert to_major_units(money) == major
     assert to_minor_units(major, money.currency.lower()) == money.amount
@@ -95,11 +111,13 @@ async def test_the_adapter_speaks_our_model(payments: Payments) -> None:
     order_id = new_order_id()
     result = await payments.provider.authorize(order_id, Money(1999, "USD"), "tok_mastercard")
     assert isinstance(result, Authorized) and result.charge_id.startswith("ch_")
-    assert await payments.provider.held_authorizations(order_id) == [result.charge_id]
+    assert await payments.provider.charge_of(order_id) == ChargeState(result.charge_id, Status.AUTHORIZED)
 
     await payments.provider.capture(order_id, result.charge_id, Money(1999, "USD"))
-    assert await payments.provider.held_authorizations(order_id) == []
+    assert await payments.provider.charge_of(order_id) == ChargeState(result.charge_id, Status.CAPTURED)
     await payments.provider.refund(order_id, result.charge_id, Money(1999, "USD"))
+    assert await payments.provider.charge_of(order_id) == ChargeState(result.charge_id, Status.REFUNDED)
+    assert await payments.provider.charge_of(new_order_id()) is None
     assert await payments.provider.authorize(new_order_id(), Money(1, "USD"), "tok_nope") == Declined("invalid_token")
 
 

@@ -14,17 +14,23 @@ from typing import Any
 import asyncpg
 import pytest
 from chassis.messaging import Envelope, Outbox, PostgresInbox
-
-from chassis import db
 from shipping import handlers
 from shipping.bootstrap import MIGRATIONS
 from shipping.carrier import CarrierAdapter
 from shipping.carrier_fake import CarrierFake
 
+from chassis import db
+
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 USER = "0b6f8a52-3c1d-4f0e-8d7a-5e2b9c4a1f10"
-ADDRESS = {"name": "Zoë Ångström", "line1": "12 St James's Square", "line2": "", "city": "London",
-           "postal_code": "SW1Y 4JH", "country": "GB"}
+ADDRESS = {
+    "name": "Zoë Ångström",
+    "line1": "12 St James's Square",
+    "line2": "",
+    "city": "London",
+    "postal_code": "SW1Y 4JH",
+    "country": "GB",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -40,21 +46,30 @@ def new_order_id() -> str:
 
 def _order(order_id: str, user_id: str) -> dict[str, Any]:
     return {
-        "order_id": order_id, "user_id": user_id,
-        "items": [{"product_id": "p-1", "name": "Espresso cup", "quantity": 2,
-                   "unit_price": {"amount": 1250, "currency": "USD"}}],
+        "order_id": order_id,
+        "user_id": user_id,
+        "items": [
+            {
+                "product_id": "p-1",
+                "name": "Espresso cup",
+                "quantity": 2,
+                "unit_price": {"amount": 1250, "currency": "USD"},
+            }
+        ],
         "total": {"amount": 2500, "currency": "USD"},
     }
 
 
 def order_confirmed(order_id: str, *, user_id: str = USER) -> Envelope:
-    return Envelope.new("orders", "OrderConfirmed", {**_order(order_id, user_id), "shipping_address": ADDRESS},
-                        subject=order_id)
+    return Envelope.new(
+        "orders", "OrderConfirmed", {**_order(order_id, user_id), "shipping_address": ADDRESS}, subject=order_id
+    )
 
 
 def order_cancelled(order_id: str, *, user_id: str = USER) -> Envelope:
-    return Envelope.new("orders", "OrderCancelled", {**_order(order_id, user_id), "reason": "customer_request"},
-                        subject=order_id)
+    return Envelope.new(
+        "orders", "OrderCancelled", {**_order(order_id, user_id), "reason": "customer_request"}, subject=order_id
+    )
 
 
 @dataclass
@@ -76,6 +91,9 @@ class Shipping:
     async def dispatch_next(self, *, outbox: Any = None) -> bool:
         return await handlers.dispatch_next(self.pool, carrier=self.carrier, outbox=outbox or self.outbox)
 
+    async def fall_due(self, order_id: str) -> None:
+        await self.pool.execute("UPDATE shipments SET dispatch_at = now() WHERE order_id = $1", order_id)
+
     async def status(self, order_id: str) -> str | None:
         return await self.pool.fetchval("SELECT status FROM shipments WHERE order_id = $1", order_id)
 
@@ -88,9 +106,7 @@ class Shipping:
 
     async def consignments(self, order_id: str) -> list[asyncpg.Record]:
         """The carrier's own records for the order."""
-        return await self.pool.fetch(
-            "SELECT * FROM carrier_consignments WHERE customer_ref = $1", order_id.upper()
-        )
+        return await self.pool.fetch("SELECT * FROM carrier_consignments WHERE customer_ref = $1", order_id.upper())
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from shipping.carrier import (
     AlreadyDispatched,
     CarrierRefused,
@@ -15,8 +14,13 @@ from shipping.carrier import (
 from shipping.carrier_fake import BOOKING_LENGTH, tracking_number
 
 ORDER_ID = "7f9c2ba4-e88f-4e2b-9a4c-1c8d2f6b3e01"
-ADDRESS = {"name": "Zoë Ångström", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH",
-           "country": "GB"}
+ADDRESS = {
+    "name": "Zoë Ångström",
+    "line1": "12 St James's Square",
+    "city": "London",
+    "postal_code": "SW1Y 4JH",
+    "country": "GB",
+}
 
 
 def test_a_booking_is_one_fixed_width_upper_case_ascii_record() -> None:
@@ -39,11 +43,14 @@ def test_long_text_is_cut_to_the_field_and_whitespace_collapsed() -> None:
     assert legacy_text("Łódź", 6) == "ODZ   "  # letters without an ASCII decomposition are dropped
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("01,0000001042,,20261123T162700", Consignment("0000001042", "created", None)),
-    ("DP,0000001042,PF000010429,20261123T162703", Consignment("0000001042", "dispatched", "PF000010429")),
-    ("CX,0000001042,,20261123T162701", Consignment("0000001042", "cancelled", None)),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("01,0000001042,,20261123T162700", Consignment("0000001042", "created", None)),
+        ("DP,0000001042,PF000010429,20261123T162703", Consignment("0000001042", "dispatched", "PF000010429")),
+        ("CX,0000001042,,20261123T162701", Consignment("0000001042", "cancelled", None)),
+    ],
+)
 def test_the_carriers_status_codes_become_our_statuses(line: str, expected: Consignment) -> None:
     assert parse_reply(line) == expected
 

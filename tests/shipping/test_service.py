@@ -21,9 +21,9 @@ from chassis.messaging import Envelope, NatsBus
 from chassis.runtime import ServiceApp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from shipping.bootstrap import ShippingSettings, build
 
 from chassis import auth
-from shipping.bootstrap import ShippingSettings, build
 from tests.conftest import NATS_URL, unique_city
 from tests.shipping.conftest import USER, new_order_id, order_cancelled, order_confirmed
 
@@ -65,13 +65,15 @@ class Service:
     async def publish(self, event: Envelope) -> None:
         await self.bus.publish(event.to_json(), event.type, msg_id=event.id, headers={})
 
-    async def shipment(self, order_id: str, *, user_id: str = USER, roles: tuple[str, ...] = ("customer",),
-                       token: str | None = "sign") -> shipping_pb2.Shipment:
+    async def shipment(
+        self, order_id: str, *, user_id: str = USER, roles: tuple[str, ...] = ("customer",), token: str | None = "sign"
+    ) -> shipping_pb2.Shipment:
         metadata = [(CALLER_METADATA, "gateway")]
         if token is not None:
             metadata.append(("authorization", f"Bearer {self.tokens.sign(user_id, *roles)}"))
-        return await self.stub.GetShipment(shipping_pb2.GetShipmentRequest(order_id=order_id), metadata=metadata,
-                                           timeout=10)
+        return await self.stub.GetShipment(
+            shipping_pb2.GetShipmentRequest(order_id=order_id), metadata=metadata, timeout=10
+        )
 
     async def wait_for(self, order_id: str, status: str) -> shipping_pb2.Shipment:
         async with asyncio.timeout(10):
@@ -87,8 +89,15 @@ class Service:
 async def service(fresh_database: str, tmp_path: Path) -> AsyncIterator[Service]:
     city = unique_city()
     settings = ShippingSettings(
-        service="shipping", city=city, home=tmp_path, grpc_port=free_port(), http_port=free_port(),
-        dsn=fresh_database, nats_url=NATS_URL, mtls="off", allowed_callers=frozenset({"gateway"}),
+        service="shipping",
+        city=city,
+        home=tmp_path,
+        grpc_port=free_port(),
+        http_port=free_port(),
+        dsn=fresh_database,
+        nats_url=NATS_URL,
+        mtls="off",
+        allowed_callers=frozenset({"gateway"}),
         dispatch_delay_seconds=0.5,
     )
     tokens = Tokens()

@@ -34,7 +34,7 @@ import asyncpg
 from chassis.auth import Principal
 from chassis.logs import get_logger
 
-from payments.domain import Money, Operation, Payment
+from payments.domain import Money, Operation, Payment, Status
 from payments.provider import Authorized, PaymentProvider
 from payments.repository import Repository, find_payment
 
@@ -58,8 +58,9 @@ class OrderNotPlacedYet(Exception):
     """An `OrderConfirmed` before payments recorded the authorization it follows from; retried."""
 
 
-async def authorize_payment(event: OrderEvent, conn: asyncpg.Connection, *, provider: PaymentProvider,
-                            outbox: Outbox) -> None:
+async def authorize_payment(
+    event: OrderEvent, conn: asyncpg.Connection, *, provider: PaymentProvider, outbox: Outbox
+) -> None:
     """OrderPlaced: authorize the total with the order's token (which is never logged)."""
     order = event.data
     repository = Repository(conn)
@@ -73,8 +74,9 @@ async def authorize_payment(event: OrderEvent, conn: asyncpg.Connection, *, prov
     await _save(payment, repository, outbox)
 
 
-async def capture_payment(event: OrderEvent, conn: asyncpg.Connection, *, provider: PaymentProvider,
-                          outbox: Outbox) -> None:
+async def capture_payment(
+    event: OrderEvent, conn: asyncpg.Connection, *, provider: PaymentProvider, outbox: Outbox
+) -> None:
     """OrderConfirmed: capture what was authorized, once."""
     repository = Repository(conn)
     payment = await _current_payment(event.data, repository, provider)
@@ -87,8 +89,9 @@ async def capture_payment(event: OrderEvent, conn: asyncpg.Connection, *, provid
     await _save(payment, repository, outbox)
 
 
-async def cancel_payment(event: OrderEvent, conn: asyncpg.Connection, *, provider: PaymentProvider,
-                         outbox: Outbox) -> None:
+async def cancel_payment(
+    event: OrderEvent, conn: asyncpg.Connection, *, provider: PaymentProvider, outbox: Outbox
+) -> None:
     """OrderCancelled: void a hold, refund a capture, leave a decline alone."""
     repository = Repository(conn)
     payment = await _current_payment(event.data, repository, provider) or _new_payment(event.data)
@@ -112,8 +115,7 @@ async def get_payment(order_id: str, *, principal: Principal, pool: asyncpg.Pool
     return payment
 
 
-async def _current_payment(order: dict[str, Any], repository: Repository,
-                           provider: PaymentProvider) -> Payment | None:
+async def _current_payment(order: dict[str, Any], repository: Repository, provider: PaymentProvider) -> Payment | None:
     """The order's payment, locked for this transaction and caught up with the provider."""
     await repository.lock_order(order["order_id"])
     payment = await repository.get(order["order_id"])
@@ -133,8 +135,8 @@ def _money(payment: Payment, amount: int) -> Money:
 
 
 async def _save(payment: Payment, repository: Repository, outbox: Outbox) -> None:
-    if payment.version and not payment.dirty:
-        return
+    if not payment.events and (payment.version or payment.status is Status.PENDING):
+        return  # nothing new to record
     await repository.save(payment)
     for event in payment.events:
         await outbox.add(

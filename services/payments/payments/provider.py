@@ -157,7 +157,9 @@ class ProviderAdapter:
 def _status(charge: dict) -> Status:  # type: ignore[type-arg]
     if charge["status"] == "succeeded":
         return Status.REFUNDED if charge["refunded"] else Status.CAPTURED
-    return {"requires_capture": Status.AUTHORIZED, "canceled": Status.VOIDED, "failed": Status.DECLINED}[charge["status"]]
+    return {"requires_capture": Status.AUTHORIZED, "canceled": Status.VOIDED, "failed": Status.DECLINED}[
+        charge["status"]
+    ]
 
 
 def _decline_reason(error: ProviderError) -> str:

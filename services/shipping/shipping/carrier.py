@@ -78,7 +78,7 @@ def parse_reply(line: str) -> Consignment:
     """A status line, or CarrierRefused for an error line."""
     fields = line.strip().split(",")
     if fields[0] == "ER":
-        code, text = (fields + ["", ""])[1:3]
+        code, text = [*fields, "", ""][1:3]
         raise (AlreadyDispatched if code == "E07" else CarrierRefused)(code, text)
     if fields[0] not in STATUSES or len(fields) != 4:
         raise CarrierRefused("??", f"unreadable answer {line!r}")

@@ -67,13 +67,17 @@ async def create_shipment(
         conn, order_id, order["user_id"], carrier=carrier.name, consignment_no=consignment.number, delay=dispatch_delay
     )
     await outbox.add(
-        conn, "ShipmentCreated", {"order_id": order_id, "user_id": order["user_id"], "carrier": carrier.name},
+        conn,
+        "ShipmentCreated",
+        {"order_id": order_id, "user_id": order["user_id"], "carrier": carrier.name},
         subject=order_id,
     )
     log.info("shipment_created", order_id=order_id)
 
 
-async def cancel_shipment(event: OrderEvent, conn: asyncpg.Connection, *, carrier: CarrierAdapter, outbox: Outbox) -> None:
+async def cancel_shipment(
+    event: OrderEvent, conn: asyncpg.Connection, *, carrier: CarrierAdapter, outbox: Outbox
+) -> None:
     """OrderCancelled: cancel a shipment not yet dispatched; a dispatched one stays dispatched."""
     order = event.data
     order_id = order["order_id"]
@@ -117,7 +121,9 @@ async def dispatch_next(pool: asyncpg.Pool, *, carrier: CarrierAdapter, outbox: 
                 raise CarrierRefused("--", f"consignment {consignment.number} is {consignment.status}")
         except Exception as error:  # the carrier is another system: whatever it does, try later
             await repository.postpone(conn, shipment.order_id, latest=RETRY_LATEST)
-            log.warning("shipment_dispatch_failed", order_id=shipment.order_id, error=str(error) or type(error).__name__)
+            log.warning(
+                "shipment_dispatch_failed", order_id=shipment.order_id, error=str(error) or type(error).__name__
+            )
             return True
         await repository.mark_dispatched(conn, shipment.order_id, consignment.tracking_number)
         await _publish_dispatched(conn, outbox, shipment, consignment.tracking_number)
@@ -126,19 +132,19 @@ async def dispatch_next(pool: asyncpg.Pool, *, carrier: CarrierAdapter, outbox: 
 
 
 async def _publish_dispatched(conn: asyncpg.Connection, outbox: Outbox, shipment: Shipment, tracking: str) -> None:
-    data = {"order_id": shipment.order_id, "user_id": shipment.user_id, "carrier": shipment.carrier,
-            "tracking_number": tracking}
+    data = {
+        "order_id": shipment.order_id,
+        "user_id": shipment.user_id,
+        "carrier": shipment.carrier,
+        "tracking_number": tracking,
+    }
     await outbox.add(conn, "ShipmentDispatched", data, subject=shipment.order_id)
 
 
 async def get_shipment(order_id: str, *, principal: Principal, pool: asyncpg.Pool) -> Shipment:
     """The order's shipment, for its customer or an admin."""
     shipment = await repository.get(pool, order_id) if order_id else None
-    if (
-        shipment is None
-        or shipment.is_tombstone
-        or not (principal.is_admin or shipment.user_id == principal.user_id)
-    ):
+    if shipment is None or shipment.is_tombstone or not (principal.is_admin or shipment.user_id == principal.user_id):
         raise ShipmentNotFound(order_id)
     return shipment
 
@@ -156,7 +162,8 @@ def subscriptions(**dependencies: Any) -> dict[str, Callable[[Any, Any], Awaitab
     """The table above, each handler bound to the dependencies it takes."""
     return {
         event_type: functools.partial(
-            handler, **{name: value for name, value in dependencies.items() if name in inspect.signature(handler).parameters}
+            handler,
+            **{name: value for name, value in dependencies.items() if name in inspect.signature(handler).parameters},
         )
         for event_type, handler in SUBSCRIPTIONS.items()
     }

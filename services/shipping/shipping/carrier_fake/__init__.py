@@ -27,8 +27,15 @@ import asyncpg
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-BOOKING_LAYOUT = (("customer_ref", 36), ("name", 30), ("line1", 30), ("line2", 30), ("city", 25),
-                  ("postcode", 10), ("country", 2))
+BOOKING_LAYOUT = (
+    ("customer_ref", 36),
+    ("name", 30),
+    ("line1", 30),
+    ("line2", 30),
+    ("city", 25),
+    ("postcode", 10),
+    ("country", 2),
+)
 BOOKING_LENGTH = 2 + sum(width for _, width in BOOKING_LAYOUT)
 REF_WIDTH = 36
 CONSIGNMENT_WIDTH = 10
@@ -125,7 +132,9 @@ class CarrierFake:
 
 
 async def _for_update(conn: asyncpg.Connection, consignment_no: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM carrier_consignments WHERE consignment_no = $1 FOR UPDATE", consignment_no)
+    return await conn.fetchrow(
+        "SELECT * FROM carrier_consignments WHERE consignment_no = $1 FOR UPDATE", consignment_no
+    )
 
 
 def _status_line(row: asyncpg.Record) -> str:

@@ -1,0 +1,70 @@
+"""`agora dlq list|replay`: the dead letters of a running city, and sending them back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agora_cli import state
+from agora_cli.config import home_from_env
+from agora_cli.errors import AgoraError
+from chassis import messaging
+from chassis.settings import ServiceSettings
+
+dlq_app = typer.Typer(help="Dead letters: events a consumer gave up on, with the error.", no_args_is_help=True)
+console = Console(highlight=False)
+
+
+def _settings() -> ServiceSettings:
+    home = home_from_env()
+    city = state.read(home)
+    if city is None or not state.supervisor_alive(city):
+        raise AgoraError(f"no city is running in {home.root}")
+    infra = {entry["name"]: entry for entry in city["infra"]}
+    bus = "rabbitmq" if "rabbitmq" in infra else "nats"
+    return ServiceSettings(
+        service="cli", http_port=0, city=city["city"], bus=bus,
+        nats_url=infra["nats"]["url"] if "nats" in infra else "nats://127.0.0.1:4222",
+        rabbitmq_url=os.environ.get("AGORA_RABBITMQ_URL"),
+    )
+
+
+async def _with_bus(work: Any) -> Any:
+    bus = await messaging.connect_bus(_settings())
+    try:
+        return await work(bus)
+    finally:
+        await bus.close()
+
+
+@dlq_app.command("list")
+def list_letters(consumer: Annotated[str | None, typer.Option(help="Only this consumer's.")] = None) -> None:
+    """Every dead letter: which consumer, which event, why, and its ref for `replay`."""
+    letters = asyncio.run(_with_bus(lambda bus: messaging.list_dead_letters(bus, consumer)))
+    if not letters:
+        console.print("no dead letters")
+        return
+    table = Table("ref", "consumer", "event", "deliveries", "when", "error")
+    for letter in letters:
+        table.add_row(letter.ref, letter.consumer, letter.event_type or "(malformed)", str(letter.deliveries),
+                      letter.dead_lettered_at, letter.error[:120])
+    console.print(table)
+
+
+@dlq_app.command("replay")
+def replay(
+    ref: Annotated[str | None, typer.Argument(help="One letter's ref (from `list`); all when omitted.")] = None,
+    consumer: Annotated[str | None, typer.Option(help="With no ref: only this consumer's.")] = None,
+) -> None:
+    """Sends letters back to their consumers. The inbox still guarantees nothing applies twice."""
+    if ref is not None:
+        asyncio.run(_with_bus(lambda bus: messaging.replay_dead_letter(bus, ref)))
+        console.print(f"replayed {ref}")
+        return
+    count = asyncio.run(_with_bus(lambda bus: messaging.replay_all(bus, consumer)))
+    console.print(f"replayed {count} dead letter(s)")
