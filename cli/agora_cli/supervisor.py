@@ -118,7 +118,11 @@ class Supervisor:
             self._write_state()
             from agora_cli.admin import ensure_admin  # grpc loads only once the city is up
 
-            notes = await ensure_admin(self.config, self._grpc_addresses("identity"))
+            try:
+                notes = await ensure_admin(self.config, self._grpc_addresses("identity"))
+            except AgoraError as error:  # the city runs; only the first admin is missing
+                notes = [f"warning: no first admin: {error}"]
+                self.say(notes[0])
             on_ready(notes)
             await stopped
         finally:

@@ -77,6 +77,7 @@ class Shipping:
     """Shipping's handlers and dispatcher on a real database, with the carrier fake behind its adapter."""
 
     pool: asyncpg.Pool
+    fake: CarrierFake
     carrier: CarrierAdapter
     outbox: Outbox
     dispatch_delay: timedelta = timedelta(0)
@@ -115,7 +116,8 @@ async def shipping(fresh_database: str) -> AsyncIterator[Shipping]:
     carrier_pool = await db.connect(fresh_database, min_size=1, max_size=8)
     try:
         await db.migrate(pool, MIGRATIONS)
-        yield Shipping(pool, CarrierAdapter(CarrierFake(carrier_pool, latency_ms=0)), Outbox("shipping"))
+        fake = CarrierFake(carrier_pool, latency_ms=0)
+        yield Shipping(pool, fake, CarrierAdapter(fake), Outbox("shipping"))
     finally:
         await carrier_pool.close()
         await pool.close()

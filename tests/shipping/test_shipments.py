@@ -9,13 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from shipping import handlers
 from shipping.carrier import CarrierAdapter
 from shipping.dispatcher import Dispatcher
 
 from tests.shipping.conftest import USER, Shipping, new_order_id, order_cancelled, order_confirmed
 
-
-DISPATCH_HANDICAP = 0.004
+DISPATCH_HANDICAP = 0.002
 
 
 class Crash(Exception):
@@ -203,7 +203,6 @@ async def test_cancel_and_dispatch_racing_never_both_win(shipping: Shipping) -> 
         assert status == {"ShipmentDispatched": "dispatched", "ShipmentCancelled": "cancelled"}[names[0]]
         assert consignment["status_code"] == {"dispatched": "DP", "cancelled": "CX"}[status]
         outcomes.append(status)
-    print(outcomes.count("dispatched"), outcomes.count("cancelled"))
     # Both sides won some races: the test really raced them.
     assert set(outcomes) == {"dispatched", "cancelled"}
 
@@ -248,12 +247,10 @@ class RefusingCarrier(CarrierAdapter):
 async def test_a_failed_dispatch_is_postponed_not_lost(shipping: Shipping) -> None:
     order_id = new_order_id()
     await shipping.deliver(order_confirmed(order_id))
-    refusing = RefusingCarrier(shipping.carrier._carrier)
-
-    from shipping import handlers
+    refusing = RefusingCarrier(shipping.fake)
 
     assert await handlers.dispatch_next(shipping.pool, carrier=refusing, outbox=shipping.outbox) is True
     assert await shipping.dispatch_next() is False  # backing off
-    await shipping.pool.execute("UPDATE shipments SET dispatch_at = now() WHERE order_id = $1", order_id)
+    await shipping.fall_due(order_id)
     assert await shipping.dispatch_next() is True
     assert await shipping.status(order_id) == "dispatched"

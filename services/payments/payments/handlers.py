@@ -18,7 +18,8 @@ redeliveries happen:
    an earlier attempt crashed after the provider acted, the payment adopts what the provider did
    (and records the events that attempt would have). So a cancel arriving after a crashed
    capture refunds instead of trying to void, and a cancel after a crashed authorization
-   releases the hold it left.
+   releases the hold it left. The key stays the guarantee against a second charge: a real
+   provider's search can lag behind its writes.
 5. An `OrderCancelled` that finds nothing authorized leaves a tombstone, so a late
    `OrderPlaced` authorizes nothing.
 """

@@ -11,12 +11,13 @@ authorization, one capture, one void and one refund at the provider, however oft
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
 from payments.domain import ChargeState, Money, Operation, Status
-from payments.provider_fake import PaymentProviderFake, ProviderError
+from payments.provider_fake import Json, PaymentProviderFake, ProviderError
 
 # ISO 4217 minor-unit exponents that are not 2.
 _EXPONENTS = {
@@ -139,14 +140,14 @@ class ProviderAdapter:
         return ChargeState(charges[0]["id"], _status(charges[0])) if charges else None
 
     @staticmethod
-    async def _call(request):  # type: ignore[no-untyped-def]
+    async def _call(request: Awaitable[Json]) -> Json:
         try:
             return await request
         except ProviderError as error:
             raise ProviderRefused(str(error)) from None
 
     @staticmethod
-    def _expect(charge: dict, status: str, amount: Money, field: str) -> None:  # type: ignore[type-arg]
+    def _expect(charge: Json, status: str, amount: Money, field: str) -> None:
         if charge["status"] != status or to_minor_units(charge[field], charge["currency"]) != amount.amount:
             raise ProviderRefused(
                 f"charge {charge['id']} is {charge['status']} for {charge[field]}, "
@@ -154,7 +155,7 @@ class ProviderAdapter:
             )
 
 
-def _status(charge: dict) -> Status:  # type: ignore[type-arg]
+def _status(charge: Json) -> Status:
     if charge["status"] == "succeeded":
         return Status.REFUNDED if charge["refunded"] else Status.CAPTURED
     return {"requires_capture": Status.AUTHORIZED, "canceled": Status.VOIDED, "failed": Status.DECLINED}[
