@@ -24,6 +24,7 @@ from rich.table import Table
 
 from agora_cli import state
 from agora_cli.config import Config, Home, home_from_env
+from agora_cli.dlq import dlq_app
 from agora_cli.errors import AgoraError
 from agora_cli.keys import app as keys_app
 from agora_cli.net import address_of, http_status, tcp_answers
@@ -485,6 +486,7 @@ def restart(
 chaos_app = typer.Typer(help="Break things on purpose: delays, failures, killed processes.", no_args_is_help=True)
 app.add_typer(chaos_app, name="chaos")
 app.add_typer(keys_app, name="keys")
+app.add_typer(dlq_app, name="dlq")
 
 
 def _chaos_service(service: str) -> Home:
