@@ -18,11 +18,11 @@ for service in services/*/; do
 done
 
 stamp=.venv/.agora-installed
-inputs=$( (echo compat-editables; cat constraints.txt requirements-dev.txt chassis/pyproject.toml contracts/pyproject.toml cli/pyproject.toml services/*/pyproject.toml) | sha1sum)
+inputs=$( (echo compat-editables compiled; cat constraints.txt requirements-dev.txt chassis/pyproject.toml contracts/pyproject.toml cli/pyproject.toml services/*/pyproject.toml) | sha1sum)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
   # compat editables put each project folder on sys.path, so the package inside it (chassis/chassis)
   # wins over the same-named folder at the repo root, whatever the working directory is.
   .venv/bin/uv pip install --quiet --python .venv/bin/python -c constraints.txt -r requirements-dev.txt \
-    --config-settings editable_mode=compat --reinstall-package agora-chassis "${packages[@]}"
+    --config-settings editable_mode=compat --compile-bytecode --reinstall-package agora-chassis "${packages[@]}"
   echo "$inputs" > "$stamp"
 fi

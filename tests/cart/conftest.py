@@ -18,15 +18,15 @@ import pytest
 from agora.cart.v1 import cart_pb2_grpc
 from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from agora.common.v1 import common_pb2
-from cart.bootstrap import CartSettings, build
-from chassis.grpc import CALLER_METADATA
-from chassis.messaging import Envelope, NatsBus
-from chassis.runtime import ServiceApp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redis.asyncio import Redis
 
+from cart.bootstrap import CartSettings, build
 from chassis import auth
+from chassis.grpc import CALLER_METADATA
+from chassis.messaging import Envelope, NatsBus
+from chassis.runtime import ServiceApp
 from tests.conftest import NATS_URL, REDIS_URL, unique_city
 
 ISSUER, AUDIENCE = "agora-identity", "agora"

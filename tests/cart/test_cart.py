@@ -8,9 +8,9 @@ import json
 import grpc
 import pytest
 from agora.cart.v1 import cart_pb2
-from chassis.grpc import FIELD_VIOLATIONS_KEY
 from redis.asyncio import Redis
 
+from chassis.grpc import FIELD_VIOLATIONS_KEY
 from tests.cart.conftest import Cart, new_id, order_placed
 
 ADA, BOB = "user-ada", "user-bob"

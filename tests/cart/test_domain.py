@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from cart.domain import InvalidQuantity, Line, MixedCurrencies, Product, check_quantity, price
 
 CUP = Product("p-cup", "Espresso cup", 1250, "USD")

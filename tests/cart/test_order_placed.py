@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from redis.asyncio import Redis
+
 from cart import handlers
 from cart.store import CartStore
 from chassis.messaging import Envelope, RedisInbox
-from redis.asyncio import Redis
-
 from tests.cart.conftest import new_id, order_placed
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import grpc
 import pytest
-from agora_cli.certs import ensure_certificates
 
+from agora_cli.certs import ensure_certificates
 from chassis import metrics
 from chassis.chaos import ChaosSwitch
 from chassis.grpc import GrpcServer, open_channel

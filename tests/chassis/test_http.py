@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from pydantic import BaseModel, Field
+
 from chassis.health import Readiness
 from chassis.http import Problem, UvicornServer, create_app
-from pydantic import BaseModel, Field
 
 
 class Widget(BaseModel):

@@ -1,4 +1,5 @@
 import pytest
+
 from chassis.settings import ServiceSettings, load
 
 

@@ -20,7 +20,6 @@ import psutil
 import pytest
 
 from agora_cli.processes import same_process_alive
-
 from tests.conftest import unique_city
 
 FAKE_SERVICES = Path(__file__).parent / "fake_services"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from agora_cli.certs import ensure_certificates
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from agora_cli.certs import ensure_certificates
 
 
 def test_each_identity_gets_a_spiffe_certificate_signed_by_the_city_ca(tmp_path: Path) -> None:

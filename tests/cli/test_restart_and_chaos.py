@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from chassis.chaos import ChaosSwitch
-
 from tests.cli.conftest import City, alive
 
 

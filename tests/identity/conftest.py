@@ -18,12 +18,12 @@ import nats
 import nats.js.errors
 import pytest
 from agora.identity.v1 import identity_pb2, identity_pb2_grpc
+
+from chassis import auth
 from chassis.grpc import CALLER_METADATA
 from chassis.messaging import NatsBus
 from chassis.runtime import ServiceApp
 from identity.bootstrap import IdentitySettings, build
-
-from chassis import auth
 from tests.conftest import NATS_URL, unique_city
 
 PASSWORD = "correct horse battery"

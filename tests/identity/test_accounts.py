@@ -9,8 +9,8 @@ import time
 import grpc
 import jwt
 from agora.identity.v1 import identity_pb2
-from chassis.grpc import FIELD_VIOLATIONS_KEY
 
+from chassis.grpc import FIELD_VIOLATIONS_KEY
 from tests.identity.conftest import PASSWORD, Identity, rpc_error
 
 

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from identity import domain
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -7,10 +7,10 @@ import os
 
 import jwt
 import pytest
+
 from agora_cli.config import Config
 from agora_cli.errors import AgoraError
 from agora_cli.keys import rotate_signing_key
-
 from tests.identity.conftest import Identity
 
 

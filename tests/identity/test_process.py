@@ -15,9 +15,9 @@ import aiohttp
 import asyncpg
 import grpc
 from agora.identity.v1 import identity_pb2, identity_pb2_grpc
+
 from chassis.grpc import CALLER_METADATA
 from chassis.messaging import NatsBus
-
 from tests.conftest import NATS_URL, unique_city
 from tests.identity.conftest import PASSWORD, free_port, rpc_error
 

@@ -13,9 +13,9 @@ import jwt
 import pytest
 from agora.identity.v1 import identity_pb2
 from cryptography.hazmat.primitives import serialization
+
 from identity import handlers, tokens
 from identity.repository import Database
-
 from tests.identity.conftest import Identity, rpc_error
 
 

@@ -19,15 +19,15 @@ import grpc
 import jwt
 import pytest
 from agora.inventory.v1 import inventory_pb2_grpc
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from chassis import auth, db
 from chassis.grpc import CALLER_METADATA
 from chassis.messaging import Envelope, NatsBus, Outbox, PostgresInbox
 from chassis.runtime import ServiceApp
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from inventory import handlers
 from inventory.bootstrap import MIGRATIONS, InventorySettings, build
-
-from chassis import auth, db
 from tests.conftest import NATS_URL, unique_city
 
 ISSUER, AUDIENCE = "agora-identity", "agora"

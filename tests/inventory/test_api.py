@@ -8,9 +8,9 @@ import json
 import grpc
 import pytest
 from agora.inventory.v1 import inventory_pb2
+
 from chassis.grpc import FIELD_VIOLATIONS_KEY
 from chassis.messaging import Delivery, Envelope
-
 from tests.inventory.conftest import Service, new_id, placed
 
 

@@ -17,12 +17,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
+
+from chassis import db
 from chassis.messaging import Envelope, PostgresInbox
 from notifications import handlers
 from notifications.bootstrap import MIGRATIONS
 from notifications.mailer import Mailer, SmtpMailer
-
-from chassis import db
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 SENDER = "Agora <no-reply@agora.example>"

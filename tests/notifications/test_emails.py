@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from notifications import emails
 
+from notifications import emails
 from tests.notifications.conftest import ADDRESS, ITEMS, TOTAL
 
 

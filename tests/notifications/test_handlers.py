@@ -6,8 +6,8 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 import pytest
-from notifications.handlers import RecipientUnknown, message_id
 
+from notifications.handlers import RecipientUnknown, message_id
 from tests.notifications.conftest import (
     Notifications,
     SmtpServer,

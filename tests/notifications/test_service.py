@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from chassis.messaging import Envelope, NatsBus
 from chassis.runtime import ServiceApp
 from notifications.bootstrap import NotificationsSettings, build
-
 from tests.conftest import NATS_URL, unique_city
 from tests.notifications.conftest import (
     SmtpServer,

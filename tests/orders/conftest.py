@@ -22,13 +22,13 @@ from agora.cart.v1 import cart_pb2, cart_pb2_grpc
 from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from agora.common.v1 import common_pb2
 from agora.orders.v1 import orders_pb2, orders_pb2_grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from chassis import auth, db, messaging
 from chassis.grpc import CALLER_METADATA
 from chassis.messaging import NatsBus
 from chassis.runtime import ServiceApp
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from orders.bootstrap import MIGRATIONS, OrdersSettings, build
-
-from chassis import auth, db, messaging
 from tests.conftest import NATS_URL, unique_city
 
 ISSUER, AUDIENCE, KID = "agora-identity", "agora", "test-key"

@@ -10,10 +10,10 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from orders import domain, handlers, repository
-from orders.domain import Address, Line, Money, Order, PlaceOrder
 
 from chassis import messaging
+from orders import domain, handlers, repository
+from orders.domain import Address, Line, Money, Order, PlaceOrder
 from tests.orders.conftest import published
 
 USER = "0b6f8a52-3c1d-4f0e-8d7a-5e2b9c4a1f10"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from chassis.messaging import NatsBus
-
 from chassis import messaging
+from chassis.messaging import NatsBus
 from tests.conftest import NATS_URL
 from tests.orders.conftest import Orders
 

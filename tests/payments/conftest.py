@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+
+from chassis import db
 from chassis.messaging import Envelope, Outbox, PostgresInbox
 from payments.bootstrap import MIGRATIONS
 from payments.domain import Payment
@@ -18,8 +20,6 @@ from payments.handlers import SUBSCRIPTIONS
 from payments.provider import PaymentProvider, ProviderAdapter
 from payments.provider_fake import PaymentProviderFake
 from payments.repository import find_payment
-
-from chassis import db
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 USER = "0b6f8a52-3c1d-4f0e-8d7a-5e2b9c4a1f10"

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 import structlog
+
 from payments.domain import ChargeState, Money, Status
 from payments.handlers import OrderNotPlacedYet
 from payments.provider import Authorized, Declined, PaymentProvider
-
 from tests.payments.conftest import (
     Payments,
     new_order_id,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter, deque
 from decimal import Decimal
 
-from chassis.messaging import Envelope
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from payments.handlers import OrderNotPlacedYet
 
+from chassis.messaging import Envelope
+from payments.handlers import OrderNotPlacedYet
 from tests.payments.conftest import Payments, new_order_id, order_cancelled, order_confirmed, order_placed
 from tests.payments.test_handlers import Crash, CrashAfterTheProviderAnswers
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from payments.bootstrap import PaymentsSettings
 from payments.domain import ChargeState, Money, Status
 from payments.provider import Authorized, Declined, ProviderRefused, to_major_units, to_minor_units
 from payments.provider_fake import PaymentProviderFake, ProviderError
-
 from tests.payments.conftest import Payments, new_order_id
 
 

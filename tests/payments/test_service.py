@@ -17,14 +17,14 @@ import grpc
 import jwt
 import pytest
 from agora.payments.v1 import payments_pb2, payments_pb2_grpc
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from chassis import auth
 from chassis.grpc import CALLER_METADATA
 from chassis.messaging import Envelope, NatsBus
 from chassis.runtime import ServiceApp
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from payments.bootstrap import PaymentsSettings, build
-
-from chassis import auth
 from tests.conftest import NATS_URL, unique_city
 from tests.payments.conftest import USER, new_order_id, order_confirmed, order_placed
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+
+from chassis import db
 from chassis.messaging import Envelope, Outbox, PostgresInbox
 from shipping import handlers
 from shipping.bootstrap import MIGRATIONS
 from shipping.carrier import CarrierAdapter
 from shipping.carrier_fake import CarrierFake
-
-from chassis import db
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 USER = "0b6f8a52-3c1d-4f0e-8d7a-5e2b9c4a1f10"

@@ -16,14 +16,14 @@ import grpc
 import jwt
 import pytest
 from agora.shipping.v1 import shipping_pb2, shipping_pb2_grpc
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from chassis import auth
 from chassis.grpc import CALLER_METADATA
 from chassis.messaging import Envelope, NatsBus
 from chassis.runtime import ServiceApp
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from shipping.bootstrap import ShippingSettings, build
-
-from chassis import auth
 from tests.conftest import NATS_URL, unique_city
 from tests.shipping.conftest import USER, new_order_id, order_cancelled, order_confirmed
 

@@ -9,10 +9,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
 from shipping import handlers
 from shipping.carrier import CarrierAdapter
 from shipping.dispatcher import Dispatcher
-
 from tests.shipping.conftest import USER, Shipping, new_order_id, order_cancelled, order_confirmed
 
 DISPATCH_HANDICAP = 0.002

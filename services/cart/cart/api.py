@@ -7,13 +7,13 @@ from typing import Any
 import grpc
 from agora.cart.v1 import cart_pb2, cart_pb2_grpc
 from agora.common.v1 import common_pb2
-from chassis.grpc import InvalidArgument, translating
 
 from cart import handlers
 from cart.catalog import Catalog, CatalogUnavailable
 from cart.domain import InvalidQuantity, MixedCurrencies, PricedCart, UnknownProduct
 from cart.store import CartStore
 from chassis import auth
+from chassis.grpc import InvalidArgument, translating
 
 MAX_PRODUCT_ID_LENGTH = 100
 

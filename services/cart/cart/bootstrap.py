@@ -5,14 +5,14 @@ from __future__ import annotations
 import functools
 
 from agora.cart.v1 import cart_pb2_grpc
-from chassis.identity_keys import identity_verifier
-from chassis.settings import ServiceSettings
 
 from cart import handlers
 from cart.api import CartApi
 from cart.catalog import Catalog
 from cart.store import CartStore
 from chassis import auth, messaging, runtime
+from chassis.identity_keys import identity_verifier
+from chassis.settings import ServiceSettings
 
 
 class CartSettings(ServiceSettings):

@@ -6,9 +6,9 @@ from collections.abc import Collection
 
 import grpc
 from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
-from chassis.resilience import ResilienceError
 
 from cart.domain import Product
+from chassis.resilience import ResilienceError
 
 
 class CatalogUnavailable(Exception):

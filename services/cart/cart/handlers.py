@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from chassis.messaging import Envelope
 from redis.asyncio.client import Pipeline
 
 from cart import domain
 from cart.domain import PricedCart, Product, UnknownProduct
 from cart.store import CartStore
+from chassis.messaging import Envelope
 
 
 class Catalog(Protocol):

@@ -9,10 +9,10 @@ import asyncpg
 import grpc
 from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from agora.common.v1 import common_pb2
-from chassis.grpc import InvalidArgument, translating
 
 from catalog import repository
 from chassis import auth
+from chassis.grpc import InvalidArgument, translating
 
 MAX_PAGE_SIZE = 100
 MAX_IDS = 500

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from agora.catalog.v1 import catalog_pb2_grpc
-from chassis.identity_keys import identity_verifier
-from chassis.settings import ServiceSettings
 
 from catalog import repository
 from catalog.api import CatalogApi
 from catalog.seed import seed_catalog
 from chassis import runtime
+from chassis.identity_keys import identity_verifier
+from chassis.settings import ServiceSettings
 
 MIGRATIONS = {"catalog": Path(__file__).parent / "migrations"}
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 from agora.identity.v1 import identity_pb2
-from chassis.health import Readiness
-from chassis.http import create_app
 from fastapi import FastAPI
 from fastapi.responses import Response
 
 from chassis import auth
+from chassis.health import Readiness
+from chassis.http import create_app
 from gateway.microcache import MicroCache
 from gateway.ratelimit import RateLimiter
 from gateway.routes import admin, cart, catalog, identity, orders

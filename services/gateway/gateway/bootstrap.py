@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from chassis.http import UvicornServer
-from chassis.identity_keys import identity_verifier
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chassis import runtime
+from chassis.http import UvicornServer
+from chassis.identity_keys import identity_verifier
 from gateway.app import create_api
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings

@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from chassis.logs import get_logger
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from chassis.logs import get_logger
 
 log = get_logger(__name__)
 limiter_unavailable = Counter("agora_gateway_ratelimit_unavailable_total", "Requests let through because Redis failed")

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any
 
-from chassis.grpc import set_request_context
-from chassis.http import Problem, problem_response
 from fastapi import Depends, Request
 
 from chassis import auth
+from chassis.grpc import set_request_context
+from chassis.http import Problem, problem_response
 from gateway.ratelimit import RateLimiter
 
 Scope = MutableMapping[str, Any]

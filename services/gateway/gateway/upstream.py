@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import grpc
+
 from chassis.http import Problem
 from chassis.logs import get_logger
 from chassis.resilience import BreakerOpen, BulkheadFull, DeadlineExceeded, ResilienceError

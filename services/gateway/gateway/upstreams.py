@@ -15,6 +15,7 @@ from agora.orders.v1 import orders_pb2_grpc
 from agora.payments.v1 import payments_pb2_grpc
 from agora.recommendations.v1 import recommendations_pb2_grpc
 from agora.shipping.v1 import shipping_pb2_grpc
+
 from chassis.runtime import ServiceApp
 
 _STUBS: dict[str, Any] = {

@@ -9,9 +9,9 @@ from typing import Any
 
 import grpc
 from agora.identity.v1 import identity_pb2, identity_pb2_grpc
-from chassis.grpc import InvalidArgument
 
 from chassis import auth
+from chassis.grpc import InvalidArgument
 from identity import domain
 
 Handle = Callable[[Any], Awaitable[Any]]

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from agora.identity.v1 import identity_pb2_grpc
-from chassis.settings import ServiceSettings
 from pydantic import Field
 
 from chassis import auth, messaging, runtime
+from chassis.settings import ServiceSettings
 from identity import handlers
 from identity.api import IdentityApi
 from identity.domain import GetJwks

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chassis.logs import get_logger
-
 from identity import domain
 from identity.domain import (
     ADMIN,

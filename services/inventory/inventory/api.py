@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncpg
 from agora.inventory.v1 import inventory_pb2, inventory_pb2_grpc
-from chassis.grpc import InvalidArgument
 
 from chassis import auth
+from chassis.grpc import InvalidArgument
 from inventory import handlers
 from inventory.domain import InvalidQuantity
 

@@ -6,10 +6,10 @@ import functools
 from pathlib import Path
 
 from agora.inventory.v1 import inventory_pb2_grpc
-from chassis.identity_keys import identity_verifier
-from chassis.settings import ServiceSettings
 
 from chassis import auth, messaging, runtime
+from chassis.identity_keys import identity_verifier
+from chassis.settings import ServiceSettings
 from inventory import handlers
 from inventory.api import InventoryApi
 

@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import asyncpg
-from chassis.messaging import Envelope
 
+from chassis.messaging import Envelope
 from inventory import domain, repository
 from inventory.domain import Reservation, Stock, StockCorrupted
 from inventory.repository import Repository

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chassis.settings import ServiceSettings
 from pydantic import Field
 
 from chassis import messaging, runtime
+from chassis.settings import ServiceSettings
 from notifications import handlers
 from notifications.mailer import SmtpMailer
 

@@ -24,8 +24,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import asyncpg
-from chassis.logs import get_logger
 
+from chassis.logs import get_logger
 from notifications import emails, repository
 from notifications.emails import Letter
 from notifications.mailer import Mailer

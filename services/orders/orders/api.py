@@ -10,9 +10,9 @@ from typing import Any
 import grpc
 from agora.common.v1 import common_pb2
 from agora.orders.v1 import orders_pb2, orders_pb2_grpc
-from chassis.grpc import InvalidArgument
 
 from chassis import auth
+from chassis.grpc import InvalidArgument
 from orders import domain
 from orders.peers import Unavailable
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from agora.orders.v1 import orders_pb2_grpc
-from chassis.identity_keys import identity_verifier
-from chassis.settings import ServiceSettings
 
 from chassis import auth, messaging, runtime
+from chassis.identity_keys import identity_verifier
+from chassis.settings import ServiceSettings
 from orders import domain, handlers
 from orders.api import OrdersApi
 from orders.peers import Cart, Catalog

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import asyncpg
-from chassis.logs import get_logger
 
+from chassis.logs import get_logger
 from orders import domain, repository
 from orders.domain import CancelOrder, GetOrder, ListOrders, Money, Order, PlaceOrder
 

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 import grpc
 from agora.cart.v1 import cart_pb2, cart_pb2_grpc
 from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
-from chassis.resilience import ResilienceError
 
+from chassis.resilience import ResilienceError
 from orders.domain import Money
 
 

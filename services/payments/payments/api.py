@@ -6,9 +6,9 @@ import asyncpg
 import grpc
 from agora.common.v1 import common_pb2
 from agora.payments.v1 import payments_pb2, payments_pb2_grpc
-from chassis.grpc import translating
 
 from chassis import auth
+from chassis.grpc import translating
 from payments import handlers
 from payments.domain import Payment
 

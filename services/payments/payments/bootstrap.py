@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from agora.payments.v1 import payments_pb2_grpc
-from chassis.identity_keys import identity_verifier
-from chassis.settings import ServiceSettings
 from pydantic import AliasChoices, Field
 
 from chassis import auth, db, messaging, runtime
+from chassis.identity_keys import identity_verifier
+from chassis.settings import ServiceSettings
 from payments import handlers, provider_fake
 from payments.api import PaymentsApi
 from payments.provider import ProviderAdapter

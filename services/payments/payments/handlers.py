@@ -32,9 +32,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import asyncpg
+
 from chassis.auth import Principal
 from chassis.logs import get_logger
-
 from payments.domain import Money, Operation, Payment, Status
 from payments.provider import Authorized, PaymentProvider
 from payments.repository import Repository, find_payment

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncpg
 import grpc
 from agora.shipping.v1 import shipping_pb2, shipping_pb2_grpc
-from chassis.grpc import translating
 
 from chassis import auth
+from chassis.grpc import translating
 from shipping import handlers
 from shipping.repository import Shipment
 

@@ -6,11 +6,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from agora.shipping.v1 import shipping_pb2_grpc
-from chassis.identity_keys import identity_verifier
-from chassis.settings import ServiceSettings
 from pydantic import Field
 
 from chassis import auth, db, messaging, runtime
+from chassis.identity_keys import identity_verifier
+from chassis.settings import ServiceSettings
 from shipping import carrier_fake, handlers
 from shipping.api import ShippingApi
 from shipping.carrier import CarrierAdapter

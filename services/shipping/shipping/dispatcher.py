@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 
 import asyncpg
-from chassis.logs import get_logger
 
+from chassis.logs import get_logger
 from shipping.carrier import CarrierAdapter
 from shipping.handlers import Outbox, dispatch_next
 

@@ -25,9 +25,9 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 import asyncpg
+
 from chassis.auth import Principal
 from chassis.logs import get_logger
-
 from shipping import repository
 from shipping.carrier import AlreadyDispatched, CarrierAdapter, CarrierRefused
 from shipping.repository import Shipment

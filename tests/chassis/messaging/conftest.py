@@ -9,9 +9,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from chassis.messaging import MIGRATIONS, NatsBus
 
 from chassis import db
+from chassis.messaging import MIGRATIONS, NatsBus
 from tests.conftest import NATS_URL, unique_city
 
 THING_MADE_SCHEMA = {

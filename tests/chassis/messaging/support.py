@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+
 from chassis.messaging import Envelope, Outbox
 
 THING_MADE = "agora.things.ThingMade.v1"

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chassis.messaging import Consumer, NatsBus, OutboxRelay, PostgresInbox
 
+from chassis.messaging import Consumer, NatsBus, OutboxRelay, PostgresInbox
 from tests.chassis.messaging.support import THING_MADE, amounts, effects_reach, make_thing, record_effect
 
 NATS_SERVER = Path(sys.executable).with_name("nats-server")

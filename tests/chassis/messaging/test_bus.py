@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from chassis.messaging import DeadLetter, NatsBus, connect_bus
 from chassis.settings import ServiceSettings
-
 from tests.conftest import NATS_URL
 
 

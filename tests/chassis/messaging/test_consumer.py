@@ -7,8 +7,8 @@ import random
 from dataclasses import dataclass, field
 
 import asyncpg
-from chassis.messaging import Consumer, DeadLetter, Envelope, PostgresInbox
 
+from chassis.messaging import Consumer, DeadLetter, Envelope, PostgresInbox
 from tests.chassis.messaging.support import THING_MADE, eventually
 
 

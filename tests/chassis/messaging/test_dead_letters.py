@@ -8,6 +8,8 @@ import time
 import uuid
 
 import asyncpg
+from prometheus_client import REGISTRY
+
 from chassis.messaging import (
     Consumer,
     Envelope,
@@ -18,8 +20,6 @@ from chassis.messaging import (
     replay_all,
     replay_dead_letter,
 )
-from prometheus_client import REGISTRY
-
 from tests.chassis.messaging.support import THING_MADE, amounts, effects_reach, eventually, make_thing, record_effect
 
 

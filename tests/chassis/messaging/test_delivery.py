@@ -8,9 +8,9 @@ import time
 
 import asyncpg
 import pytest
-from chassis.messaging import Consumer, Envelope, NatsBus, OutboxRelay, PostgresInbox
 from prometheus_client import REGISTRY
 
+from chassis.messaging import Consumer, Envelope, NatsBus, OutboxRelay, PostgresInbox
 from tests.chassis.messaging.support import (
     THING_MADE,
     THINGS,

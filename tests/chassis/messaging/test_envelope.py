@@ -6,8 +6,8 @@ import json
 import uuid
 
 import pytest
-from chassis.messaging import Envelope, MalformedEvent, add_to_outbox
 
+from chassis.messaging import Envelope, MalformedEvent, add_to_outbox
 from tests.chassis.messaging.support import THING_MADE, THINGS
 
 

@@ -7,9 +7,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from chassis.messaging import PostgresInbox, RedisInbox
 from redis.asyncio import Redis
 
+from chassis.messaging import PostgresInbox, RedisInbox
 from tests.conftest import REDIS_URL, unique_city
 
 

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+
 from chassis.messaging import Consumer, Envelope, OutboxRelay, PostgresInbox, list_dead_letters, replay_all
 from chassis.messaging.rabbit_bus import RabbitBus
-
 from tests.chassis.messaging.support import (
     THING_MADE,
     amounts,

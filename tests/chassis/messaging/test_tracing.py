@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncpg
 import structlog
-from chassis.messaging import Consumer, Envelope, OutboxRelay, PostgresInbox
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from chassis.messaging import Consumer, Envelope, OutboxRelay, PostgresInbox
 from tests.chassis.messaging.support import THING_MADE, eventually, make_thing
 
 

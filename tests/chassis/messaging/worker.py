@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
+
 from chassis.messaging import Consumer, Delivery, NatsBus, OutboxRelay, PostgresInbox
 
 

@@ -2,9 +2,10 @@ import asyncio
 
 import grpc
 import pytest
+from structlog.testing import capture_logs
+
 from chassis.resilience import BreakerOpen, BreakerPolicy, BreakerState, BulkheadFull, CircuitBreaker
 from chassis.resilience.grpc_errors import is_failure
-from structlog.testing import capture_logs
 
 from .fakes import FakeClock, metric, rpc_error
 

@@ -1,6 +1,7 @@
 import asyncio
 
 import pytest
+
 from chassis.resilience import (
     Deadline,
     DeadlineExceeded,

@@ -1,5 +1,6 @@
 import grpc
 import pytest
+
 from chassis.resilience import BreakerOpen, BulkheadFull, DeadlineExceeded, deadline_scope
 from chassis.resilience.grpc_errors import is_failure, is_retryable
 

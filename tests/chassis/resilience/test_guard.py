@@ -3,6 +3,8 @@ import random
 
 import grpc
 import pytest
+from structlog.testing import capture_logs
+
 from chassis.resilience import (
     BreakerOpen,
     BreakerPolicy,
@@ -15,7 +17,6 @@ from chassis.resilience import (
     RetryPolicy,
     deadline_scope,
 )
-from structlog.testing import capture_logs
 
 from .fakes import FakeClock, metric, rpc_error
 

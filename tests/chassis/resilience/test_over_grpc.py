@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 import pytest
+
 from chassis.resilience import BreakerOpen, DeadlineExceeded, Guard, deadline_scope, parse_policies
 
 from .fakes import metric

@@ -2,6 +2,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from chassis.resilience import (
     BreakerPolicy,
     BulkheadPolicy,

@@ -3,6 +3,9 @@ from collections.abc import Callable
 
 import grpc
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from chassis.resilience import (
     BreakerPolicy,
     BulkheadPolicy,
@@ -13,8 +16,6 @@ from chassis.resilience import (
     backoff,
     deadline_scope,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 from .fakes import FakeClock, metric, rpc_error
 

@@ -8,11 +8,11 @@ from agora.analytics.v1 import analytics_pb2
 from agora.catalog.v1 import catalog_pb2
 from agora.common.v1 import common_pb2
 from agora.inventory.v1 import inventory_pb2
-from chassis.http import Problem
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from chassis.http import Problem
 from gateway import views
 from gateway.models import Money, ProductSummary
 from gateway.security import CurrentAdmin

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from agora.catalog.v1 import catalog_pb2
 from agora.inventory.v1 import inventory_pb2
 from agora.recommendations.v1 import recommendations_pb2
-from chassis.http import Problem
-from chassis.logs import get_logger
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
+from chassis.http import Problem
+from chassis.logs import get_logger
 from gateway import views
 from gateway.microcache import MicroCache
 from gateway.models import CategoryList, ProductList, ProductPage

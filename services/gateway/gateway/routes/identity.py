@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from agora.identity.v1 import identity_pb2
-from chassis.http import Problem
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from chassis.http import Problem
 from gateway.ratelimit import RateLimiter
 from gateway.security import CurrentUser
 from gateway.settings import GatewaySettings

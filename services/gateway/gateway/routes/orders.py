@@ -12,11 +12,11 @@ import grpc
 from agora.orders.v1 import orders_pb2
 from agora.payments.v1 import payments_pb2
 from agora.shipping.v1 import shipping_pb2
-from chassis.http import Problem
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
+from chassis.http import Problem
 from gateway import views
 from gateway.models import Money
 from gateway.security import CurrentUser
