@@ -247,11 +247,7 @@ def main() -> None:
         (work / "events" / PRODUCER / "Ping.v1.json").write_text(json.dumps(PING_SCHEMA))
         os.environ["AGORA_CONTRACTS_DIR"] = str(work / "events")
         with nats_server(work / "jetstream") as url:
-            report = uvloop.run(
-                measure(  # the services' event loop
-                    url, options.events, options.warmup
-                )
-            )
+            report = uvloop.run(measure(url, options.events, options.warmup))  # the services' event loop
     finally:
         shutil.rmtree(work, ignore_errors=True)
     version = subprocess.run([str(NATS_SERVER), "--version"], capture_output=True, text=True).stdout.strip()

@@ -184,7 +184,7 @@ async def _main(settings: ServiceSettings, build: Callable[[ServiceApp], Awaitab
 def run(settings_class: type[SettingsT], build: Callable[[Any], Awaitable[None]]) -> None:
     """The whole `__main__` of a service."""
     settings = settings_module.load(settings_class)
-    logs.configure(settings.service)
+    logs.configure(settings.service, level=settings.log_level)
     tracing.configure(settings.service, settings.instance)
     if settings.mtls == "off":
         log.warning("mtls_off", detail="AGORA_MTLS=off: gRPC is unencrypted and callers are unauthenticated")

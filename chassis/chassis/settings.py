@@ -42,6 +42,7 @@ class ServiceSettings(BaseSettings):
     jwt_issuer: str = "agora-identity"
     jwt_audience: str = "agora"
     shutdown_grace_seconds: float = 10.0
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("allowed_callers", mode="before")
     @classmethod

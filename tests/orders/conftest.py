@@ -1,5 +1,6 @@
 """Orders as it runs: its real bootstrap and gRPC server on a throwaway database, a small real
-gRPC double of cart and catalog at the process boundary, and user tokens signed by a test key."""
+gRPC double of cart, catalog and shipping at the process boundary (or the real shipping), and
+user tokens signed by a test key."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +24,16 @@ from agora.cart.v1 import cart_pb2, cart_pb2_grpc
 from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from agora.common.v1 import common_pb2
 from agora.orders.v1 import orders_pb2, orders_pb2_grpc
+from agora.shipping.v1 import shipping_pb2, shipping_pb2_grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chassis import auth, db, messaging
 from chassis.grpc import CALLER_METADATA
 from chassis.messaging import NatsBus
 from chassis.runtime import ServiceApp
+from orders import handlers
 from orders.bootstrap import MIGRATIONS, OrdersSettings, build
-from tests.conftest import NATS_URL, unique_city
+from tests.conftest import ADMIN_DSN, NATS_URL, unique_city
 
 ISSUER, AUDIENCE, KID = "agora-identity", "agora", "test-key"
 
@@ -68,7 +72,8 @@ def _user_of(context: grpc.aio.ServicerContext) -> str:
 
 @dataclass
 class Shop:
-    """What the double of cart and catalog answers: carts by user, and the catalog's prices."""
+    """What the double of cart, catalog and shipping answers: carts by user, the catalog's prices,
+    and the orders whose parcels the carrier has already taken."""
 
     carts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     products: dict[str, tuple[str, int]] = field(default_factory=dict)
@@ -76,6 +81,10 @@ class Shop:
     hold_cart: asyncio.Event | None = None
     cart_called: asyncio.Event = field(default_factory=asyncio.Event)
     available: bool = True
+    dispatched: set[str] = field(default_factory=set)
+    shipping_available: bool = True
+    # (order id, user of the forwarded token) of every CancelShipment shipping was asked.
+    shipment_cancels: list[tuple[str, str]] = field(default_factory=list)
 
     def add_product(self, name: str, price: int) -> str:
         product_id = str(uuid.uuid4())
@@ -123,11 +132,25 @@ class _FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
         )
 
 
+class _FakeShipping(shipping_pb2_grpc.ShippingServiceServicer):
+    def __init__(self, shop: Shop):
+        self._shop = shop
+
+    async def CancelShipment(self, request, context):  # type: ignore[no-untyped-def]
+        if not self._shop.shipping_available:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "shipping is down")
+        self._shop.shipment_cancels.append((request.order_id, _user_of(context)))
+        if request.order_id in self._shop.dispatched:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "already shipped")
+        return shipping_pb2.Shipment(order_id=request.order_id, status="cancelled")
+
+
 @contextlib.asynccontextmanager
 async def shop_double(shop: Shop) -> AsyncIterator[str]:
     server = grpc.aio.server()
     cart_pb2_grpc.add_CartServiceServicer_to_server(_FakeCart(shop), server)
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(_FakeCatalog(shop), server)
+    shipping_pb2_grpc.add_ShippingServiceServicer_to_server(_FakeShipping(shop), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -193,6 +216,28 @@ async def published(pool: asyncpg.Pool, name: str) -> list[dict[str, Any]]:
     return [json.loads(row["envelope"])["data"] for row in rows]
 
 
+async def confirm(pool: asyncpg.Pool, order_id: str) -> None:
+    """Inventory reserves and payments authorizes, handled as orders' consumer handles them."""
+    for producer, name, data in (
+        ("inventory", "StockReserved", {"order_id": order_id, "lines": [{"product_id": "p-1", "quantity": 1}]}),
+        ("payments", "PaymentAuthorized", {"order_id": order_id, "amount": {"amount": 1, "currency": "USD"}}),
+    ):
+        await deliver(pool, messaging.Envelope.new(producer, name, data, subject=order_id))
+
+
+async def deliver(pool: asyncpg.Pool, event: messaging.Envelope) -> None:
+    """What orders' consumer does with one delivery: claim it in the inbox, handle it, commit."""
+    handler = handlers.SUBSCRIPTIONS[event.type]
+    outbox = messaging.Outbox("orders")
+    await messaging.PostgresInbox(pool).apply_once(
+        "orders", event.id, lambda conn: handler(event, conn, outbox=outbox, clock=_utc_now)
+    )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @contextlib.asynccontextmanager
 async def running(settings: OrdersSettings, **overrides: Any) -> AsyncIterator[ServiceApp]:
     app = ServiceApp(settings)
@@ -209,9 +254,19 @@ async def running(settings: OrdersSettings, **overrides: Any) -> AsyncIterator[S
 
 
 @contextlib.asynccontextmanager
-async def orders_service(dsn: str, home: Path, **overrides: Any) -> AsyncIterator[Orders]:
-    city = unique_city()
-    shop, tokens = Shop(), Tokens()
+async def orders_service(
+    dsn: str,
+    home: Path,
+    *,
+    city: str | None = None,
+    tokens: Tokens | None = None,
+    shipping: str | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Orders]:
+    """`shipping` is the address of a real shipping service (in the same `city`, verifying the
+    same `tokens`); without it the double answers for shipping too."""
+    city = city or unique_city()
+    shop, tokens = Shop(), tokens or Tokens()
     try:
         async with shop_double(shop) as shop_address:
             settings = OrdersSettings(
@@ -224,7 +279,12 @@ async def orders_service(dsn: str, home: Path, **overrides: Any) -> AsyncIterato
                 nats_url=NATS_URL,
                 mtls="off",
                 allowed_callers=frozenset({"gateway"}),
-                peers={"cart": [shop_address], "catalog": [shop_address], "identity": [shop_address]},
+                peers={
+                    "cart": [shop_address],
+                    "catalog": [shop_address],
+                    "identity": [shop_address],
+                    "shipping": [shipping or shop_address],
+                },
             )
             async with (
                 running(settings, verifier=tokens.verifier(), **overrides),
@@ -246,6 +306,19 @@ async def orders_service(dsn: str, home: Path, **overrides: Any) -> AsyncIterato
 async def orders(fresh_database: str, tmp_path: Path) -> AsyncIterator[Orders]:
     async with orders_service(fresh_database, tmp_path) as service:
         yield service
+
+
+@contextlib.asynccontextmanager
+async def throwaway_database() -> AsyncIterator[str]:
+    """Another empty database, for a second service in the same test; dropped afterwards."""
+    name = unique_city()
+    admin = await asyncpg.connect(ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 @pytest.fixture

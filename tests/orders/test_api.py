@@ -1,4 +1,4 @@
-"""Orders' gRPC API through its real server, with cart and catalog answering over gRPC."""
+"""Orders' gRPC API through its real server, with cart, catalog and shipping answering over gRPC."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import grpc
 from agora.orders.v1 import orders_pb2
 
-from tests.orders.conftest import ADDRESS, Orders, rpc_error, violations
+from tests.orders.conftest import ADDRESS, Orders, confirm, rpc_error, violations
 
 
 def fill_cart(orders: Orders, user: str, *lines: tuple[str, int]) -> None:
@@ -232,3 +232,48 @@ async def test_a_customer_cancels_a_pending_order_once(orders: Orders):
     again = await rpc_error(orders.cancel("ada", order.order_id))
     assert again.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert len(await orders.published("OrderCancelled")) == 1
+    assert orders.shop.shipment_cancels == []  # no parcel is booked before OrderConfirmed
+
+
+async def confirmed_order(orders: Orders, user: str) -> orders_pb2.Order:
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    fill_cart(orders, user, (cup, 2))
+    order = await orders.place(user)
+    await confirm(orders.pool, order.order_id)
+    assert (await orders.get(user, order.order_id)).status == "CONFIRMED"
+    return order
+
+
+async def test_cancelling_a_confirmed_order_has_shipping_cancel_the_parcel_first(orders: Orders):
+    order = await confirmed_order(orders, "ada")
+
+    cancelled = await orders.cancel("ada", order.order_id)
+
+    assert orders.shop.shipment_cancels == [(order.order_id, "ada")]
+    assert (cancelled.status, cancelled.status_reason) == ("CANCELLED", "customer_request")
+    assert [change.status for change in cancelled.history] == ["PENDING", "CONFIRMED", "CANCELLED"]
+    assert [e["reason"] for e in await orders.published("OrderCancelled")] == ["customer_request"]
+
+
+async def test_a_confirmed_order_whose_parcel_left_is_not_cancelled(orders: Orders):
+    order = await confirmed_order(orders, "ada")
+    orders.shop.dispatched.add(order.order_id)
+
+    error = await rpc_error(orders.cancel("ada", order.order_id))
+
+    assert (error.code(), error.details()) == (grpc.StatusCode.FAILED_PRECONDITION, "already shipped")
+    assert (await orders.get("ada", order.order_id)).status == "CONFIRMED"
+    assert await orders.published("OrderCancelled") == []
+
+
+async def test_shipping_down_answers_unavailable_and_changes_nothing(orders: Orders):
+    order = await confirmed_order(orders, "ada")
+    orders.shop.shipping_available = False
+
+    error = await rpc_error(orders.cancel("ada", order.order_id))
+
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert (await orders.get("ada", order.order_id)).status == "CONFIRMED"
+    assert await orders.published("OrderCancelled") == []
+    orders.shop.shipping_available = True
+    assert (await orders.cancel("ada", order.order_id)).status == "CANCELLED"

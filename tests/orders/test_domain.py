@@ -113,6 +113,16 @@ def test_a_customer_may_cancel_until_dispatch(status_before):
     assert order.events == [OrderCancelled("o1", "u1", LINES, Money(4499, "USD"), "customer_request")]
 
 
+def test_only_a_confirmed_order_may_have_a_parcel_shipping_must_cancel_first():
+    pending, confirmed, shipped = new_order(), new_order(), new_order()
+    for order in (confirmed, shipped):
+        order.record_stock(reserved=True, now=later(1))
+        order.record_payment(authorized=True, now=later(1))
+    shipped.mark_shipped("parcelfast", "PF1", later(2))
+
+    assert [order.may_have_shipment for order in (pending, confirmed, shipped)] == [False, True, False]
+
+
 def test_a_shipped_or_cancelled_order_cannot_be_cancelled():
     shipped = new_order()
     shipped.record_stock(reserved=True, now=later(1))

@@ -15,11 +15,13 @@ import asyncpg
 import pytest
 
 from chassis import db
+from chassis.auth import Principal
 from chassis.messaging import Envelope, Outbox, PostgresInbox
 from shipping import handlers
 from shipping.bootstrap import MIGRATIONS
 from shipping.carrier import CarrierAdapter
 from shipping.carrier_fake import CarrierFake
+from shipping.repository import Shipment
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 USER = "0b6f8a52-3c1d-4f0e-8d7a-5e2b9c4a1f10"
@@ -88,6 +90,16 @@ class Shipping:
             carrier=self.carrier, outbox=outbox or self.outbox, dispatch_delay=self.dispatch_delay
         )[event.type]
         return await PostgresInbox(self.pool).apply_once("shipping", event.id, lambda conn: handler(event, conn))
+
+    async def cancel_for_orders(self, order_id: str, *, user_id: str = USER, outbox: Any = None) -> Shipment:
+        """CancelShipment as orders asks it, with the customer's token."""
+        return await handlers.cancel_before_dispatch(
+            order_id,
+            principal=Principal(user_id, frozenset({"customer"})),
+            pool=self.pool,
+            carrier=self.carrier,
+            outbox=outbox or self.outbox,
+        )
 
     async def dispatch_next(self, *, outbox: Any = None) -> bool:
         return await handlers.dispatch_next(self.pool, carrier=self.carrier, outbox=outbox or self.outbox)

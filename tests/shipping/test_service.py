@@ -75,6 +75,13 @@ class Service:
             shipping_pb2.GetShipmentRequest(order_id=order_id), metadata=metadata, timeout=10
         )
 
+    async def cancel(self, order_id: str, *, caller: str = "orders") -> shipping_pb2.Shipment:
+        """CancelShipment as orders asks it, forwarding the customer's token."""
+        metadata = [(CALLER_METADATA, caller), ("authorization", f"Bearer {self.tokens.sign(USER, 'customer')}")]
+        return await self.stub.CancelShipment(
+            shipping_pb2.CancelShipmentRequest(order_id=order_id), metadata=metadata, timeout=10
+        )
+
     async def wait_for(self, order_id: str, status: str) -> shipping_pb2.Shipment:
         async with asyncio.timeout(10):
             while True:
@@ -97,7 +104,7 @@ async def service(fresh_database: str, tmp_path: Path) -> AsyncIterator[Service]
         dsn=fresh_database,
         nats_url=NATS_URL,
         mtls="off",
-        allowed_callers=frozenset({"gateway"}),
+        allowed_callers=frozenset({"gateway", "orders"}),
         dispatch_delay_seconds=0.5,
     )
     tokens = Tokens()
@@ -157,3 +164,44 @@ async def test_only_the_customer_or_an_admin_sees_the_shipment(service: Service)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await service.shipment(order_id, token=None)
     assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_orders_cancels_a_shipment_before_dispatch_and_is_refused_after(service: Service) -> None:
+    early, late = new_order_id(), new_order_id()
+    await service.publish(order_confirmed(early))
+    await service.publish(order_confirmed(late))
+    await service.wait_for(early, "created")
+
+    cancelled = await service.cancel(early)
+    await service.wait_for(late, "dispatched")
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.cancel(late)
+
+    assert (cancelled.order_id, cancelled.status, cancelled.carrier) == (early, "cancelled", "parcelfast")
+    assert (refused.value.code(), refused.value.details()) == (grpc.StatusCode.FAILED_PRECONDITION, "already shipped")
+    await asyncio.sleep(0.8)  # past the dispatch delay
+    assert (await service.shipment(early)).status == "cancelled"
+
+
+async def test_orders_cancel_of_an_order_shipping_has_not_heard_of_leaves_nothing_to_see(service: Service) -> None:
+    order_id = new_order_id()
+
+    assert (await service.cancel(order_id)).status == "cancelled"
+    await service.publish(order_confirmed(order_id))
+
+    await asyncio.sleep(0.8)  # time to consume the confirmation and pass the dispatch delay
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await service.shipment(order_id)
+    assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_only_orders_may_cancel_a_shipment(service: Service) -> None:
+    order_id = new_order_id()
+    await service.publish(order_confirmed(order_id))
+    await service.wait_for(order_id, "created")
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.cancel(order_id, caller="gateway")
+
+    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert (await service.shipment(order_id)).status == "created"

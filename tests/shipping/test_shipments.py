@@ -207,6 +207,102 @@ async def test_cancel_and_dispatch_racing_never_both_win(shipping: Shipping) -> 
     assert set(outcomes) == {"dispatched", "cancelled"}
 
 
+async def test_orders_cancel_of_a_booked_shipment_cancels_it_at_the_carrier(shipping: Shipping) -> None:
+    order_id = new_order_id()
+    await shipping.deliver(order_confirmed(order_id))
+
+    shipment = await shipping.cancel_for_orders(order_id)
+
+    assert (shipment.order_id, shipment.status, shipment.carrier) == (order_id, "cancelled", "parcelfast")
+    assert await shipping.dispatch_next() is False
+    assert [name for name, _ in await shipping.published(order_id)] == ["ShipmentCreated", "ShipmentCancelled"]
+    [consignment] = await shipping.consignments(order_id)
+    assert consignment["status_code"] == "CX"
+
+
+async def test_orders_cancel_repeated_answers_cancelled_and_cancels_once(shipping: Shipping) -> None:
+    order_id = new_order_id()
+    await shipping.deliver(order_confirmed(order_id))
+    await shipping.cancel_for_orders(order_id)
+
+    again = await shipping.cancel_for_orders(order_id)
+    await shipping.deliver(order_cancelled(order_id))  # orders' OrderCancelled follows its cancel
+
+    assert again.status == "cancelled"
+    assert [name for name, _ in await shipping.published(order_id)] == ["ShipmentCreated", "ShipmentCancelled"]
+
+
+async def test_orders_cancel_before_the_confirmation_arrives_leaves_a_tombstone(shipping: Shipping) -> None:
+    order_id = new_order_id()
+
+    shipment = await shipping.cancel_for_orders(order_id, user_id="ada")
+    await shipping.deliver(order_confirmed(order_id))
+
+    assert (shipment.status, shipment.user_id, shipment.is_tombstone) == ("cancelled", "ada", True)
+    assert await shipping.dispatch_next() is False
+    assert await shipping.published(order_id) == []
+    assert await shipping.consignments(order_id) == []
+
+
+async def test_orders_cancel_after_dispatch_is_refused_and_changes_nothing(shipping: Shipping) -> None:
+    order_id = new_order_id()
+    await shipping.deliver(order_confirmed(order_id))
+    await shipping.dispatch_next()
+
+    with pytest.raises(handlers.ShipmentAlreadyDispatched):
+        await shipping.cancel_for_orders(order_id)
+
+    assert await shipping.status(order_id) == "dispatched"
+    assert [name for name, _ in await shipping.published(order_id)] == ["ShipmentCreated", "ShipmentDispatched"]
+
+
+async def test_orders_cancel_after_a_lost_dispatch_is_refused_and_records_the_dispatch(shipping: Shipping) -> None:
+    order_id = new_order_id()
+    await shipping.deliver(order_confirmed(order_id))
+    with pytest.raises(Crash):  # the carrier dispatched; our record of it never committed
+        await shipping.dispatch_next(outbox=CrashingOutbox())
+
+    with pytest.raises(handlers.ShipmentAlreadyDispatched):
+        await shipping.cancel_for_orders(order_id)
+
+    assert await shipping.status(order_id) == "dispatched"
+    assert [name for name, _ in await shipping.published(order_id)] == ["ShipmentCreated", "ShipmentDispatched"]
+
+
+async def test_orders_cancel_and_dispatch_racing_give_one_answer_that_holds(shipping: Shipping) -> None:
+    shipping.dispatch_delay = timedelta(hours=1)
+    orders = [new_order_id() for _ in range(40)]
+    for order_id in orders:
+        await shipping.deliver(order_confirmed(order_id))
+
+    async def cancel(order_id: str, delay: float) -> str:
+        await asyncio.sleep(delay)
+        try:
+            return (await shipping.cancel_for_orders(order_id)).status
+        except handlers.ShipmentAlreadyDispatched:
+            return "refused"
+
+    async def dispatch(delay: float) -> None:
+        await asyncio.sleep(delay)
+        await shipping.dispatch_next()
+
+    answers = {}
+    for order_id in orders:
+        await shipping.fall_due(order_id)
+        answers[order_id], _ = await asyncio.gather(
+            cancel(order_id, random.uniform(0, 0.004)), dispatch(random.uniform(0, 0.004) + DISPATCH_HANDICAP)
+        )
+
+    for order_id, answer in answers.items():
+        status = await shipping.status(order_id)
+        names = [name for name, _ in await shipping.published(order_id)][1:]
+        assert (answer, status, names) in (
+            ("cancelled", "cancelled", ["ShipmentCancelled"]),
+            ("refused", "dispatched", ["ShipmentDispatched"]),
+        )
+    assert set(answers.values()) == {"cancelled", "refused"}
+
+
 async def test_two_dispatchers_dispatch_each_shipment_once(shipping: Shipping) -> None:
     orders = [new_order_id() for _ in range(20)]
     for order_id in orders:

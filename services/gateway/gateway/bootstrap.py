@@ -25,6 +25,7 @@ async def build(app: runtime.ServiceApp) -> None:
             health = health_pb2_grpc.HealthStub(app.channel(name))
             app.add_readiness_check(name, lambda health=health: health.Check(health_pb2.HealthCheckRequest()))
     limiter = RateLimiter(redis, prefix=f"{settings.city}:gateway:")
+    app.add_worker(limiter)
     api = create_api(settings, app.readiness, upstreams, identity_verifier(app), limiter)
     app.serve_http(UvicornServer(api, settings.host, settings.http_port, graceful_seconds=settings.shutdown_grace_seconds))
 

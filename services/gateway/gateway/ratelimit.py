@@ -1,13 +1,21 @@
 """Fixed-window rate limits kept in Redis, so every gateway replica shares one count.
 
-One round trip per request (INCR and EXPIRE in one pipeline). If Redis cannot be reached the
-request is let through and the failure is counted: losing the limiter must not take the shop
-down with it.
+Two ways to count. `hit` asks Redis on every call (INCR and EXPIRE in one round trip): exact,
+for the rare, costly requests that attackers repeat (login, registration). `hit_fast` counts in
+memory and adds the local counts to Redis every `sync_seconds` in one pipeline, reading back
+the shared totals: at most `sync_seconds` behind the other replicas, and no network round trip
+on the hot path of ordinary API calls.
+
+If Redis cannot be reached, requests are judged on what this replica has counted: losing the
+limiter must not take the shop down with it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import Counter
@@ -17,7 +25,7 @@ from redis.exceptions import RedisError
 from chassis.logs import get_logger
 
 log = get_logger(__name__)
-limiter_unavailable = Counter("agora_gateway_ratelimit_unavailable_total", "Requests let through because Redis failed")
+limiter_unavailable = Counter("agora_gateway_ratelimit_unavailable_total", "Rate-limit syncs that failed to reach Redis")
 limited = Counter("agora_gateway_ratelimited_total", "Requests refused by a rate limit", ["scope"])
 
 
@@ -39,17 +47,40 @@ class Verdict:
         return headers
 
 
+@dataclass
+class _Window:
+    shared: int = 0  # the total in Redis when last synced, every replica's hits included
+    unsynced: int = 0  # this replica's hits since
+
+
 class RateLimiter:
-    def __init__(self, redis: Redis, prefix: str, *, window_seconds: int = 60):
+    def __init__(
+        self, redis: Redis, prefix: str, *, window_seconds: int = 60, sync_seconds: float = 0.05,
+        clock: Callable[[], float] = time.time,
+    ):
         self._redis = redis
         self._prefix = prefix
         self._window = window_seconds
+        self._sync_seconds = sync_seconds
+        self._clock = clock
+        self._windows: dict[str, _Window] = {}
+        self._task: asyncio.Task[None] | None = None
 
-    async def hit(self, scope: str, key: str, limit: int) -> Verdict:
-        now = time.time()
+    def _key(self, scope: str, key: str) -> tuple[str, int]:
+        now = self._clock()
         window = int(now // self._window)
         reset = max(1, int((window + 1) * self._window - now + 0.999))
-        redis_key = f"{self._prefix}rl:{scope}:{key}:{window}"
+        return f"{self._prefix}rl:{scope}:{key}:{window}", reset
+
+    def _verdict(self, scope: str, count: int, limit: int, reset: int) -> Verdict:
+        allowed = count <= limit
+        if not allowed:
+            limited.labels(scope).inc()
+        return Verdict(allowed, limit, max(0, limit - count), reset)
+
+    async def hit(self, scope: str, key: str, limit: int) -> Verdict:
+        """Exact: one Redis round trip."""
+        redis_key, reset = self._key(scope, key)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.incr(redis_key)
@@ -58,8 +89,54 @@ class RateLimiter:
         except (RedisError, OSError) as error:
             limiter_unavailable.inc()
             log.warning("ratelimit_unavailable", error=str(error))
-            return Verdict(True, limit, limit, reset)
-        allowed = count <= limit
-        if not allowed:
-            limited.labels(scope).inc()
-        return Verdict(allowed, limit, max(0, limit - count), reset)
+            return self.hit_fast(scope, key, limit)
+        return self._verdict(scope, count, limit, reset)
+
+    def hit_fast(self, scope: str, key: str, limit: int) -> Verdict:
+        """In memory; Redis learns of it within `sync_seconds`."""
+        redis_key, reset = self._key(scope, key)
+        window = self._windows.get(redis_key)
+        if window is None:
+            window = self._windows[redis_key] = _Window()
+        window.unsynced += 1
+        return self._verdict(scope, window.shared + window.unsynced, limit, reset)
+
+    async def sync(self) -> None:
+        """Adds local counts to Redis and reads back the shared totals; forgets past windows."""
+        current = int(self._clock() // self._window)
+        for redis_key in [k for k in self._windows if int(k.rsplit(":", 1)[1]) < current]:
+            del self._windows[redis_key]
+        pending = {key: window.unsynced for key, window in self._windows.items() if window.unsynced}
+        if not pending:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for redis_key, count in pending.items():
+                pipe.incrby(redis_key, count)
+                pipe.expire(redis_key, self._window + 1)
+            results = await pipe.execute()
+        for (redis_key, count), total in zip(pending.items(), results[::2], strict=True):
+            window = self._windows.get(redis_key)
+            if window is not None:
+                window.unsynced -= count
+                window.shared = total
+
+    async def _sync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._sync_seconds)
+            try:
+                await self.sync()
+            except (RedisError, OSError) as error:
+                limiter_unavailable.inc()
+                log.warning("ratelimit_sync_failed", error=str(error))
+                await asyncio.sleep(1.0)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._sync_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(RedisError, OSError):
+            await self.sync()

@@ -55,7 +55,7 @@ class EdgeGuard:
 
         client = scope.get("client") or ("unknown", 0)
         who = f"user:{principal.user_id}" if principal else f"addr:{client[0]}"
-        verdict = await self.limiter.hit("api", who, self.per_minute)
+        verdict = self.limiter.hit_fast("api", who, self.per_minute)
         headers = [(name.lower().encode(), value.encode()) for name, value in verdict.headers().items()]
         if not verdict.allowed:
             await problem_response(429, "too many requests; slow down", headers=verdict.headers())(scope, receive, send)

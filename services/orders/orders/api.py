@@ -26,8 +26,9 @@ _STATUS: dict[type[Exception], tuple[grpc.StatusCode, str | None]] = {
     domain.EmptyCart: (grpc.StatusCode.FAILED_PRECONDITION, "cart is empty"),
     domain.NotOrderable: (grpc.StatusCode.FAILED_PRECONDITION, None),
     domain.InvalidTransition: (grpc.StatusCode.FAILED_PRECONDITION, None),
+    domain.AlreadyShipped: (grpc.StatusCode.FAILED_PRECONDITION, "already shipped"),
     domain.KeyInFlight: (grpc.StatusCode.ABORTED, "a request with this idempotency key is still being processed"),
-    Unavailable: (grpc.StatusCode.UNAVAILABLE, "a service needed to place the order is unavailable"),
+    Unavailable: (grpc.StatusCode.UNAVAILABLE, "a service this request needs is unavailable; try again"),
 }
 
 

@@ -16,7 +16,7 @@ from chassis.identity_keys import identity_verifier
 from chassis.settings import ServiceSettings
 from orders import domain, handlers
 from orders.api import OrdersApi
-from orders.peers import Cart, Catalog
+from orders.peers import Cart, Catalog, Shipping
 
 MIGRATIONS = {"orders": Path(__file__).parent / "migrations", "messaging": messaging.MIGRATIONS}
 
@@ -49,6 +49,7 @@ async def build(
         "pool": pool,
         "cart": Cart(app.channel("cart")),
         "catalog": Catalog(app.channel("catalog")),
+        "shipping": Shipping(app.channel("shipping")),
         "outbox": outbox or await app.outbox(pool),
         "clock": clock,
     }

@@ -176,6 +176,10 @@ class InvalidTransition(Exception):
     pass
 
 
+class AlreadyShipped(Exception):
+    """The carrier took the parcel before the cancel reached shipping."""
+
+
 # ---------------------------------------------------------------- rules
 
 
@@ -285,6 +289,12 @@ class Order:
             self.payment = AUTHORIZED if authorized else DECLINED
             self._decide(now)
 
+    @property
+    def may_have_shipment(self) -> bool:
+        """Shipping books a parcel on OrderConfirmed: before a customer's cancel of a confirmed
+        order, shipping must cancel it, and may answer that it already left."""
+        return self.status == CONFIRMED
+
     def cancel(self, now: datetime) -> None:
         """At the customer's request; allowed until the carrier has the parcel."""
         if self.status not in (PENDING, CONFIRMED):
@@ -292,8 +302,9 @@ class Order:
         self._cancel(CUSTOMER_REQUEST, now)
 
     def mark_shipped(self, carrier: str, tracking_number: str, now: datetime) -> None:
-        """The carrier dispatched it. A cancelled order is never dispatched (shipping cancels its
-        shipment), so a late dispatch of one changes nothing here; nor does a repeat."""
+        """The carrier dispatched it. A cancelled order is never dispatched (shipping cancels the
+        shipment before orders cancels a confirmed order), so a dispatch of one changes nothing
+        here (the handler reports it as a broken invariant); nor does a repeat."""
         if self.status in (SHIPPED, CANCELLED):
             return
         if self.status != CONFIRMED:

@@ -37,6 +37,10 @@ class Catalog(Protocol):
     async def prices(self, product_ids: Iterable[str]) -> dict[str, tuple[str, Money]]: ...
 
 
+class Shipping(Protocol):
+    async def cancel_shipment(self, order_id: str) -> None: ...
+
+
 class Event(Protocol):
     """What a consumer hands a handler: an event's id and its data (chassis.messaging)."""
 
@@ -92,11 +96,18 @@ async def list_orders(query: ListOrders, *, pool: asyncpg.Pool) -> tuple[list[Or
     return await repository.orders_of(pool, query.user_id, page=query.page, page_size=query.page_size)
 
 
-async def cancel_order(command: CancelOrder, *, pool: asyncpg.Pool, outbox: Outbox, clock: Clock) -> Order:
+async def cancel_order(
+    command: CancelOrder, *, pool: asyncpg.Pool, shipping: Shipping, outbox: Outbox, clock: Clock
+) -> Order:
+    """The customer's cancel. Of a confirmed order only once shipping has cancelled its parcel:
+    shipping alone decides between this cancel and the carrier's dispatch. The order stays locked
+    meanwhile, so its events and other cancels wait for the outcome."""
     async with pool.acquire() as conn, conn.transaction():
         order = await repository.order_for_update(conn, command.order_id)
         if order is None or order.user_id != command.user_id:
             raise domain.OrderNotFound(command.order_id)
+        if order.may_have_shipment:
+            await shipping.cancel_shipment(order.id)
         order.cancel(clock())
         await repository.save_order(conn, order)
         await _publish(conn, outbox, order)
@@ -125,7 +136,14 @@ async def record_payment_declined(event: Event, conn: asyncpg.Connection, *, out
 
 async def mark_shipped(event: Event, conn: asyncpg.Connection, *, outbox: Outbox, clock: Clock) -> None:
     carrier, tracking_number = event.data["carrier"], event.data["tracking_number"]
-    await _apply(conn, event, lambda order, now: order.mark_shipped(carrier, tracking_number, now), outbox, clock)
+
+    def ship(order: Order, now: datetime) -> None:
+        if order.status == domain.CANCELLED:
+            # Shipping cancels before orders does and refuses once dispatched: this cannot happen.
+            log.error("cancelled_order_dispatched", order_id=order.id, tracking_number=tracking_number)
+        order.mark_shipped(carrier, tracking_number, now)
+
+    await _apply(conn, event, ship, outbox, clock)
 
 
 async def _apply(

@@ -1,4 +1,5 @@
-"""The services PlaceOrder asks, over the chassis' gRPC channels.
+"""The services orders asks, over the chassis' gRPC channels: cart and catalog to place an
+order, shipping to cancel a confirmed one.
 
 The chassis client forwards the caller's access token, so cart answers the caller's own cart.
 """
@@ -10,13 +11,14 @@ from collections.abc import Iterable
 import grpc
 from agora.cart.v1 import cart_pb2, cart_pb2_grpc
 from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from agora.shipping.v1 import shipping_pb2, shipping_pb2_grpc
 
 from chassis.resilience import ResilienceError
-from orders.domain import Money
+from orders.domain import AlreadyShipped, Money
 
 
 class Unavailable(Exception):
-    """A service PlaceOrder needs did not answer; the client may retry with the same key."""
+    """A service the request needs did not answer; nothing changed, and the client may retry."""
 
 
 class Cart:
@@ -46,3 +48,20 @@ class Catalog:
             product.id: (product.name, Money(product.price.amount, product.price.currency))
             for product in response.products
         }
+
+
+class Shipping:
+    def __init__(self, channel: grpc.aio.Channel):
+        self._stub = shipping_pb2_grpc.ShippingServiceStub(channel)
+
+    async def cancel_shipment(self, order_id: str) -> None:
+        """Shipping cancels the order's parcel (or makes sure none is booked); AlreadyShipped if
+        the carrier dispatched it first."""
+        try:
+            await self._stub.CancelShipment(shipping_pb2.CancelShipmentRequest(order_id=order_id))
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.FAILED_PRECONDITION:
+                raise AlreadyShipped(order_id) from error
+            raise Unavailable(f"shipping: {error.code().name} {error.details()}") from error
+        except ResilienceError as error:
+            raise Unavailable(f"shipping: {error}") from error

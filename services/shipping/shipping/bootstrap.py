@@ -41,7 +41,9 @@ async def build(app: runtime.ServiceApp, *, verifier: auth.TokenVerifier | None 
     )
     app.add_worker(Dispatcher(pool, carrier=carrier, outbox=outbox))
     app.verify_tokens(verifier or identity_verifier(app))
-    app.add_grpc_service(shipping_pb2_grpc.add_ShippingServiceServicer_to_server, ShippingApi(pool))
+    app.add_grpc_service(
+        shipping_pb2_grpc.add_ShippingServiceServicer_to_server, ShippingApi(pool, carrier=carrier, outbox=outbox)
+    )
 
 
 async def _carrier_fake(app: runtime.ServiceApp, settings: ShippingSettings) -> carrier_fake.CarrierFake:

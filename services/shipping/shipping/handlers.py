@@ -11,8 +11,11 @@ Why a shipment is dispatched at most once and never after a cancel, whatever cra
    dispatched and before our commit leaves the row `created`: the next claim asks again and gets
    the same tracking number. If a cancel gets the row first, the carrier refuses (the parcel has
    left) and the cancel records the dispatch instead: the carrier's word is the physical truth.
-3. An `OrderCancelled` before the `OrderConfirmed` leaves a tombstone row, so no shipment is
-   ever created for the order; it also cancels any booking a crashed creation left at the carrier.
+3. A cancel (orders' CancelShipment, or an `OrderCancelled`) before the `OrderConfirmed` leaves a
+   tombstone row, so no shipment is ever created for the order; it also cancels any booking a
+   crashed creation left at the carrier. A customer's cancel of a confirmed order asks
+   CancelShipment first and goes ahead only if shipping cancelled, so orders never cancels an
+   order whose parcel left.
 4. The new state and its event commit together (outbox), with the inbox claim for handlers.
 """
 
@@ -50,6 +53,10 @@ class ShipmentNotFound(Exception):
     """No shipment for the order, or not one the caller may see (existence is not revealed)."""
 
 
+class ShipmentAlreadyDispatched(Exception):
+    """A cancel came after the dispatch: the parcel has left."""
+
+
 async def create_shipment(
     event: OrderEvent, conn: asyncpg.Connection, *, carrier: CarrierAdapter, outbox: Outbox, dispatch_delay: timedelta
 ) -> None:
@@ -80,26 +87,47 @@ async def cancel_shipment(
 ) -> None:
     """OrderCancelled: cancel a shipment not yet dispatched; a dispatched one stays dispatched."""
     order = event.data
-    order_id = order["order_id"]
+    await _cancel(conn, order["order_id"], order["user_id"], carrier=carrier, outbox=outbox)
+
+
+async def cancel_before_dispatch(
+    order_id: str, *, principal: Principal, pool: asyncpg.Pool, carrier: CarrierAdapter, outbox: Outbox
+) -> Shipment:
+    """CancelShipment, asked by orders before it cancels a confirmed order for its customer: here,
+    not in orders, the cancel and the dispatch meet on one row, so exactly one of them wins.
+    Raises ShipmentAlreadyDispatched when the dispatch did; safe to repeat."""
+    async with pool.acquire() as conn, conn.transaction():
+        shipment = await _cancel(conn, order_id, principal.user_id, carrier=carrier, outbox=outbox)
+    if shipment.status == "dispatched":
+        raise ShipmentAlreadyDispatched(order_id)
+    return shipment
+
+
+async def _cancel(
+    conn: asyncpg.Connection, order_id: str, user_id: str, *, carrier: CarrierAdapter, outbox: Outbox
+) -> Shipment:
+    """Cancels the order's shipment unless it left first; the shipment as it ends up."""
     await repository.lock_order(conn, order_id)
     shipment = await repository.cancel(conn, order_id)
     if shipment is None:
-        if await repository.get(conn, order_id) is None:
-            await _cancel_orphan_booking(order_id, carrier)
-            await repository.add_tombstone(conn, order_id, order["user_id"])
-        return
+        existing = await repository.get(conn, order_id)
+        if existing is not None:
+            return existing  # dispatched or cancelled first
+        await _cancel_orphan_booking(order_id, carrier)
+        return await repository.add_tombstone(conn, order_id, user_id)
     assert shipment.consignment_no is not None
     try:
         await carrier.cancel(shipment.consignment_no)
     except AlreadyDispatched:
         booking = await carrier.find_booking(order_id)
         assert booking is not None and booking.tracking_number is not None
-        await repository.record_dispatch_instead_of_cancel(conn, order_id, booking.tracking_number)
+        dispatched = await repository.record_dispatch_instead_of_cancel(conn, order_id, booking.tracking_number)
         await _publish_dispatched(conn, outbox, shipment, booking.tracking_number)
         log.warning("shipment_dispatched_before_cancel", order_id=order_id)
-        return
+        return dispatched
     await outbox.add(conn, "ShipmentCancelled", {"order_id": order_id}, subject=order_id)
     log.info("shipment_cancelled", order_id=order_id)
+    return shipment
 
 
 async def _cancel_orphan_booking(order_id: str, carrier: CarrierAdapter) -> None:

@@ -47,12 +47,14 @@ async def add(
     )
 
 
-async def add_tombstone(conn: asyncpg.Connection, order_id: str, user_id: str) -> None:
-    await conn.execute(
-        "INSERT INTO shipments (order_id, user_id, status) VALUES ($1, $2, 'cancelled') ON CONFLICT DO NOTHING",
+async def add_tombstone(conn: asyncpg.Connection, order_id: str, user_id: str) -> Shipment:
+    """The order's tombstone; the order must be locked (`lock_order`) and have no row yet."""
+    row = await conn.fetchrow(
+        "INSERT INTO shipments (order_id, user_id, status) VALUES ($1, $2, 'cancelled') RETURNING *",
         order_id,
         user_id,
     )
+    return _shipment(row)
 
 
 async def cancel(conn: asyncpg.Connection, order_id: str) -> Shipment | None:
@@ -86,14 +88,15 @@ async def mark_dispatched(conn: asyncpg.Connection, order_id: str, tracking_numb
     return _shipment(row) if row else None
 
 
-async def record_dispatch_instead_of_cancel(conn: asyncpg.Connection, order_id: str, tracking_number: str) -> None:
+async def record_dispatch_instead_of_cancel(conn: asyncpg.Connection, order_id: str, tracking_number: str) -> Shipment:
     """In the transaction that cancelled the row: the carrier had dispatched it after all."""
-    await conn.execute(
+    row = await conn.fetchrow(
         "UPDATE shipments SET status = 'dispatched', tracking_number = $2, updated_at = now()"
-        " WHERE order_id = $1 AND status = 'cancelled'",
+        " WHERE order_id = $1 AND status = 'cancelled' RETURNING *",
         order_id,
         tracking_number,
     )
+    return _shipment(row)
 
 
 async def postpone(conn: asyncpg.Connection, order_id: str, *, latest: timedelta) -> None:

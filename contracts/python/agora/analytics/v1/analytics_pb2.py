@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from agora.common.v1 import common_pb2 as agora_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"agora/analytics/v1/analytics.proto\x12\x12\x61gora.analytics.v1\x1a\x1c\x61gora/common/v1/common.proto\"\x14\n\x12SalesReportRequest\"=\n\nTopProduct\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05units\x18\x03 \x01(\x03\"\xd2\x01\n\x13SalesReportResponse\x12\x18\n\x10orders_confirmed\x18\x01 \x01(\x03\x12\x18\n\x10orders_cancelled\x18\x02 \x01(\x03\x12\'\n\x07revenue\x18\x03 \x01(\x0b\x32\x16.agora.common.v1.Money\x12(\n\x08refunded\x18\x04 \x01(\x0b\x32\x16.agora.common.v1.Money\x12\x34\n\x0ctop_products\x18\x05 \x03(\x0b\x32\x1e.agora.analytics.v1.TopProduct2r\n\x10\x41nalyticsService\x12^\n\x0bSalesReport\x12&.agora.analytics.v1.SalesReportRequest\x1a\'.agora.analytics.v1.SalesReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"agora/analytics/v1/analytics.proto\x12\x12\x61gora.analytics.v1\x1a\x1c\x61gora/common/v1/common.proto\"\x14\n\x12SalesReportRequest\"=\n\nTopProduct\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05units\x18\x03 \x01(\x03\"\x84\x02\n\x13SalesReportResponse\x12\x18\n\x10orders_confirmed\x18\x01 \x01(\x03\x12\x18\n\x10orders_cancelled\x18\x02 \x01(\x03\x12\'\n\x07revenue\x18\x03 \x01(\x0b\x32\x16.agora.common.v1.Money\x12(\n\x08refunded\x18\x04 \x01(\x0b\x32\x16.agora.common.v1.Money\x12\x34\n\x0ctop_products\x18\x05 \x03(\x0b\x32\x1e.agora.analytics.v1.TopProduct\x12\x16\n\x0eorders_shipped\x18\x06 \x01(\x03\x12\x18\n\x10users_registered\x18\x07 \x01(\x03\"\x10\n\x0eRebuildRequest\")\n\x0fRebuildResponse\x12\x16\n\x0e\x65vents_applied\x18\x01 \x01(\x03\x32\xc6\x01\n\x10\x41nalyticsService\x12^\n\x0bSalesReport\x12&.agora.analytics.v1.SalesReportRequest\x1a\'.agora.analytics.v1.SalesReportResponse\x12R\n\x07Rebuild\x12\".agora.analytics.v1.RebuildRequest\x1a#.agora.analytics.v1.RebuildResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,7 +37,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOPPRODUCT']._serialized_start=110
   _globals['_TOPPRODUCT']._serialized_end=171
   _globals['_SALESREPORTRESPONSE']._serialized_start=174
-  _globals['_SALESREPORTRESPONSE']._serialized_end=384
-  _globals['_ANALYTICSSERVICE']._serialized_start=386
-  _globals['_ANALYTICSSERVICE']._serialized_end=500
+  _globals['_SALESREPORTRESPONSE']._serialized_end=434
+  _globals['_REBUILDREQUEST']._serialized_start=436
+  _globals['_REBUILDREQUEST']._serialized_end=452
+  _globals['_REBUILDRESPONSE']._serialized_start=454
+  _globals['_REBUILDRESPONSE']._serialized_end=495
+  _globals['_ANALYTICSSERVICE']._serialized_start=498
+  _globals['_ANALYTICSSERVICE']._serialized_end=696
 # @@protoc_insertion_point(module_scope)

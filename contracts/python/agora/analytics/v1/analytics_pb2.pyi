@@ -22,15 +22,29 @@ class TopProduct(_message.Message):
     def __init__(self, product_id: _Optional[str] = ..., name: _Optional[str] = ..., units: _Optional[int] = ...) -> None: ...
 
 class SalesReportResponse(_message.Message):
-    __slots__ = ("orders_confirmed", "orders_cancelled", "revenue", "refunded", "top_products")
+    __slots__ = ("orders_confirmed", "orders_cancelled", "revenue", "refunded", "top_products", "orders_shipped", "users_registered")
     ORDERS_CONFIRMED_FIELD_NUMBER: _ClassVar[int]
     ORDERS_CANCELLED_FIELD_NUMBER: _ClassVar[int]
     REVENUE_FIELD_NUMBER: _ClassVar[int]
     REFUNDED_FIELD_NUMBER: _ClassVar[int]
     TOP_PRODUCTS_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_SHIPPED_FIELD_NUMBER: _ClassVar[int]
+    USERS_REGISTERED_FIELD_NUMBER: _ClassVar[int]
     orders_confirmed: int
     orders_cancelled: int
     revenue: _common_pb2.Money
     refunded: _common_pb2.Money
     top_products: _containers.RepeatedCompositeFieldContainer[TopProduct]
-    def __init__(self, orders_confirmed: _Optional[int] = ..., orders_cancelled: _Optional[int] = ..., revenue: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., refunded: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., top_products: _Optional[_Iterable[_Union[TopProduct, _Mapping]]] = ...) -> None: ...
+    orders_shipped: int
+    users_registered: int
+    def __init__(self, orders_confirmed: _Optional[int] = ..., orders_cancelled: _Optional[int] = ..., revenue: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., refunded: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., top_products: _Optional[_Iterable[_Union[TopProduct, _Mapping]]] = ..., orders_shipped: _Optional[int] = ..., users_registered: _Optional[int] = ...) -> None: ...
+
+class RebuildRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RebuildResponse(_message.Message):
+    __slots__ = ("events_applied",)
+    EVENTS_APPLIED_FIELD_NUMBER: _ClassVar[int]
+    events_applied: int
+    def __init__(self, events_applied: _Optional[int] = ...) -> None: ...

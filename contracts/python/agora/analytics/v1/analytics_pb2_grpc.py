@@ -39,6 +39,11 @@ class AnalyticsServiceStub:
                 request_serializer=agora_dot_analytics_dot_v1_dot_analytics__pb2.SalesReportRequest.SerializeToString,
                 response_deserializer=agora_dot_analytics_dot_v1_dot_analytics__pb2.SalesReportResponse.FromString,
                 _registered_method=True)
+        self.Rebuild = channel.unary_unary(
+                '/agora.analytics.v1.AnalyticsService/Rebuild',
+                request_serializer=agora_dot_analytics_dot_v1_dot_analytics__pb2.RebuildRequest.SerializeToString,
+                response_deserializer=agora_dot_analytics_dot_v1_dot_analytics__pb2.RebuildResponse.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServiceServicer:
@@ -51,6 +56,15 @@ class AnalyticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Rebuild(self, request, context):
+        """The `cli` caller only (`agora replay analytics`). Wipes the projections and rebuilds them from
+        the start of every stream analytics follows; answers once the rebuilt figures are live.
+        ABORTED while another rebuild runs; FAILED_PRECONDITION when the bus keeps no history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalyticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +72,11 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.SalesReport,
                     request_deserializer=agora_dot_analytics_dot_v1_dot_analytics__pb2.SalesReportRequest.FromString,
                     response_serializer=agora_dot_analytics_dot_v1_dot_analytics__pb2.SalesReportResponse.SerializeToString,
+            ),
+            'Rebuild': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rebuild,
+                    request_deserializer=agora_dot_analytics_dot_v1_dot_analytics__pb2.RebuildRequest.FromString,
+                    response_serializer=agora_dot_analytics_dot_v1_dot_analytics__pb2.RebuildResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +106,33 @@ class AnalyticsService:
             '/agora.analytics.v1.AnalyticsService/SalesReport',
             agora_dot_analytics_dot_v1_dot_analytics__pb2.SalesReportRequest.SerializeToString,
             agora_dot_analytics_dot_v1_dot_analytics__pb2.SalesReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rebuild(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agora.analytics.v1.AnalyticsService/Rebuild',
+            agora_dot_analytics_dot_v1_dot_analytics__pb2.RebuildRequest.SerializeToString,
+            agora_dot_analytics_dot_v1_dot_analytics__pb2.RebuildResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,8 +45,9 @@ class RecommendationsServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Recommend(self, request, context):
-        """Products bought together with this one, best first, never including it. An unknown
-        product answers an empty list (the caller falls back to its default list).
+        """Products bought together with this one, best first, never including it; when too few were,
+        the best sellers fill the list. Public (no token). At most `limit` ids (0 means 4, at most
+        20); empty only while nothing has been sold (the caller falls back to its default list).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -24,17 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n agora/shipping/v1/shipping.proto\x12\x11\x61gora.shipping.v1\"&\n\x12GetShipmentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"V\n\x08Shipment\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61rrier\x18\x03 \x01(\t\x12\x17\n\x0ftracking_number\x18\x04 \x01(\t2d\n\x0fShippingService\x12Q\n\x0bGetShipment\x12%.agora.shipping.v1.GetShipmentRequest\x1a\x1b.agora.shipping.v1.Shipmentb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n agora/shipping/v1/shipping.proto\x12\x11\x61gora.shipping.v1\")\n\x15\x43\x61ncelShipmentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"&\n\x12GetShipmentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"V\n\x08Shipment\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61rrier\x18\x03 \x01(\t\x12\x17\n\x0ftracking_number\x18\x04 \x01(\t2\xbd\x01\n\x0fShippingService\x12Q\n\x0bGetShipment\x12%.agora.shipping.v1.GetShipmentRequest\x1a\x1b.agora.shipping.v1.Shipment\x12W\n\x0e\x43\x61ncelShipment\x12(.agora.shipping.v1.CancelShipmentRequest\x1a\x1b.agora.shipping.v1.Shipmentb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agora.shipping.v1.shipping_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETSHIPMENTREQUEST']._serialized_start=55
-  _globals['_GETSHIPMENTREQUEST']._serialized_end=93
-  _globals['_SHIPMENT']._serialized_start=95
-  _globals['_SHIPMENT']._serialized_end=181
-  _globals['_SHIPPINGSERVICE']._serialized_start=183
-  _globals['_SHIPPINGSERVICE']._serialized_end=283
+  _globals['_CANCELSHIPMENTREQUEST']._serialized_start=55
+  _globals['_CANCELSHIPMENTREQUEST']._serialized_end=96
+  _globals['_GETSHIPMENTREQUEST']._serialized_start=98
+  _globals['_GETSHIPMENTREQUEST']._serialized_end=136
+  _globals['_SHIPMENT']._serialized_start=138
+  _globals['_SHIPMENT']._serialized_end=224
+  _globals['_SHIPPINGSERVICE']._serialized_start=227
+  _globals['_SHIPPINGSERVICE']._serialized_end=416
 # @@protoc_insertion_point(module_scope)

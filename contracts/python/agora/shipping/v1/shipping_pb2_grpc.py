@@ -39,6 +39,11 @@ class ShippingServiceStub:
                 request_serializer=agora_dot_shipping_dot_v1_dot_shipping__pb2.GetShipmentRequest.SerializeToString,
                 response_deserializer=agora_dot_shipping_dot_v1_dot_shipping__pb2.Shipment.FromString,
                 _registered_method=True)
+        self.CancelShipment = channel.unary_unary(
+                '/agora.shipping.v1.ShippingService/CancelShipment',
+                request_serializer=agora_dot_shipping_dot_v1_dot_shipping__pb2.CancelShipmentRequest.SerializeToString,
+                response_deserializer=agora_dot_shipping_dot_v1_dot_shipping__pb2.Shipment.FromString,
+                _registered_method=True)
 
 
 class ShippingServiceServicer:
@@ -52,12 +57,27 @@ class ShippingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelShipment(self, request, context):
+        """Orders only, for a customer's cancel of a confirmed order: shipping alone decides whether
+        the cancel or the dispatch came first. Cancels the shipment if it has not left, or records
+        that none may ever be created when shipping has not heard of the order yet; answers the
+        shipment, now cancelled (again, on a repeat). FAILED_PRECONDITION when it was dispatched.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ShippingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetShipment': grpc.unary_unary_rpc_method_handler(
                     servicer.GetShipment,
                     request_deserializer=agora_dot_shipping_dot_v1_dot_shipping__pb2.GetShipmentRequest.FromString,
+                    response_serializer=agora_dot_shipping_dot_v1_dot_shipping__pb2.Shipment.SerializeToString,
+            ),
+            'CancelShipment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelShipment,
+                    request_deserializer=agora_dot_shipping_dot_v1_dot_shipping__pb2.CancelShipmentRequest.FromString,
                     response_serializer=agora_dot_shipping_dot_v1_dot_shipping__pb2.Shipment.SerializeToString,
             ),
     }
@@ -87,6 +107,33 @@ class ShippingService:
             target,
             '/agora.shipping.v1.ShippingService/GetShipment',
             agora_dot_shipping_dot_v1_dot_shipping__pb2.GetShipmentRequest.SerializeToString,
+            agora_dot_shipping_dot_v1_dot_shipping__pb2.Shipment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelShipment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agora.shipping.v1.ShippingService/CancelShipment',
+            agora_dot_shipping_dot_v1_dot_shipping__pb2.CancelShipmentRequest.SerializeToString,
             agora_dot_shipping_dot_v1_dot_shipping__pb2.Shipment.FromString,
             options,
             channel_credentials,

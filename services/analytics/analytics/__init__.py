@@ -1,0 +1,1 @@
+"""Analytics: projections of the shop's events, the admin's sales report, and their replay."""

@@ -1,0 +1,4 @@
+from analytics.bootstrap import AnalyticsSettings, build
+from chassis import runtime
+
+runtime.run(AnalyticsSettings, build)

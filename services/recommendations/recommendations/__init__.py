@@ -1,0 +1,1 @@
+"""Recommendations: "bought together" learned from confirmed orders, best sellers when cold."""

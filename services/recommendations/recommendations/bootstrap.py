@@ -1,0 +1,26 @@
+"""Recommendations' composition root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agora.recommendations.v1 import recommendations_pb2_grpc
+
+from chassis import messaging, runtime
+from chassis.settings import ServiceSettings
+from recommendations import handlers
+from recommendations.api import RecommendationsApi
+
+MIGRATIONS = {"recommendations": Path(__file__).parent / "migrations", "messaging": messaging.MIGRATIONS}
+
+
+class RecommendationsSettings(ServiceSettings):
+    pass
+
+
+async def build(app: runtime.ServiceApp) -> None:
+    pool = await app.postgres(MIGRATIONS)
+    app.add_grpc_service(
+        recommendations_pb2_grpc.add_RecommendationsServiceServicer_to_server, RecommendationsApi(pool)
+    )
+    await app.consume(dict(handlers.SUBSCRIPTIONS), messaging.PostgresInbox(pool))
