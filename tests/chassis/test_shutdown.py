@@ -24,8 +24,11 @@ async def test_sigterm_finishes_the_call_in_flight_then_exits_cleanly() -> None:
     grpc_port, http_port = free_port(), free_port()
     env = {**os.environ, "AGORA_SERVICE": "slow", "AGORA_GRPC_PORT": str(grpc_port), "AGORA_HTTP_PORT": str(http_port),
            "AGORA_MTLS": "off", "AGORA_ALLOWED_CALLERS": "tester"}
-    process = subprocess.Popen([sys.executable  # noqa: ASYNC220 - started once, before the loop has work, "-P", str(Path(__file__).with_name("slow_service.py"))], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    script = str(Path(__file__).with_name("slow_service.py"))
+    # Started once, before the event loop has other work to block.
+    process = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-P", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         async with aiohttp.ClientSession() as http:
             for _ in range(200):
