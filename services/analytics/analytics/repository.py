@@ -74,7 +74,7 @@ async def describe_product(conn: asyncpg.Connection, product_id: str, name: str,
     """Keeps the latest name by event time; an equal time keeps the greater name, so the
     outcome never depends on arrival order."""
     await conn.execute(
-        """INSERT INTO product_names (product_id, name, described_at) VALUES ($1, $2, $3::timestamptz)
+        """INSERT INTO product_names (product_id, name, described_at) VALUES ($1, $2, $3::text::timestamptz)
            ON CONFLICT (product_id) DO UPDATE SET name = excluded.name, described_at = excluded.described_at
             WHERE (product_names.described_at, product_names.name) < (excluded.described_at, excluded.name)""",
         product_id,

@@ -1,0 +1,78 @@
+"""Catalog against the real Postgres: the seed, search, filters, pages and product creation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from catalog import repository
+from catalog.bootstrap import MIGRATIONS
+from catalog.seed import seed_catalog
+from chassis import db
+
+
+@pytest.fixture
+async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db.connect(fresh_database)
+    await db.migrate(pool, MIGRATIONS)
+    categories, products = seed_catalog()
+    assert await repository.seed_if_empty(pool, categories, products)
+    yield pool
+    await pool.close()
+
+
+def test_the_seed_is_realistic_and_the_same_every_time() -> None:
+    categories, products = seed_catalog()
+    assert len(products) >= 200 and len(categories) >= 8
+    assert seed_catalog() == (categories, products)
+    assert len({p.sku for p in products}) == len(products)
+    assert all(p.price_amount > 0 and p.categories[0] in categories for p in products)
+
+
+async def test_seeding_happens_once_even_when_replicas_start_together(pool: asyncpg.Pool) -> None:
+    categories, products = seed_catalog()
+    results = await asyncio.gather(*(repository.seed_if_empty(pool, categories, products) for _ in range(3)))
+    assert results == [False, False, False]
+    assert await pool.fetchval("SELECT count(*) FROM products") == len(products)
+
+
+async def test_full_text_search_ranks_matches_and_pages_are_stable(pool: asyncpg.Pool) -> None:
+    found, total = await repository.list_products(pool, query="wireless", category="", page=1, page_size=100)
+    assert total == len(found) > 0
+    assert all("wireless" in (p.name + p.description).lower() for p in found)
+    first, total_all = await repository.list_products(pool, query="", category="", page=1, page_size=50)
+    second, _ = await repository.list_products(pool, query="", category="", page=2, page_size=50)
+    assert total_all >= 200 and not {p.id for p in first} & {p.id for p in second}
+    stemmed, _ = await repository.list_products(pool, query="lamps", category="", page=1, page_size=10)
+    assert stemmed and all("Lamp" in p.name or "lamp" in p.description for p in stemmed)
+
+
+async def test_a_category_filter_keeps_only_that_category(pool: asyncpg.Pool) -> None:
+    found, total = await repository.list_products(pool, query="", category="coffee", page=1, page_size=100)
+    assert total >= 20 and all("coffee" in p.categories for p in found)
+    none, zero = await repository.list_products(pool, query="", category="no-such", page=1, page_size=10)
+    assert (none, zero) == ([], 0)
+
+
+async def test_unknown_or_malformed_ids_are_simply_absent(pool: asyncpg.Pool) -> None:
+    listed, _ = await repository.list_products(pool, query="", category="", page=1, page_size=1)
+    found = await repository.get_products(pool, [listed[0].id, str(uuid.uuid4()), "not-a-uuid"])
+    assert [p.id for p in found] == [listed[0].id]
+
+
+async def test_a_taken_sku_or_unknown_category_creates_nothing(pool: asyncpg.Pool) -> None:
+    product = repository.Product(id=str(uuid.uuid4()), sku="KIT-0001", name="Dup", description="", price_amount=1,
+                                 currency="USD", categories=("kitchen",), image_url=None)
+    async with pool.acquire() as conn:
+        with pytest.raises(repository.SkuTaken):
+            async with conn.transaction():
+                await repository.create_product(conn, product)
+        with pytest.raises(repository.UnknownCategory):
+            async with conn.transaction():
+                await repository.create_product(conn, product.__class__(**{**product.__dict__, "sku": "NEW-1",
+                                                                            "categories": ("nope",)}))
+    assert await pool.fetchval("SELECT count(*) FROM products WHERE sku = 'NEW-1'") == 0
