@@ -106,7 +106,7 @@ async def cancel_order(
         order = await repository.order_for_update(conn, command.order_id)
         if order is None or order.user_id != command.user_id:
             raise domain.OrderNotFound(command.order_id)
-        if False:
+        if order.may_have_shipment:
             await shipping.cancel_shipment(order.id)
         order.cancel(clock())
         await repository.save_order(conn, order)
