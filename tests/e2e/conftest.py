@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,8 +54,10 @@ def present_services() -> str:
 
 
 @pytest.fixture(scope="session")
-def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
-    home = tmp_path_factory.mktemp("city")
+def city() -> Iterator[City]:
+    # Not under pytest's own temp root: pytest makes that 0700 at every session start, and the
+    # embedded Postgres runs as its own unprivileged user, which must be able to reach its data.
+    home = Path(tempfile.mkdtemp(prefix="agora-e2e-"))
     port = free_port()
     env = {
         **{key: value for key, value in os.environ.items() if not key.startswith("AGORA_")},
@@ -77,6 +81,7 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
     finally:
         stopped = city.agora("down", check=False)
         assert stopped.returncode == 0, stopped.stderr
+        shutil.rmtree(home, ignore_errors=True)
         survivors = [pid for pid in [*pids, supervisor] if pid and psutil.pid_exists(pid)
                      and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
         assert not survivors, f"processes left after agora down: {survivors}"
