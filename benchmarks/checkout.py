@@ -58,6 +58,7 @@ ADDRESS = {
 }
 UNLIMITED = "100000000"
 SETTLE_TIMEOUT = 30.0
+ERROR_PAUSE = 0.2
 
 
 def installed_services() -> str:
@@ -201,6 +202,12 @@ class Round:
     cpu: Counter[str] = field(default_factory=Counter)
     """CPU seconds spent inside the window, by process."""
 
+    async def failed(self, kind: str) -> None:
+        """Counts the error and pauses the worker: a failing city answers fast, and a worker
+        retrying at once would turn the round into a measure of how fast errors come back."""
+        self.errors[kind] += 1
+        await asyncio.sleep(ERROR_PAUSE)
+
     def figures(self) -> dict[str, Any]:
         """Completions inside the window per second; latency of the work started inside it."""
         start, end = self.window
@@ -240,9 +247,9 @@ async def buy(shopper: Shop, products: list[str], stop: float, results: Round) -
             confirmed = next(change["at"] for change in settled["history"] if change["status"] == "CONFIRMED")
             results.completed.append((placed, wall_time(confirmed)))
         except Unexpected as error:
-            results.errors[str(error)] += 1
+            await results.failed(str(error))
         except (aiohttp.ClientError, TimeoutError) as error:
-            results.errors[type(error).__name__] += 1
+            await results.failed(type(error).__name__)
 
 
 async def browse(shopper: Shop, stop: float, results: Round) -> None:
@@ -253,9 +260,9 @@ async def browse(shopper: Shop, stop: float, results: Round) -> None:
             await shopper.call("GET", "/api/v1/products?page_size=20")
             results.completed.append((asked, time.time()))
         except Unexpected as error:
-            results.errors[str(error)] += 1
+            await results.failed(str(error))
         except (aiohttp.ClientError, TimeoutError) as error:
-            results.errors[type(error).__name__] += 1
+            await results.failed(type(error).__name__)
 
 
 async def timed_round(
@@ -311,7 +318,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--shoppers", default="16,48", help="shopper counts, comma-separated")
+    parser.add_argument("--shoppers", default="8,32", help="shopper counts, comma-separated")
     parser.add_argument("--products", type=int, default=20)
     options = parser.parse_args()
     levels = [int(level) for level in options.shoppers.split(",")]

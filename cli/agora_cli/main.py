@@ -29,6 +29,7 @@ from agora_cli.errors import AgoraError
 from agora_cli.keys import app as keys_app
 from agora_cli.net import address_of, http_status, tcp_answers
 from agora_cli.processes import INFRA_GRACE_SECONDS, SERVICE_GRACE_SECONDS, same_process_alive, tail
+from agora_cli.replay import replay_app
 from agora_cli.topology import Service, load, topology_path
 from agora_cli.topology import select as select_services
 
@@ -485,6 +486,7 @@ def restart(
 
 chaos_app = typer.Typer(help="Break things on purpose: delays, failures, killed processes.", no_args_is_help=True)
 app.add_typer(chaos_app, name="chaos")
+app.add_typer(replay_app, name="replay")
 app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
 

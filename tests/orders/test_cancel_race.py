@@ -106,10 +106,11 @@ async def test_cancel_and_dispatch_racing_end_each_order_one_way_only(fulfilment
             await asyncio.sleep(random.uniform(0, 2 * DISPATCH_DELAY))
         return order.order_id, await cancel_as_a_customer(orders, user, order.order_id)
 
-    answers = dict(await asyncio.gather(*(confirm_then_cancel(n) for n in range(ORDERS))))
+    async with asyncio.timeout(30):
+        answers = dict(await asyncio.gather(*(confirm_then_cancel(n) for n in range(ORDERS))))
 
     async with asyncio.timeout(30):
-        while not await settled(fulfilment, answers):
+        while not await settled(fulfilment, answers):  # noqa: ASYNC110 (polling two databases)
             await asyncio.sleep(0.1)
     for order_id, answer in answers.items():
         status = await orders.pool.fetchval("SELECT status FROM orders WHERE id = $1::uuid", order_id)
@@ -133,7 +134,7 @@ async def test_cancel_and_dispatch_racing_end_each_order_one_way_only(fulfilment
 
 
 async def dispatched(shipments: asyncpg.Pool, order_id: str) -> None:
-    while await shipments.fetchval("SELECT status FROM shipments WHERE order_id = $1", order_id) != "dispatched":
+    while await shipments.fetchval("SELECT status FROM shipments WHERE order_id = $1", order_id) != "dispatched":  # noqa: ASYNC110
         await asyncio.sleep(0.005)
 
 

@@ -110,8 +110,8 @@ async def sales_report(pool: asyncpg.Pool) -> SalesReport:
                  FROM orders"""
         )
         money = await conn.fetchrow(
-            """SELECT coalesce(sum(amount) FILTER (WHERE kind = 'captured'), 0) AS captured,
-                      coalesce(sum(amount) FILTER (WHERE kind = 'refunded'), 0) AS refunded
+            """SELECT coalesce(sum(amount) FILTER (WHERE kind = 'captured'), 0)::bigint AS captured,
+                      coalesce(sum(amount) FILTER (WHERE kind = 'refunded'), 0)::bigint AS refunded
                  FROM payments"""
         )
         users = await conn.fetchval("SELECT count(*) FROM users")

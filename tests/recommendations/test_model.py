@@ -1,0 +1,75 @@
+"""The bought-together model learned from confirmed orders, on a real database."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.recommendations.conftest import Recommendations, confirmed
+
+
+async def test_products_bought_together_most_often_come_first(recommendations: Recommendations) -> None:
+    await recommendations.buy("cup", "saucer", "spoon")
+    await recommendations.buy("cup", "saucer")
+    await recommendations.buy("cup", "saucer", "kettle")
+    await recommendations.buy("cup", "kettle")
+
+    assert await recommendations.recommend("cup") == ["saucer", "kettle", "spoon"]
+    assert await recommendations.recommend("spoon") == ["cup", "saucer", "kettle"]
+
+
+async def test_equally_often_bought_products_come_in_a_stable_order(recommendations: Recommendations) -> None:
+    await recommendations.buy("cup", "tray", "jug")
+
+    assert await recommendations.recommend("cup") == ["jug", "tray"]
+
+
+async def test_a_product_nobody_bought_with_anything_gets_the_best_sellers_but_never_itself(
+    recommendations: Recommendations,
+) -> None:
+    await recommendations.buy("kettle", quantity=5)
+    await recommendations.buy("cup", quantity=3)
+    await recommendations.buy("tray", quantity=1)
+
+    assert await recommendations.recommend("cup") == ["kettle", "tray"]
+    assert await recommendations.recommend("never-sold") == ["kettle", "cup", "tray"]
+
+
+async def test_best_sellers_fill_up_a_short_list_after_the_products_bought_together(
+    recommendations: Recommendations,
+) -> None:
+    await recommendations.buy("kettle", quantity=9)
+    await recommendations.buy("jug", quantity=4)
+    await recommendations.buy("cup", "saucer")
+
+    assert await recommendations.recommend("cup", limit=3) == ["saucer", "kettle", "jug"]
+
+
+async def test_the_answer_never_exceeds_the_limit(recommendations: Recommendations) -> None:
+    await recommendations.buy("cup", *(f"p{n:02}" for n in range(30)))
+
+    assert len(await recommendations.recommend("cup", limit=20)) == 20
+    assert await recommendations.recommend("cup", limit=2) == ["p00", "p01"]
+
+
+async def test_nothing_sold_yet_answers_nothing(recommendations: Recommendations) -> None:
+    assert await recommendations.recommend("cup") == []
+
+
+async def test_a_redelivered_order_is_learned_once(recommendations: Recommendations) -> None:
+    order = confirmed({"cup": 1, "saucer": 1})
+    assert await recommendations.deliver(order) is True
+    assert await recommendations.deliver(order) is False
+    await recommendations.buy("cup", "kettle")
+    await recommendations.buy("cup", "kettle")
+
+    assert await recommendations.recommend("cup") == ["kettle", "saucer"]
+    counts = await recommendations.pool.fetch("SELECT product_id, units FROM sales ORDER BY product_id")
+    assert [(row["product_id"], row["units"]) for row in counts] == [("cup", 3), ("kettle", 2), ("saucer", 1)]
+
+
+async def test_concurrent_orders_lose_no_counts(recommendations: Recommendations) -> None:
+    await asyncio.gather(*(recommendations.buy("cup", "saucer", "spoon") for _ in range(20)))
+
+    pairs = await recommendations.pool.fetch("SELECT product_id, other_id, orders FROM bought_together")
+    assert {row["orders"] for row in pairs} == {20}
+    assert len(pairs) == 6
