@@ -82,6 +82,7 @@ def payment(message: Any | None) -> dict[str, Any] | None:
 
 
 def shipment(message: Any | None) -> dict[str, Any] | None:
-    if message is None:
+    """API.md knows shipments as `created` or `dispatched`: a cancelled one is no shipment at all."""
+    if message is None or message.status not in ("created", "dispatched"):
         return None
     return {"status": message.status, "carrier": message.carrier, "tracking_number": message.tracking_number}
