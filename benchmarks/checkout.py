@@ -1,9 +1,9 @@
 """Checkout throughput with the whole city: confirmed orders per second, and place → confirmed.
 
-    .venv/bin/python -m benchmarks.checkout [--seconds 20] [--shoppers 16,48] [--warmup 3]
+    .venv/bin/python -m benchmarks.checkout [--seconds 20] [--shoppers 8,32] [--warmup 3] [--products 20]
 
-Starts a fresh city with `agora up --detach` in a temporary AGORA_HOME (every service present in
-`services/`, limits raised far above the load), creates products with plenty of stock through
+Starts a fresh city with `agora up --detach` in a temporary AGORA_HOME (every service in
+`services/` that is installed, rate limits raised far above the load), creates products with plenty of stock through
 the admin API and signs up shoppers. Then, for each shopper count, every shopper buys in a loop
 for `--seconds`: PUT a cart item, POST /api/v1/orders with an Idempotency-Key, follow the order's
 SSE stream until it is CONFIRMED. Only the edge contract (API.md) is used.
@@ -12,7 +12,9 @@ SSE stream until it is CONFIRMED. Only the edge contract (API.md) is used.
   window, per second; the highest over the shopper counts is the figure at saturation;
 - latency: from just before the POST to the CONFIRMED time in the order's history, both read
   from this machine's clock, so the SSE stream's polling interval does not blur it;
-- errors: any answer other than the expected one, a cancelled order, an order not settled in time.
+- errors: any answer other than the expected one, a cancelled order, an order not settled in time;
+- CPU: what each service, server (Postgres with its backends), this client and the whole machine
+  spent inside the window, as busy cores and as milliseconds per confirmed order.
 
 Baseline in the same run: the same shoppers looping on GET /api/v1/products, in requests/s.
 Prints JSON; always runs `agora down` and removes the home.
