@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 
 from agora.identity.v1 import identity_pb2
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.routing import compile_path
 
 from chassis import auth
 from chassis.health import Readiness
-from chassis.http import create_app
+from chassis.http import create_app, problem_response
 from gateway.microcache import MicroCache
+from gateway.openapi import document_problems
 from gateway.ratelimit import RateLimiter
 from gateway.routes import admin, cart, catalog, identity, orders
 from gateway.security import EdgeGuard
@@ -39,6 +41,16 @@ def create_api(
     app.include_router(cart.router(upstreams))
     app.include_router(orders.router(upstreams))
     app.include_router(admin.router(upstreams))
+    document_problems(app)
+
+    @app.exception_handler(405)
+    async def method_not_allowed(request: Request, _: Exception) -> Response:
+        """`Allow` lists every method of the resource (RFC 9110), not only those of the first route
+        matched. The OpenAPI document is the one place that knows them all, included routers too."""
+        allowed = sorted({method.upper() for path, operations in app.openapi()["paths"].items()
+                          if compile_path(path)[0].match(request.url.path) for method in operations})
+        return problem_response(405, f"{request.method} is not allowed on {request.url.path}",
+                                headers={"Allow": ", ".join(allowed)})
 
     @app.get("/.well-known/jwks.json", tags=["identity"], summary="Public keys that verify access tokens")
     async def jwks() -> Response:

@@ -9,6 +9,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+# Text the services can store: PostgreSQL text holds no NUL character.
+STORABLE = r"^[^\x00]*$"
+# Storable text that is not blank. The services strip with Python's idea of whitespace, which
+# also counts the C0 separators (\x1c-\x1f) that JSON Schema's `\s` does not.
+NOT_BLANK = r"^[^\x00]*[^\s\x00-\x1f][^\x00]*$"
+
 
 class Money(BaseModel):
     amount: int = Field(description="Minor units (cents)")

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from chassis.http import Problem
+from gateway.models import NOT_BLANK, STORABLE
 from gateway.ratelimit import RateLimiter
 from gateway.security import CurrentUser
 from gateway.settings import GatewaySettings
@@ -17,16 +18,20 @@ from gateway.upstream import call
 from gateway.upstreams import Upstreams
 
 Text = Annotated[str, Field(max_length=1000)]
+_ADDRESS_PART = r"[^@\s\x00-\x1f]+"
+_EMAIL = rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.[^@\s\x00-\x1f.]+$"
 
 
 class Registration(BaseModel):
-    email: Text
-    password: Text
-    name: Text
+    """Identity's own rules, stated here so the OpenAPI document tells clients what is valid."""
+
+    email: Annotated[str, Field(max_length=254, pattern=_EMAIL)]
+    password: Annotated[str, Field(min_length=8, max_length=128)]
+    name: Annotated[str, Field(max_length=200, pattern=NOT_BLANK)]
 
 
 class Credentials(BaseModel):
-    email: Text
+    email: Annotated[str, Field(max_length=1000, pattern=STORABLE)]
     password: Text
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from chassis.http import Problem
 from gateway import views
-from gateway.models import Money
+from gateway.models import NOT_BLANK, STORABLE, Money
 from gateway.security import CurrentUser
 from gateway.upstream import as_problem, call, optional
 from gateway.upstreams import Upstreams
@@ -29,20 +29,21 @@ FOLLOW_MAX_SECONDS = 600
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 OrderId = Annotated[str, Path(min_length=1, max_length=64)]
-Line = Annotated[str, Field(min_length=1, max_length=200)]
+# The orders service's rules, stated here so the OpenAPI document tells clients what is valid.
+Line = Annotated[str, Field(max_length=200, pattern=NOT_BLANK)]
 
 
 class ShippingAddress(BaseModel):
     name: Line
     line1: Line
-    line2: Annotated[str, Field(max_length=200)] | None = None
+    line2: Annotated[str, Field(max_length=200, pattern=STORABLE)] | None = None
     city: Line
-    postal_code: Annotated[str, Field(min_length=1, max_length=20)]
-    country: Annotated[str, Field(min_length=2, max_length=56)]
+    postal_code: Annotated[str, Field(max_length=20, pattern=NOT_BLANK)]
+    country: Annotated[str, Field(pattern=r"^\s*[A-Za-z]{2}\s*$", description="ISO 3166-1 alpha-2, such as GB")]
 
 
 class PaymentMethod(BaseModel):
-    token: Annotated[str, Field(min_length=1, max_length=100)]
+    token: Annotated[str, Field(max_length=100, pattern=r"^[\x20-\x7e]+$")]
 
 
 class PlaceOrder(BaseModel):
@@ -121,7 +122,7 @@ def router(upstreams: Upstreams) -> APIRouter:
             idempotency_key=idempotency_key,
             shipping_address=orders_pb2.Address(
                 name=address.name, line1=address.line1, line2=address.line2 or "", city=address.city,
-                postal_code=address.postal_code, country=address.country,
+                postal_code=address.postal_code, country=address.country.strip().upper(),
             ),
             payment_token=body.payment.token,
         )

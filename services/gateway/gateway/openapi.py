@@ -1,0 +1,52 @@
+"""The OpenAPI document says what the edge really answers (API.md, "Conventions"): every error
+is an RFC 9457 problem document, and any /api/v1 operation may be rate limited, refused for a
+malformed or oversized body, or find an upstream unavailable, whichever route it is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic.json_schema import models_json_schema
+
+from chassis.http import PROBLEM_JSON
+from gateway.models import ProblemDocument
+
+_REF_TEMPLATE = "#/components/schemas/{model}"
+_PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": _REF_TEMPLATE.format(model="ProblemDocument")}}}
+_EDGE_ERRORS = {
+    "429": "too many requests (Retry-After says when to try again)",
+    "503": "an upstream service is unavailable (Retry-After says when to try again)",
+    "504": "an upstream service did not answer in time",
+}
+_BODY_ERRORS = {"400": "the body is not valid JSON", "413": "request body over 1 MiB"}
+_FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def document_problems(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _with_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _with_problems(document: dict[str, Any]) -> None:
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name in _FASTAPI_VALIDATION_SCHEMAS:
+        schemas.pop(name, None)
+    _, definitions = models_json_schema([(ProblemDocument, "serialization")], ref_template=_REF_TEMPLATE)
+    schemas.update(definitions["$defs"])
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            responses = operation["responses"]
+            if path.startswith("/api/v1/"):
+                edge_errors = {**_EDGE_ERRORS, **(_BODY_ERRORS if "requestBody" in operation else {})}
+                for status, description in edge_errors.items():
+                    responses.setdefault(status, {"description": description})
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = _PROBLEM_CONTENT
