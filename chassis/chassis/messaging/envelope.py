@@ -27,10 +27,13 @@ class MalformedEvent(ValueError):
     """Not a valid event of a known type and version: retrying can never make it succeed."""
 
 
+_REPOSITORY_EVENTS = Path(chassis.__file__).resolve().parents[2] / "contracts" / "events"
+
+
 def contracts_dir() -> Path:
-    """`AGORA_CONTRACTS_DIR`, else the repository's `contracts/events`."""
+    """`AGORA_CONTRACTS_DIR`, else the repository's `contracts/events` (on every event: kept cheap)."""
     configured = os.environ.get("AGORA_CONTRACTS_DIR")
-    return Path(configured) if configured else Path(chassis.__file__).resolve().parents[2] / "contracts" / "events"
+    return Path(configured) if configured else _REPOSITORY_EVENTS
 
 
 def schema_path(event_type: str) -> str:

@@ -69,7 +69,7 @@ class EdgeGuard:
         await self.app(scope, receive, send_with_limits)
 
 
-def require_user(request: Request) -> auth.Principal:
+async def require_user(request: Request) -> auth.Principal:
     principal: auth.Principal | None = request.state.principal
     if principal is None:
         detail = "a valid bearer access token is required"
@@ -79,8 +79,8 @@ def require_user(request: Request) -> auth.Principal:
     return principal
 
 
-def require_admin(request: Request) -> auth.Principal:
-    principal = require_user(request)
+async def require_admin(request: Request) -> auth.Principal:
+    principal = await require_user(request)
     if "admin" not in principal.roles:
         raise Problem(403, "this operation needs the admin role")
     return principal

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from chassis.http import Problem
+from chassis.resilience import ResilienceError
 from gateway import views
 from gateway.models import NOT_BLANK, STORABLE, Money
 from gateway.security import CurrentUser
@@ -134,6 +135,8 @@ def router(upstreams: Upstreams) -> APIRouter:
             if error.code() is grpc.StatusCode.FAILED_PRECONDITION:  # the cart is empty
                 raise Problem(422, error.details() or "the cart is empty") from None
             raise as_problem(error, "orders") from None
+        except ResilienceError as error:
+            raise as_problem(error, "orders") from None
         return JSONResponse(views.order(order), status_code=202)
 
     @routes.get("", response_model=OrderList, summary="The caller's orders, newest first")
@@ -196,5 +199,5 @@ async def _status_changes(upstreams: Upstreams, first: Any) -> AsyncIterator[byt
         await asyncio.sleep(FOLLOW_POLL_SECONDS)
         try:
             order = await upstreams.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=first.order_id))
-        except grpc.aio.AioRpcError:
+        except (grpc.aio.AioRpcError, ResilienceError):
             yield b": orders unavailable, retrying\n\n"
