@@ -91,6 +91,11 @@ async def test_only_allowed_callers_with_certificates_get_through(tls_dir: Path,
         await channel.close()
 
 
+# The grpc-timeout header carries the budget with limited precision and gRPC rounds it up,
+# so the next hop may see a few milliseconds more than the caller had left.
+GRPC_TIMEOUT_ROUNDING = 0.02
+
+
 async def test_the_remaining_deadline_travels_to_the_next_hop_and_expiry_cancels_the_work(
     tls_dir: Path, running: list[GrpcServer]
 ) -> None:
@@ -121,14 +126,14 @@ async def test_the_remaining_deadline_travels_to_the_next_hop_and_expiry_cancels
                           addresses=[f"127.0.0.1:{hop1_settings.grpc_port}"])
 
     assert await echo_call(client)(b"0", timeout=0.8) == b"done"
-    assert 0 < seen_budget[0] <= 0.8
+    assert 0 < seen_budget[0] <= 0.8 + GRPC_TIMEOUT_ROUNDING
 
     with pytest.raises(grpc.aio.AioRpcError) as expired:
         await echo_call(client)(b"2", timeout=0.3)
     assert expired.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     await asyncio.sleep(0.5)
     assert hop2_outcome == ["finished", "cancelled"]
-    assert seen_budget[1] <= 0.3
+    assert seen_budget[1] <= 0.3 + GRPC_TIMEOUT_ROUNDING
     await client.close()
     await to_hop2.close()
 

@@ -44,3 +44,22 @@ async def test_a_slow_recommendations_service_degrades_the_page_instead_of_break
             city.agora("chaos", "clear", "recommendations")
     # Well under the 5 s delay: the call's deadline (150 ms) cut it short, or the breaker opened.
     assert max(timings) < 2.0, timings
+
+
+async def test_with_recommendations_killed_the_page_still_answers_and_says_so(city: City) -> None:
+    if "recommendations" not in {s["name"] for s in city.status()["services"]}:
+        pytest.skip("recommendations does not run in this city")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{city.base_url}/api/v1/products?page=5&page_size=10") as answer:
+            products = [p["id"] for p in (await answer.json())["items"]]
+        killed = city.agora("chaos", "kill", "recommendations")
+        assert killed.returncode == 0, killed.stderr
+        status, page, _ = await product_page(http, city, products[0])  # before the supervisor restarts it
+        assert status == 200 and "recommendations" in page["degraded"]
+        for _ in range(150):  # the supervisor brings it back
+            if all(s["healthy"] for s in city.status()["services"] if s["name"] == "recommendations"):
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(6)  # the breaker's open period, then a probe closes it
+        status, page, _ = await product_page(http, city, products[1])
+        assert status == 200 and "recommendations" not in page["degraded"], page["degraded"]

@@ -189,3 +189,13 @@ def test_no_password_or_token_reaches_the_logs(city: City) -> None:
     for secret in (ADMIN_PASSWORD, "correct horse battery", "long enough pw", "tok_visa"):
         assert secret not in logs, secret
     assert "eyJ" not in logs  # no JWT (their header always starts so)
+
+
+async def test_the_payments_role_cannot_reach_the_orders_database(city: City) -> None:
+    password = (city.home / "secrets" / "payments.password").read_text().strip()
+    postgres_url = next(entry["url"] for entry in city.status()["infra"] if entry["name"] == "postgres")
+    host_port = postgres_url.split("@", 1)[1].split("/", 1)[0]
+    own = await asyncpg.connect(f"postgresql://agora_payments:{password}@{host_port}/agora_payments")
+    await own.close()
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await asyncpg.connect(f"postgresql://agora_payments:{password}@{host_port}/agora_orders")
