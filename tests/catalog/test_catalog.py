@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 
@@ -13,6 +14,7 @@ from catalog import repository
 from catalog.bootstrap import MIGRATIONS
 from catalog.seed import seed_catalog
 from chassis import db
+from chassis.messaging import Outbox
 
 
 @pytest.fixture
@@ -20,7 +22,7 @@ async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await db.connect(fresh_database)
     await db.migrate(pool, MIGRATIONS)
     categories, products = seed_catalog()
-    assert await repository.seed_if_empty(pool, categories, products)
+    assert await repository.seed_if_empty(pool, categories, products, Outbox("catalog"))
     yield pool
     await pool.close()
 
@@ -35,9 +37,20 @@ def test_the_seed_is_realistic_and_the_same_every_time() -> None:
 
 async def test_seeding_happens_once_even_when_replicas_start_together(pool: asyncpg.Pool) -> None:
     categories, products = seed_catalog()
-    results = await asyncio.gather(*(repository.seed_if_empty(pool, categories, products) for _ in range(3)))
+    results = await asyncio.gather(
+        *(repository.seed_if_empty(pool, categories, products, Outbox("catalog")) for _ in range(3))
+    )
     assert results == [False, False, False]
     assert await pool.fetchval("SELECT count(*) FROM products") == len(products)
+
+
+async def test_every_seeded_product_is_announced_once_in_the_seeding_transaction(pool: asyncpg.Pool) -> None:
+    _, products = seed_catalog()
+    announced = await pool.fetch("SELECT envelope FROM outbox ORDER BY id")
+    assert len(announced) == len(products)
+    first = json.loads(announced[0]["envelope"])
+    assert first["type"] == "agora.catalog.ProductCreated.v1" and first["subject"] == products[0].id
+    assert first["data"]["categories"] == list(products[0].categories)
 
 
 async def test_full_text_search_ranks_matches_and_pages_are_stable(pool: asyncpg.Pool) -> None:

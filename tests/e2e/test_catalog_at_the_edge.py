@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import City
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, City
+from tests.e2e.shop import admin_client, new_product
 
 pytestmark = pytest.mark.e2e
 
@@ -51,6 +53,20 @@ async def test_a_product_page_aggregates_and_names_what_it_could_not_fetch(city:
     for part in ("availability", "recommendations"):
         assert (page[part] is None) == (part in page["degraded"]) or part == "recommendations"
     assert page["recommendations"] is None or len(page["recommendations"]) <= 4
+
+
+async def test_a_new_product_nobody_bought_is_recommended_its_own_category(city: City) -> None:
+    """Catalog announces the product (ProductCreated); recommendations learns its category."""
+    async with aiohttp.ClientSession() as http:
+        product_id = await new_product(await admin_client(http, city, ADMIN_EMAIL, ADMIN_PASSWORD), stock=1)
+    for _ in range(100):
+        status, _, page = await get(city, f"/api/v1/products/{product_id}")
+        if page["recommendations"] and "recommendations" not in page["degraded"]:
+            break
+        await asyncio.sleep(0.1)
+    assert status == 200 and "recommendations" not in page["degraded"], page
+    assert len(page["recommendations"]) == 4
+    assert all("kitchen" in suggested["categories"] for suggested in page["recommendations"])
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,12 @@ def confirmed(lines: dict[str, int], order_id: str | None = None) -> Envelope:
     return Envelope.new("orders", "OrderConfirmed", data, subject=order_id)
 
 
+def product_created(product_id: str, *categories: str) -> Envelope:
+    data = {"product_id": product_id, "sku": f"SKU-{product_id}", "name": product_id.title(), "description": "",
+            "price": {"amount": 100, "currency": "USD"}, "categories": list(categories), "image_url": ""}
+    return Envelope.new("catalog", "ProductCreated", data, subject=product_id)
+
+
 class Recommendations:
     """The handler on a real database, fed the way the consumer feeds it."""
 
@@ -74,6 +80,9 @@ class Recommendations:
 
     async def buy(self, *products: str, quantity: int = 1) -> None:
         await self.deliver(confirmed(dict.fromkeys(products, quantity)))
+
+    async def announce(self, product_id: str, *categories: str) -> None:
+        await self.deliver(product_created(product_id, *categories))
 
     async def recommend(self, product_id: str, limit: int = 4) -> list[str]:
         return await handlers.recommend(product_id, limit, pool=self.pool)

@@ -27,8 +27,10 @@ def test_one_product_on_two_lines_is_one_product_with_their_units() -> None:
     assert domain.units_per_product(items) == {"cup": 5, "jug": 1}
 
 
-def test_best_sellers_fill_after_the_products_bought_together_without_repeats_or_the_product() -> None:
+def test_each_source_fills_after_the_one_before_without_repeats_or_the_product() -> None:
     together = ["saucer", "spoon"]
+    same_category = ["cup", "saucer", "mug"]
     best_sellers = ["cup", "spoon", "kettle", "tray"]
-    assert domain.recommend("cup", together, best_sellers, 4) == ["saucer", "spoon", "kettle", "tray"]
-    assert domain.recommend("cup", together, best_sellers, 1) == ["saucer"]
+    assert domain.recommend("cup", together, same_category, best_sellers, limit=4) == ["saucer", "spoon", "mug", "kettle"]
+    assert domain.recommend("cup", together, same_category, best_sellers, limit=1) == ["saucer"]
+    assert domain.recommend("cup", limit=4) == []

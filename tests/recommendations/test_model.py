@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.recommendations.conftest import Recommendations, confirmed
+from tests.recommendations.conftest import Recommendations, confirmed, product_created
 
 
 async def test_products_bought_together_most_often_come_first(recommendations: Recommendations) -> None:
@@ -51,8 +51,38 @@ async def test_the_answer_never_exceeds_the_limit(recommendations: Recommendatio
     assert await recommendations.recommend("cup", limit=2) == ["p00", "p01"]
 
 
-async def test_nothing_sold_yet_answers_nothing(recommendations: Recommendations) -> None:
+async def test_nothing_sold_and_nothing_known_answers_nothing(recommendations: Recommendations) -> None:
     assert await recommendations.recommend("cup") == []
+
+
+async def test_a_cold_store_answers_the_products_of_the_same_category(recommendations: Recommendations) -> None:
+    for product, category in [("cup", "kitchen"), ("jug", "kitchen"), ("tray", "kitchen"), ("atlas", "books")]:
+        await recommendations.announce(product, category)
+
+    assert await recommendations.recommend("cup") == ["jug", "tray"]
+    assert await recommendations.recommend("atlas") == []
+
+
+async def test_within_the_category_best_sellers_come_first_then_overall_best_sellers_fill(
+    recommendations: Recommendations,
+) -> None:
+    await recommendations.announce("cup", "kitchen")
+    await recommendations.announce("jug", "kitchen", "garden")
+    await recommendations.announce("tray", "kitchen")
+    await recommendations.announce("hose", "garden")
+    await recommendations.buy("tray", quantity=3)
+    await recommendations.buy("atlas", quantity=9)
+
+    assert await recommendations.recommend("cup") == ["tray", "jug", "atlas"]
+    assert await recommendations.recommend("jug") == ["tray", "cup", "hose", "atlas"]
+    assert await recommendations.recommend("hose", limit=1) == ["jug"]
+
+
+async def test_a_redelivered_product_is_learned_once(recommendations: Recommendations) -> None:
+    announced = product_created("cup", "kitchen", "home")
+    assert await recommendations.deliver(announced) is True
+    assert await recommendations.deliver(announced) is False
+    assert await recommendations.pool.fetchval("SELECT count(*) FROM product_categories") == 2
 
 
 async def test_a_redelivered_order_is_learned_once(recommendations: Recommendations) -> None:

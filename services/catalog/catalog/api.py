@@ -13,6 +13,7 @@ from agora.common.v1 import common_pb2
 from catalog import repository
 from chassis import auth
 from chassis.grpc import InvalidArgument, translating
+from chassis.messaging import Outbox
 
 MAX_PAGE_SIZE = 100
 MAX_IDS = 500
@@ -35,8 +36,9 @@ def _message(product: repository.Product) -> catalog_pb2.Product:
 
 
 class CatalogApi(catalog_pb2_grpc.CatalogServiceServicer):
-    def __init__(self, pool: asyncpg.Pool):
+    def __init__(self, pool: asyncpg.Pool, outbox: Outbox):
         self._pool = pool
+        self._outbox = outbox
 
     async def ListProducts(self, request, context):  # type: ignore[no-untyped-def]
         page = request.page or 1
@@ -97,4 +99,5 @@ class CatalogApi(catalog_pb2_grpc.CatalogServiceServicer):
                 created = await repository.create_product(conn, product)
             except repository.UnknownCategory as error:
                 raise InvalidArgument([("categories", f"unknown category: {error}")]) from None
+            await repository.announce(conn, self._outbox, [created])
         return _message(created)

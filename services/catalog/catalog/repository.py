@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncpg
 
 from catalog.seed import SeedProduct
+from chassis.messaging import Outbox
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,22 @@ async def create_product(conn: asyncpg.Connection, product: Product) -> Product:
     return product
 
 
-async def seed_if_empty(pool: asyncpg.Pool, categories: dict[str, str], products: list[SeedProduct]) -> bool:
-    """Loads the starter catalog on first start; concurrent replicas load it once."""
+async def announce(conn: asyncpg.Connection, outbox: Outbox, products: Iterable[Product | SeedProduct]) -> None:
+    """A ProductCreated for each product, in the caller's transaction: published once it commits."""
+    for product in products:
+        data = {
+            "product_id": product.id, "sku": product.sku, "name": product.name, "description": product.description,
+            "price": {"amount": product.price_amount, "currency": product.currency},
+            "categories": list(product.categories), "image_url": product.image_url or "",
+        }
+        await outbox.add(conn, "ProductCreated", data, subject=product.id)
+
+
+async def seed_if_empty(
+    pool: asyncpg.Pool, categories: dict[str, str], products: list[SeedProduct], outbox: Outbox
+) -> bool:
+    """Loads the starter catalog on first start, announcing each product as created; concurrent
+    replicas load it once."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("LOCK TABLE categories IN EXCLUSIVE MODE")
         if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM categories)"):
@@ -123,6 +139,7 @@ async def seed_if_empty(pool: asyncpg.Pool, categories: dict[str, str], products
             columns=["product_id", "category"],
             records=[(uuid.UUID(p.id), slug) for p in products for slug in p.categories],
         )
+        await announce(conn, outbox, products)
         return True
 
 

@@ -1,5 +1,5 @@
 """What a recommendation is, without I/O: how big an answer may be, what one order teaches, and
-how the products bought together and the best sellers make one list."""
+how the products bought together, the product's category and the best sellers make one list."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ def units_per_product(items: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return dict(units)
 
 
-def recommend(product_id: str, bought_together: Iterable[str], best_sellers: Iterable[str], limit: int) -> list[str]:
-    """The products bought with `product_id`, best first, filled up with best sellers not
-    already named; never `product_id` itself, never more than `limit`."""
-    picked = dict.fromkeys(other for other in (*bought_together, *best_sellers) if other != product_id)
+def recommend(product_id: str, *sources: Iterable[str], limit: int) -> list[str]:
+    """The candidates of each source in turn (bought together, then the same category, then the
+    best sellers), each named once; never `product_id` itself, never more than `limit`."""
+    picked = dict.fromkeys(other for source in sources for other in source if other != product_id)
     return list(picked)[:limit]

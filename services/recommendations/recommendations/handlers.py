@@ -20,14 +20,25 @@ async def learn_from_order(event: Envelope, conn: asyncpg.Connection) -> None:
     await repository.learn_order(conn, domain.units_per_product(event.data["items"]))
 
 
+async def learn_product(event: Envelope, conn: asyncpg.Connection) -> None:
+    """ProductCreated: the product's categories, its neighbours while the store is cold."""
+    await repository.learn_product(conn, event.data["product_id"], event.data["categories"])
+
+
 async def recommend(product_id: str, limit: int, *, pool: asyncpg.Pool) -> list[str]:
-    """Up to `limit` products for `product_id`'s page: bought together first, best sellers after."""
-    together = await repository.bought_with(pool, product_id, limit)
-    # Enough best sellers to fill the answer even if all of `together` and the product are among them.
-    fill = await repository.best_sellers(pool, limit + 1) if len(together) < limit else []
-    return domain.recommend(product_id, together, fill, limit)
+    """Up to `limit` products for `product_id`'s page: bought together first, then the products of
+    its categories, then the best sellers. A source is asked only while the list is short, for
+    enough to fill it even if all it already holds (and the product itself) are in its answer."""
+    answer = domain.recommend(product_id, await repository.bought_with(pool, product_id, limit), limit=limit)
+    if len(answer) < limit:
+        neighbours = await repository.same_categories(pool, product_id, limit)
+        answer = domain.recommend(product_id, answer, neighbours, limit=limit)
+    if len(answer) < limit:
+        answer = domain.recommend(product_id, answer, await repository.best_sellers(pool, limit + 1), limit=limit)
+    return answer
 
 
 SUBSCRIPTIONS: dict[str, Callable[[Envelope, Any], Awaitable[None]]] = {
     "agora.orders.OrderConfirmed.v1": learn_from_order,
+    "agora.catalog.ProductCreated.v1": learn_product,
 }

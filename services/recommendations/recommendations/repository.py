@@ -26,6 +26,16 @@ async def learn_order(conn: asyncpg.Connection, units: dict[str, int]) -> None:
     )
 
 
+async def learn_product(conn: asyncpg.Connection, product_id: str, categories: list[str]) -> None:
+    await conn.execute(
+        """INSERT INTO product_categories (product_id, category)
+           SELECT $1, category FROM unnest($2::text[]) AS listed (category) ORDER BY category
+           ON CONFLICT DO NOTHING""",
+        product_id,
+        categories,
+    )
+
+
 async def bought_with(pool: asyncpg.Pool, product_id: str, limit: int) -> list[str]:
     """The products most often in the same order as `product_id`, best first."""
     rows = await pool.fetch(
@@ -34,6 +44,24 @@ async def bought_with(pool: asyncpg.Pool, product_id: str, limit: int) -> list[s
         limit,
     )
     return [row["other_id"] for row in rows]
+
+
+async def same_categories(pool: asyncpg.Pool, product_id: str, limit: int) -> list[str]:
+    """Other products sharing a category with `product_id`, best sellers first."""
+    rows = await pool.fetch(
+        """SELECT neighbour.product_id
+             FROM product_categories own
+             JOIN product_categories neighbour ON neighbour.category = own.category
+                  AND neighbour.product_id <> own.product_id
+             LEFT JOIN sales ON sales.product_id = neighbour.product_id
+            WHERE own.product_id = $1
+            GROUP BY neighbour.product_id, sales.units
+            ORDER BY coalesce(sales.units, 0) DESC, neighbour.product_id
+            LIMIT $2""",
+        product_id,
+        limit,
+    )
+    return [row["product_id"] for row in rows]
 
 
 async def best_sellers(pool: asyncpg.Pool, limit: int) -> list[str]:

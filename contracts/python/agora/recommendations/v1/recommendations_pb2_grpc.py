@@ -46,8 +46,9 @@ class RecommendationsServiceServicer:
 
     def Recommend(self, request, context):
         """Products bought together with this one, best first, never including it; when too few were,
-        the best sellers fill the list. Public (no token). At most `limit` ids (0 means 4, at most
-        20); empty only while nothing has been sold (the caller falls back to its default list).
+        the products of its categories (best sellers first), then the best sellers overall, fill the
+        list. Public (no token). At most `limit` ids (0 means 4, at most 20); empty only while the
+        product's categories are unknown and nothing has been sold.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
