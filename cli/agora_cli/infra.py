@@ -57,6 +57,11 @@ _EXTERNAL_VARIABLES = {
 }
 
 
+def external_variable(name: str) -> str:
+    """The variable that makes `name` an external server (AGORA_NATS_URL for nats)."""
+    return _EXTERNAL_VARIABLES[name][0]
+
+
 def external(name: str, url: str) -> Infra:
     host, port = address_of(url, _EXTERNAL_VARIABLES[name][1])
     return Infra(name, url, host=host, port=port)

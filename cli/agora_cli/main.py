@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agora_cli import state
+from agora_cli import control, state
 from agora_cli.config import Config, Home, home_from_env
 from agora_cli.dlq import dlq_app
 from agora_cli.errors import AgoraError
@@ -303,13 +303,14 @@ async def _health_report(city: dict[str, Any]) -> dict[str, list[dict[str, Any]]
             "name": entry["name"],
             "pid": entry["pid"],
             "healthy": healthy,
+            "stopped": entry.get("stopped", False),
             "grpc": entry["grpc"],
             "http": entry["http"],
         }
 
     async def infra_health(entry: dict[str, Any]) -> dict[str, Any]:
         host, port = address_of(entry["url"], 0)
-        alive = entry["pid"] is None or same_process_alive(entry["pid"], entry.get("create_time"))
+        alive = not entry["embedded"] or same_process_alive(entry["pid"], entry.get("create_time"))
         healthy = alive and await tcp_answers(host, port)
         return {
             "name": entry["name"],
@@ -317,6 +318,7 @@ async def _health_report(city: dict[str, Any]) -> dict[str, list[dict[str, Any]]
             "url": entry["url"],
             "embedded": entry["embedded"],
             "healthy": healthy,
+            "stopped": entry.get("stopped", False),
         }
 
     services = await asyncio.gather(*(service_health(entry) for entry in city["services"]))
@@ -331,8 +333,8 @@ def _print_status(city: dict[str, Any], report: dict[str, list[dict[str, Any]]])
     for entry, health in zip(city["services"], report["services"], strict=True):
         table.add_row(
             _instance_name(entry),
-            str(entry["pid"]),
-            _health_word(health["healthy"]),
+            str(entry["pid"] or ""),
+            _health_word(health),
             entry["http"],
             entry["grpc"] or "",
             str(entry["restarts"]),
@@ -342,7 +344,7 @@ def _print_status(city: dict[str, Any], report: dict[str, list[dict[str, Any]]])
         table.add_row(
             f"{entry['name']} ({kind})",
             str(entry["pid"] or ""),
-            _health_word(health["healthy"]),
+            _health_word(health),
             entry["url"],
             "",
             str(entry.get("restarts", 0)),
@@ -350,8 +352,10 @@ def _print_status(city: dict[str, Any], report: dict[str, list[dict[str, Any]]])
     console.print(table)
 
 
-def _health_word(healthy: bool) -> str:
-    return "[green]healthy[/green]" if healthy else "[red]unhealthy[/red]"
+def _health_word(health: dict[str, Any]) -> str:
+    if health["stopped"]:
+        return "[red]stopped[/red]"
+    return "[green]healthy[/green]" if health["healthy"] else "[red]unhealthy[/red]"
 
 
 @app.command()
@@ -465,26 +469,29 @@ def restart(
     service: Annotated[str, typer.Argument(help="The service whose instances restart.")],
     timeout: Annotated[float, typer.Option(help="Seconds to wait until they are ready again.")] = 60.0,
 ) -> None:
-    """Restart every instance of a service and wait until each is ready again."""
+    """Restart every instance of a service, one by one, with no request lost.
+
+    Each instance gets a new process on the same ports; the old one is stopped (and drains its
+    in-flight work) only once the new one is ready.
+    """
     home = home_from_env()
-    old = {entry["instance"]: entry["pid"] for entry in _instances_of(_running_city(home), service)}
-    for pid in old.values():
-        _signal(pid, signal.SIGTERM)  # the supervisor starts a new process once this one exits
-
-    def replaced() -> bool:
-        city = state.read(home) or {"services": []}
-        now = [entry for entry in city["services"] if entry["name"] == service]
-        return bool(now) and all(entry["ready"] and entry["pid"] != old.get(entry["instance"]) for entry in now)
-
-    deadline = time.monotonic() + timeout
-    while not replaced():
-        if time.monotonic() > deadline:
-            raise AgoraError(f"{service} was not ready again within {timeout:g} s; see `agora logs {service}`")
-        time.sleep(0.1)
+    city = _running_city(home)
+    count = len(_instances_of(city, service))
+    _ask_supervisor(city, "restart", service, timeout, waits=count * (timeout + SERVICE_GRACE_SECONDS))
     console.print(f"{service} restarted")
 
 
-chaos_app = typer.Typer(help="Break things on purpose: delays, failures, killed processes.", no_args_is_help=True)
+def _ask_supervisor(city: dict[str, Any], op: str, name: str, timeout: float, *, waits: float) -> dict[str, Any]:
+    """Has the running supervisor do `op` on `name`; `waits` bounds how long its answer may take."""
+    path = city.get("control")
+    if not path:
+        raise AgoraError("this city's supervisor has no control channel; restart it with `agora down` and `agora up`")
+    return control.request(path, {"op": op, "name": name, "timeout": timeout}, waits + 10)
+
+
+chaos_app = typer.Typer(
+    help="Break things on purpose: delays, failures, killed or stopped processes.", no_args_is_help=True
+)
 app.add_typer(chaos_app, name="chaos")
 app.add_typer(replay_app, name="replay")
 app.add_typer(keys_app, name="keys")
@@ -541,6 +548,29 @@ def chaos_kill(
     for entry in targets:
         _signal(entry["pid"], signal.SIGKILL)
         console.print(f"killed {_instance_name(entry)} (pid {entry['pid']})")
+
+
+@chaos_app.command("stop")
+@one_line_errors
+def chaos_stop(
+    name: Annotated[str, typer.Argument(help="A service, or an embedded server: postgres, nats, redis, smtp.")],
+) -> None:
+    """Stop every instance of a service, or an embedded server, and keep it stopped."""
+    city = _running_city(home_from_env())
+    answer = _ask_supervisor(city, "stop", name, 0, waits=SERVICE_GRACE_SECONDS + INFRA_GRACE_SECONDS)
+    console.print(f"stopped {', '.join(answer['stopped'])}; `agora chaos start {name}` starts it again")
+
+
+@chaos_app.command("start")
+@one_line_errors
+def chaos_start(
+    name: Annotated[str, typer.Argument(help="What `agora chaos stop` stopped.")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait until it is ready.")] = 60.0,
+) -> None:
+    """Start again what `agora chaos stop` stopped (same ports, same data), and wait until ready."""
+    city = _running_city(home_from_env())
+    _ask_supervisor(city, "start", name, timeout, waits=timeout)
+    console.print(f"{name} is ready")
 
 
 @chaos_app.command("clear")

@@ -7,6 +7,8 @@ import errno
 import socket
 from urllib.parse import urlsplit
 
+import psutil
+
 from agora_cli.errors import AgoraError
 
 
@@ -80,6 +82,41 @@ async def http_status(host: str, port: int, path: str, timeout: float = 1.0) -> 
         return None
     parts = status_line.split()
     return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
+
+
+async def answers_from(host: str, port: int, path: str, pid: int, timeout: float = 1.0) -> bool:
+    """True if `GET path` answered 200 from the process `pid` itself.
+
+    Several processes may listen on one port (SO_REUSEPORT, during a rolling restart) and the
+    kernel spreads connections among them; the connection's server end tells which one took it.
+    The request keeps the connection open, so that end still exists when it is looked up.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                client_port = writer.get_extra_info("sockname")[1]
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+                await writer.drain()
+                parts = (await reader.readline()).split()
+                if len(parts) < 2 or parts[1] != b"200":
+                    return False
+                return _owns(pid, port, client_port)
+            finally:
+                writer.close()
+    except (OSError, TimeoutError):
+        return False
+
+
+def _owns(pid: int, port: int, client_port: int) -> bool:
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return False
+    return any(
+        connection.laddr and connection.raddr and connection.laddr[1] == port and connection.raddr[1] == client_port
+        for connection in connections
+    )
 
 
 async def wait_until(probe, timeout: float, interval: float = 0.05) -> bool:

@@ -35,6 +35,8 @@ class Child:
     crashes_in_a_row: int = 0
     restart_at: float | None = None
     stopping: bool = False
+    # Stopped by the operator (`agora chaos stop`): not restarted until `resume`.
+    held: bool = False
 
     @property
     def pid(self) -> int | None:
@@ -59,6 +61,13 @@ class Child:
         self.started_at = time.monotonic()
         self.created = create_time(self.process.pid)
         self.restart_at = None
+
+    def resume(self) -> None:
+        """Starts again a process the operator stopped, with the same command line (ports, data)."""
+        self.held = False
+        self.stopping = False
+        self.crashes_in_a_row = 0
+        self.spawn()
 
     def exited(self) -> int | None:
         """The exit status if the process has ended (and was not asked to), else None."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import importlib.util
 import json
@@ -23,11 +24,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from agora_cli import infra, state
+from agora_cli import control, infra, state
 from agora_cli.certs import ensure_certificates
 from agora_cli.config import HOST, Config
 from agora_cli.errors import AgoraError
-from agora_cli.net import PortPicker, ensure_port_free, http_status, wait_until
+from agora_cli.net import PortPicker, answers_from, ensure_port_free, http_status, wait_until
 from agora_cli.processes import INFRA_GRACE_SECONDS, SERVICE_GRACE_SECONDS, Child, create_time, tail
 from agora_cli.provision import provision
 from agora_cli.secrets_store import password
@@ -75,6 +76,9 @@ class Supervisor:
         self._readiness: set[asyncio.Task[None]] = set()
         self._infra_ready: set[str] = set()
         self._began = time.monotonic()
+        self._control_path = control.socket_path(config.home.root)
+        self._control: asyncio.AbstractServer | None = None
+        self._operation = asyncio.Lock()  # one operator request at a time
         self.instances = self._plan(replicas or {})
 
     def _plan(self, replicas: dict[str, int]) -> list[Instance]:
@@ -104,6 +108,7 @@ class Supervisor:
         watcher = asyncio.create_task(self._watch())
         stopped = asyncio.create_task(stop.wait())
         try:
+            self._control = await control.serve(self._control_path, self._answer)
             for instance in self.instances:
                 if instance.service.public_http:
                     ensure_port_free(HOST, instance.http_port, "AGORA_GATEWAY_PORT")
@@ -128,6 +133,9 @@ class Supervisor:
         finally:
             stopped.cancel()
             watcher.cancel()
+            if self._control:
+                self._control.close()
+            control.remove(self._control_path)
             await self._shutdown()
             self._release_lock()
 
@@ -345,6 +353,140 @@ class Supervisor:
         children += [(instance.child, instance) for instance in self.instances if instance.child]
         return children
 
+    # ------------------------------------------------------------ operator requests (control.py)
+
+    async def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        operations = {"stop": self._stop_named, "start": self._start_named, "restart": self._restart_service}
+        operation = operations.get(request.get("op", ""))
+        if operation is None:
+            raise AgoraError(f"unknown operation {request.get('op')!r}")
+        if self.status != "ready":
+            raise AgoraError(f"the city is {self.status}; try again once it is ready")
+        timeout = float(request.get("timeout") or self.timeout)
+        async with self._operation:
+            return await operation(str(request.get("name")), timeout)
+
+    async def _stop_named(self, name: str, timeout: float) -> dict[str, Any]:
+        """Stops every instance of a service, or an embedded server, and keeps it stopped."""
+        instances = self._instances_named(name)
+        children = [instance.child for instance in instances if instance.child]
+        if not instances:
+            server = self._embedded_named(name)
+            assert server.child is not None
+            children = [server.child]
+        for instance in instances:
+            instance.ready = False
+        for child in children:
+            child.held = True  # before it exits: its exit is no crash to act on
+        self._write_state()
+        grace = SERVICE_GRACE_SECONDS if instances else INFRA_GRACE_SECONDS
+        await asyncio.gather(*(child.stop(grace) for child in children))
+        self._write_state()
+        self.say(f"{name} stopped by the operator; it stays stopped until `agora chaos start {name}`")
+        return {"ok": True, "stopped": [child.name for child in children]}
+
+    async def _start_named(self, name: str, timeout: float) -> dict[str, Any]:
+        """Starts again what `_stop_named` stopped (same ports, same data), and waits until ready."""
+        instances = self._instances_named(name)
+        if instances:
+            for instance in instances:
+                if instance.child and instance.child.held:
+                    instance.child.resume()
+                    self._track(asyncio.create_task(self._await_ready(instance)))
+            self._write_state()
+            if not await wait_until(self._all_ready(instances), timeout, interval=_POLL_SECONDS):
+                raise AgoraError(
+                    f"{name} was not ready within {timeout:g} s (log: {self.config.home.log_of(instances[0].name)})"
+                )
+            self.say(f"{name} started by the operator")
+            return {"ok": True, "started": [instance.name for instance in instances]}
+        server = self._embedded_named(name)
+        assert server.child is not None
+        if server.child.held:
+            server.child.resume()
+            self._write_state()
+        if not await wait_until(lambda: infra.answers(server), timeout):
+            raise AgoraError(
+                f"{name} did not start within {timeout:g} s (log: {server.child.log_path})", tail(server.child.log_path)
+            )
+        self.say(f"{name} started by the operator")
+        return {"ok": True, "started": [name]}
+
+    def _all_ready(self, instances: list[Instance]) -> Callable[[], Awaitable[bool]]:
+        async def ready() -> bool:
+            return all(instance.ready for instance in instances)
+
+        return ready
+
+    async def _restart_service(self, name: str, timeout: float) -> dict[str, Any]:
+        """A rolling restart: instance by instance, a new process beside the old one, on the same
+        ports (SO_REUSEPORT); the old one is stopped (and drains) only once the new one is ready."""
+        instances = self._instances_named(name)
+        if not instances:
+            if name in self.infra:
+                raise AgoraError(f"{name} is a server, not a service: `agora chaos stop {name}` and `start` restart it")
+            raise self._unknown(name)
+        if any(instance.child is None or instance.child.held for instance in instances):
+            raise AgoraError(f"{name} is stopped; `agora chaos start {name}` starts it")
+        for instance in instances:
+            await self._replace(instance, timeout)
+        return {"ok": True, "pids": [instance.child.pid for instance in instances if instance.child]}
+
+    async def _replace(self, instance: Instance, timeout: float) -> None:
+        old = instance.child
+        assert old is not None and old.process is not None
+        new = dataclasses.replace(old, process=None, crashes_in_a_row=0, restart_at=None, stopping=False)
+        old.stopping = True  # from now on its exit is expected: the watcher must not restart it
+        new.spawn()
+        log = self.config.home.log_of(instance.name)
+
+        async def serves() -> bool:
+            assert new.process is not None and new.pid is not None
+            if new.process.poll() is not None:
+                raise AgoraError(
+                    f"{instance.name}: the new process exited with status {new.process.returncode}; "
+                    f"the old one still serves (log: {log})",
+                    tail(log),
+                )
+            return await answers_from(HOST, instance.http_port, "/readyz", new.pid)
+
+        ready = False
+        try:
+            ready = await wait_until(serves, timeout, interval=_POLL_SECONDS)
+        finally:
+            if not ready:
+                await new.stop(SERVICE_GRACE_SECONDS)
+                old.stopping = False
+        if not ready:
+            raise AgoraError(
+                f"{instance.name}: the new process was not ready within {timeout:g} s; "
+                f"the old one still serves (log: {log})",
+                tail(log),
+            )
+        instance.child = new
+        instance.ready = True
+        self._write_state()
+        await old.stop(SERVICE_GRACE_SECONDS)
+        self.say(f"{instance.name} restarted: pid {new.pid} serves, pid {old.pid} drained and stopped")
+
+    def _instances_named(self, name: str) -> list[Instance]:
+        return [instance for instance in self.instances if instance.service.name == name]
+
+    def _embedded_named(self, name: str) -> infra.Infra:
+        server = self.infra.get(name)
+        if server is None:
+            raise self._unknown(name)
+        if server.child is None:
+            raise AgoraError(
+                f"{name} is an external server ({infra.external_variable(name)} is set); "
+                "agora stops and starts only the servers it embeds"
+            )
+        return server
+
+    def _unknown(self, name: str) -> AgoraError:
+        known = sorted({instance.service.name for instance in self.instances} | set(self.infra))
+        return AgoraError(f"no service or server {name!r} in this city ({', '.join(known)})")
+
     async def _shutdown(self) -> None:
         self.status = "stopping"
         for task in list(self._readiness):
@@ -367,12 +509,14 @@ class Supervisor:
             "status": self.status,
             "gateway_url": f"http://{HOST}:{gateway.http_port}" if gateway else None,
             "supervisor": {"pid": os.getpid(), "create_time": create_time(os.getpid())},
+            "control": str(self._control_path),
             "services": [
                 {
                     "name": instance.service.name,
                     "instance": instance.index,
-                    "pid": instance.child.pid if instance.child else None,
+                    "pid": _pid(instance.child),
                     "create_time": instance.child.created if instance.child else None,
+                    "stopped": bool(instance.child and instance.child.held),
                     "grpc": f"{HOST}:{instance.grpc_port}" if instance.grpc_port else None,
                     "http": f"{HOST}:{instance.http_port}",
                     "ready": instance.ready,
@@ -384,8 +528,9 @@ class Supervisor:
             "infra": [
                 {
                     "name": server.name,
-                    "pid": server.child.pid if server.child else None,
+                    "pid": _pid(server.child),
                     "create_time": server.child.created if server.child else None,
+                    "stopped": bool(server.child and server.child.held),
                     "url": server.display_url,
                     "embedded": server.embedded,
                     "stop_signal": int(server.child.stop_signal) if server.child else None,
@@ -397,6 +542,11 @@ class Supervisor:
 
     def _write_state(self) -> None:
         state.write(self.config.home, self.snapshot())
+
+
+def _pid(child: Child | None) -> int | None:
+    """The pid of a process that runs or is meant to; none for one the operator stopped."""
+    return child.pid if child and not child.held else None
 
 
 # Set by the supervisor for each instance; an inherited value would point at the wrong thing.

@@ -8,7 +8,9 @@ from chassis.chaos import ChaosSwitch
 from tests.cli.conftest import City, alive
 
 
-def test_restart_replaces_every_instance_and_waits_until_ready(city: City) -> None:
+def test_restart_is_rolling_each_new_instance_ready_before_the_old_one_stops(city: City) -> None:
+    events = city.home.parent / "events"
+    city.env["TINY_EVENTS"] = str(events)
     assert city.agora("up", "--detach", "--replicas", "tinyalpha=2", "--timeout", "30").returncode == 0
     before = {entry["instance"]: entry["pid"] for entry in city.state()["services"] if entry["name"] == "tinyalpha"}
     assert len(before) == 2
@@ -20,7 +22,14 @@ def test_restart_replaces_every_instance_and_waits_until_ready(city: City) -> No
     assert all(entry["ready"] and entry["pid"] != before[entry["instance"]] for entry in after)
     assert not [pid for pid in before.values() if alive(pid)]
     peers = json.loads(_env_of(city, "tinybeta")["AGORA_PEERS"])
-    assert peers["tinyalpha"] == [entry["grpc"] for entry in after]
+    assert peers["tinyalpha"] == [entry["grpc"] for entry in after]  # same ports: callers need no news
+    seen = {(int(pid), event): float(at) for at, pid, event in (line.split() for line in events.read_text().splitlines())}
+    order = []
+    for entry in sorted(after, key=lambda entry: entry["instance"]):
+        old, new = before[entry["instance"]], entry["pid"]
+        assert seen[(new, "ready")] < seen[(old, "stopping")], "the old instance stopped before the new one served"
+        order += [seen[(new, "ready")], seen[(old, "stopping")]]
+    assert order == sorted(order)  # one instance at a time
 
 
 def _env_of(city: City, service: str) -> dict[str, str]:
