@@ -131,7 +131,7 @@ class Bus(Protocol):
 
 def parse_event_type(event_type: str) -> tuple[str, str, int]:
     """`agora.orders.OrderPlaced.v1` → (`orders`, `OrderPlaced`, 1); ValueError otherwise."""
-    match = _EVENT_TYPE.match(event_type)
+    match = _EVENT_TYPE.fullmatch(event_type)  # `$` alone would let a trailing newline through
     if match is None:
         raise ValueError(f"not an Agora event type: {event_type!r}")
     return match["producer"], match["name"], int(match["version"])

@@ -94,6 +94,9 @@ class Consumer:
         except MalformedEvent as error:
             await self._dead_letter(delivery, None, f"malformed: {error}")
             return
+        except Exception as error:  # parsing is a function of the bytes: retrying cannot help either
+            await self._dead_letter(delivery, None, f"malformed: unreadable ({type(error).__name__}: {error})")
+            return
         handler = self._handlers.get(event.type)
         if handler is None:  # another event of a producer we follow
             _metrics.events_consumed.labels(self.name, event.type, "ignored").inc()

@@ -49,6 +49,8 @@ def _validator(directory: Path, event_type: str) -> jsonschema.Draft202012Valida
         schema = json.loads(path.read_text())
     except FileNotFoundError:
         raise MalformedEvent(f"no schema for {event_type} (looked for {path})") from None
+    except OSError as error:  # e.g. a type whose name is too long to be a file name
+        raise MalformedEvent(f"no schema for {event_type}: {error.strerror or error}") from None
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
@@ -102,6 +104,8 @@ class Envelope:
             raw = json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
             raise MalformedEvent(f"not JSON: {error}") from None
+        except RecursionError:
+            raise MalformedEvent("not JSON this parser reads: nested too deeply") from None
         if not isinstance(raw, dict) or raw.get("specversion") != "1.0":
             raise MalformedEvent("not a CloudEvents 1.0 envelope")
         for attribute in ("id", "type", "source", "time"):

@@ -8,6 +8,7 @@ import time
 import uuid
 
 import asyncpg
+import pytest
 from prometheus_client import REGISTRY
 
 from chassis.messaging import (
@@ -109,6 +110,21 @@ async def test_malformed_messages_are_dead_lettered_at_once_and_the_consumer_kee
     assert bad_data.error == f"malformed: {THING_MADE} data at amount: -1 is less than the minimum of 0"
     assert letters[unknown.to_json()].error.startswith(f"malformed: no schema for {unknown.type}")
     assert handled == [good.id]
+
+
+async def test_a_message_the_parser_chokes_on_is_dead_lettered_at_once_not_left_to_redeliver(
+    pool, bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def choke(body: bytes) -> Envelope:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(Envelope, "parse", staticmethod(choke))
+    async with Consumer("watcher", bus, PostgresInbox(pool), {THING_MADE: record_effect}):
+        await bus.publish(b"[[[[", THING_MADE, msg_id="choke", headers={})
+        await letters_reach(bus, 1)
+    [letter] = await list_dead_letters(bus, "watcher")
+    assert letter.deliveries == 1 and letter.body == b"[[[["
+    assert letter.error == "malformed: unreadable (RecursionError: maximum recursion depth exceeded)"
 
 
 async def test_replaying_one_dead_letter_sends_it_back_to_where_it_came_from(pool, bus) -> None:

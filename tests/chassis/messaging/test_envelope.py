@@ -54,6 +54,17 @@ def test_an_event_whose_data_breaks_its_schema_cannot_be_built() -> None:
             b' "type": "agora.things.ThingMade.v1", "source": "s", "time": "t", "data": "x"}',
             "not an object",
         ),
+        (b"[" * 100_000, "nested too deeply"),  # a RecursionError inside json, not a ValueError
+        (
+            b'{"specversion": "1.0", "id": "4b1c2a52-52a4-4b5e-9a51-8e7d0b6a2f10",'
+            b' "type": "agora.things.ThingMade.v1\\n", "source": "s", "time": "t", "data": {}}',
+            "not an Agora event type",  # a trailing newline once slipped past `$` and was acked unread
+        ),
+        (
+            b'{"specversion": "1.0", "id": "4b1c2a52-52a4-4b5e-9a51-8e7d0b6a2f10",'
+            b' "type": "agora.things.T' + b"h" * 300 + b'.v1", "source": "s", "time": "t", "data": {}}',
+            "no schema",  # too long for a file name: an OSError, not a FileNotFoundError
+        ),
     ],
 )
 def test_anything_but_a_valid_event_is_refused_with_its_reason(body: bytes, problem: str) -> None:
