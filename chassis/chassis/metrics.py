@@ -31,6 +31,9 @@ grpc_client_duration = Histogram(
     "agora_grpc_client_duration_seconds", "gRPC call duration, client side", ["service", "target", "method"],
     buckets=LATENCY_BUCKETS,
 )
+periodic_job_failures = Counter(
+    "agora_periodic_job_failures_total", "Housekeeping runs that raised", ["job"]
+)
 
 
 def exposition() -> tuple[bytes, str]:

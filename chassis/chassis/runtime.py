@@ -24,6 +24,7 @@ from chassis.admin_http import AdminServer
 from chassis.chaos import ChaosSwitch
 from chassis.grpc import GrpcServer, open_channel
 from chassis.health import Readiness
+from chassis.periodic import Periodic
 from chassis.settings import ServiceSettings
 
 if TYPE_CHECKING:
@@ -113,6 +114,8 @@ class ServiceApp:
         from chassis import messaging
 
         self.add_worker(messaging.Consumer(self.settings.service, await self.bus(), inbox, subscriptions))
+        if isinstance(inbox, messaging.PostgresInbox):
+            self.add_worker(Periodic("forget-inbox-claims", 3600, inbox.forget_expired))
 
     # ------------------------------------------------------------ what a service offers
 

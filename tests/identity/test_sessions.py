@@ -8,6 +8,8 @@ from datetime import timedelta
 import grpc
 from agora.identity.v1 import identity_pb2
 
+from identity import handlers
+from identity.repository import Database
 from tests.identity.conftest import PASSWORD, Identity, rpc_error
 
 
@@ -84,3 +86,20 @@ async def test_a_refresh_carries_roles_granted_since_login(identity: Identity) -
     )
     principal = await identity.verifier().verify((await identity.refresh(tokens.refresh_token)).access_token)
     assert principal.roles == {"customer", "admin"}
+
+
+async def test_sessions_are_forgotten_once_none_of_their_tokens_can_refresh(identity: Identity) -> None:
+    db = Database(identity.pool)
+    await identity.register("ada@example.com")
+    old = await identity.login("ada@example.com")
+    await identity.refresh(old.refresh_token)
+    identity.clock.advance(timedelta(days=29))
+    recent = await identity.login("ada@example.com")
+
+    assert await handlers.forget_expired_sessions(db=db, clock=identity.clock) == 0
+    identity.clock.advance(timedelta(days=2))
+    assert await handlers.forget_expired_sessions(db=db, clock=identity.clock) == 1
+
+    assert await identity.pool.fetchval("SELECT count(*) FROM refresh_families") == 1
+    assert await identity.pool.fetchval("SELECT count(*) FROM refresh_tokens") == 1
+    assert (await identity.refresh(recent.refresh_token)).access_token

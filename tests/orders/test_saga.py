@@ -241,3 +241,16 @@ async def test_any_arrival_order_with_duplicates_ends_in_one_decision(store, out
         assert order.status == "CONFIRMED"
         assert "shipping_address" in mine[0]
     assert len(order.history) == 2
+
+
+async def test_idempotency_keys_are_forgotten_only_after_their_retention(store: asyncpg.Pool) -> None:
+    order_id = await placed_order(store)
+    async with store.acquire() as conn:
+        await repository.claim_key(conn, USER, "old", "fingerprint", order_id)
+        await repository.claim_key(conn, USER, "recent", "fingerprint", order_id)
+        await conn.execute("UPDATE idempotency_keys SET created_at = now() - interval '49 hours' WHERE key = 'old'")
+
+    assert await repository.forget_keys_older_than(store, 48) == 1
+    remaining = await store.fetch("SELECT key FROM idempotency_keys")
+    assert [row["key"] for row in remaining] == ["recent"]
+    assert await store.fetchval("SELECT count(*) FROM orders WHERE id = $1", uuid.UUID(order_id)) == 1

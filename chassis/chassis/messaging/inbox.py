@@ -25,12 +25,26 @@ class Inbox(Protocol):
         ...
 
 
+CLAIM_LIFETIME_SECONDS = 35 * 24 * 3600
+"""Longer than every way an event can come back: the stream's retention and the dead-letter
+replay window (both 30 days by default)."""
+
+
 class PostgresInbox:
     """The `inbox` table from the messaging migration, in the service's own database. The
-    handler gets the transaction's connection: its writes and its outbox rows commit with the claim."""
+    handler gets the transaction's connection: its writes and its outbox rows commit with the claim.
 
-    def __init__(self, pool: asyncpg.Pool):
+    Claims older than `keep_seconds` are deleted by `forget_expired`, which the runtime runs hourly."""
+
+    def __init__(self, pool: asyncpg.Pool, *, keep_seconds: float = CLAIM_LIFETIME_SECONDS):
         self._pool = pool
+        self._keep = keep_seconds
+
+    async def forget_expired(self) -> int:
+        deleted = await self._pool.execute(
+            "DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)", self._keep
+        )
+        return int(deleted.split()[-1])
 
     async def apply_once(self, consumer: str, event_id: str, apply: Apply) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -53,10 +67,9 @@ class RedisInbox:
     together with the claim key `<prefix>inbox:<consumer>:<event_id>`. WATCH on that key makes
     a concurrent delivery of the same event lose the race instead of applying twice.
 
-    Claims expire after `ttl_seconds`, which must outlast every way an event can come back: the
-    stream's retention and the dead-letter replay window (both 30 days by default)."""
+    Claims expire after `ttl_seconds`, which must outlast every way an event can come back."""
 
-    def __init__(self, redis: Redis, prefix: str, *, ttl_seconds: int = 35 * 24 * 3600):
+    def __init__(self, redis: Redis, prefix: str, *, ttl_seconds: int = CLAIM_LIFETIME_SECONDS):
         self._redis = redis
         self._prefix = prefix
         self._ttl = ttl_seconds

@@ -13,6 +13,7 @@ from agora.identity.v1 import identity_pb2_grpc
 from pydantic import Field
 
 from chassis import auth, messaging, runtime
+from chassis.periodic import Periodic
 from chassis.settings import ServiceSettings
 from identity import handlers
 from identity.api import IdentityApi
@@ -62,6 +63,7 @@ async def build(app: runtime.ServiceApp, *, clock: Callable[[], datetime] = _utc
             refresh_lifetime=timedelta(days=settings.refresh_token_ttl_days),
         ),
     )
+    app.add_worker(Periodic("forget-expired-sessions", 3600, lambda: handlers.forget_expired_sessions(db=db, clock=clock)))
     app.verify_tokens(
         auth.TokenVerifier(lambda: handle(GetJwks()), issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     )

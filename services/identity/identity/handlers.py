@@ -119,6 +119,12 @@ async def logout(command: Logout, *, db: Database, clock: Clock) -> None:
         await repo.revoke_family_of(refresh_token_digest(command.refresh_token), clock())
 
 
+async def forget_expired_sessions(*, db: Database, clock: Clock) -> int:
+    """Housekeeping: sessions that can no longer be refreshed are deleted."""
+    async with db.transaction() as repo:
+        return await repo.forget_expired_families(clock())
+
+
 async def get_user(command: GetUser, *, db: Database) -> User:
     async with db.transaction() as repo:
         user = await repo.user(command.user_id)

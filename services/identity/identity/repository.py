@@ -115,6 +115,17 @@ class Repository:
             digest, now,
         )
 
+    async def forget_expired_families(self, now: datetime) -> int:
+        """Deletes sessions whose every refresh token has expired (their tokens go with them):
+        such a token is refused for its age, so its rotation history proves nothing any more."""
+        deleted = await self.connection.execute(
+            """DELETE FROM refresh_families family
+               WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens token
+                                  WHERE token.family_id = family.id AND token.expires_at > $1)""",
+            now,
+        )
+        return int(deleted.split()[-1])
+
     # ------------------------------------------------------------ signing keys
 
     async def lock_signing_keys(self) -> None:

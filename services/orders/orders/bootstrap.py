@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from agora.orders.v1 import orders_pb2_grpc
+from pydantic import Field
 
 from chassis import auth, messaging, runtime
 from chassis.identity_keys import identity_verifier
+from chassis.periodic import Periodic
 from chassis.settings import ServiceSettings
-from orders import domain, handlers
+from orders import domain, handlers, repository
 from orders.api import OrdersApi
 from orders.peers import Cart, Catalog, Shipping
 
@@ -29,7 +31,8 @@ COMMANDS: dict[type, Callable[..., Awaitable[Any]]] = {
 
 
 class OrdersSettings(ServiceSettings):
-    pass
+    # API.md promises a replayed key answers the same order for at least 24 hours.
+    idempotency_key_retention_hours: float = Field(default=48, ge=24)
 
 
 def _utc_now() -> datetime:
@@ -53,6 +56,11 @@ async def build(
         "outbox": outbox or await app.outbox(pool),
         "clock": clock,
     }
+    settings = app.settings
+    if not isinstance(settings, OrdersSettings):
+        raise TypeError("orders needs its own settings: runtime.run(OrdersSettings, build)")
+    retention = settings.idempotency_key_retention_hours
+    app.add_worker(Periodic("forget-idempotency-keys", 3600, lambda: repository.forget_keys_older_than(pool, retention)))
     app.verify_tokens(verifier or identity_verifier(app))
     app.add_grpc_service(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersApi(command_handler(dependencies)))
     await app.consume(

@@ -98,3 +98,18 @@ async def test_postgres_inbox_applies_concurrent_deliveries_of_one_event_once(po
     results = await asyncio.gather(*(inbox.apply_once("first", event_id, slow_effect) for _ in range(5)))
     assert sorted(results) == [False] * 4 + [True]
     assert await pool.fetchval("SELECT count(*) FROM effects") == 1
+
+
+async def test_postgres_inbox_forgets_only_claims_older_than_it_keeps(pool) -> None:
+    inbox = PostgresInbox(pool, keep_seconds=3600)
+    old, recent = str(uuid.uuid4()), str(uuid.uuid4())
+
+    async def nothing(conn) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    await inbox.apply_once("first", old, nothing)
+    await inbox.apply_once("first", recent, nothing)
+    await pool.execute("UPDATE inbox SET processed_at = now() - interval '2 hours' WHERE event_id = $1", uuid.UUID(old))
+
+    assert await inbox.forget_expired() == 1
+    assert await inbox.apply_once("first", recent, nothing) is False
