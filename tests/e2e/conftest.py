@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,13 +54,9 @@ def present_services() -> str:
     return ",".join(sorted(path.parent.name for path in ROOT.glob("services/*/pyproject.toml")))
 
 
-@pytest.fixture(scope="session")
-def city() -> Iterator[City]:
-    # Not under pytest's own temp root: pytest makes that 0700 at every session start, and the
-    # embedded Postgres runs as its own unprivileged user, which must be able to reach its data.
-    home = Path(tempfile.mkdtemp(prefix="agora-e2e-"))
-    port = free_port()
-    env = {
+def city_environment(home: Path, port: int, **extra: str) -> dict[str, str]:
+    """The e2e city's environment: this process's own, minus any AGORA_ setting, plus `extra`."""
+    return {
         **{key: value for key, value in os.environ.items() if not key.startswith("AGORA_")},
         "AGORA_HOME": str(home),
         "AGORA_GATEWAY_PORT": str(port),
@@ -70,9 +67,24 @@ def city() -> Iterator[City]:
         "AGORA_LOGIN_RATE_LIMIT_PER_MINUTE": "20",
         "AGORA_REGISTER_RATE_LIMIT_PER_MINUTE": "1000",
         "AGORA_RATE_LIMIT_PER_MINUTE": "100000",
+        **extra,
     }
+
+
+@contextmanager
+def running_city(prefix: str = "agora-e2e-", **extra_env: str) -> Iterator[City]:
+    """`agora up --detach` in a fresh home on a free gateway port; `agora down` afterwards, then a
+    check that no process it started is left. `extra_env` adds to or overrides the environment."""
+    # Not under pytest's own temp root: pytest makes that 0700 at every session start, and the
+    # embedded Postgres runs as its own unprivileged user, which must be able to reach its data.
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    port = free_port()
+    env = city_environment(home, port, **extra_env)
     city = City(home=home, base_url=f"http://127.0.0.1:{port}", env=env)
     started = city.agora("up", "--detach", check=False, timeout=180)
+    if started.returncode != 0:
+        city.agora("down", check=False)
+        shutil.rmtree(home, ignore_errors=True)
     assert started.returncode == 0, started.stdout + started.stderr
     pids = city.pids()
     supervisor = json.loads((home / "city.json").read_text())["supervisor"]["pid"]
@@ -85,3 +97,9 @@ def city() -> Iterator[City]:
         survivors = [pid for pid in [*pids, supervisor] if pid and psutil.pid_exists(pid)
                      and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
         assert not survivors, f"processes left after agora down: {survivors}"
+
+
+@pytest.fixture(scope="session")
+def city() -> Iterator[City]:
+    with running_city() as city:
+        yield city
