@@ -79,3 +79,15 @@ def test_the_checkout_benchmark_confirms_orders_through_a_whole_city_and_brings_
     assert checkout["cpu_ms_per_completion"]["orders"] > 0
     assert report["baseline_get_products_by_shoppers"]["2"]["per_second"] > 0
     assert not orphans("agora-bench-checkout-")
+
+
+@pytest.mark.e2e
+def test_the_degradation_benchmark_measures_each_phase_and_brings_its_city_down() -> None:
+    report = run_benchmark("benchmarks.degradation", "--seconds", "1", "--clients", "2", timeout=200)
+
+    phases = report["phases"]
+    assert set(phases) == {"healthy", "recommendations delayed 5000 ms", "recommendations stopped"}
+    assert all(figures["requests"] > 0 and figures["not_200"] == 0 for figures in phases.values())
+    assert phases["healthy"]["degraded_recommendations"] == 0
+    assert phases["recommendations stopped"]["degraded_recommendations"] == phases["recommendations stopped"]["requests"]
+    assert not orphans("agora-bench-degradation-")
