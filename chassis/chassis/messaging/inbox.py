@@ -7,12 +7,13 @@ not at all, so a crash anywhere leaves either both or neither, and a redelivery 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-from redis.exceptions import WatchError
+
+if TYPE_CHECKING:  # most services never touch Redis; importing it costs each ~0.3 s and MBs
+    from redis.asyncio import Redis
+    from redis.asyncio.client import Pipeline
 
 Apply = Callable[[Any], Awaitable[None]]
 """The handler's effect, given the store's transaction: an asyncpg connection, a Redis pipeline."""
@@ -75,6 +76,8 @@ class RedisInbox:
         self._ttl = ttl_seconds
 
     async def apply_once(self, consumer: str, event_id: str, apply: Apply) -> bool:
+        from redis.exceptions import WatchError
+
         key = f"{self._prefix}inbox:{consumer}:{event_id}"
         pipe: Pipeline
         async with self._redis.pipeline(transaction=True) as pipe:
