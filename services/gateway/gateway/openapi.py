@@ -1,6 +1,6 @@
 """The OpenAPI document says what the edge really answers (API.md, "Conventions"): every error
-is an RFC 9457 problem document, and any /api/v1 operation may be rate limited, refused for a
-malformed or oversized body, or find an upstream unavailable, whichever route it is."""
+is an RFC 9457 problem document, and any operation but the probes may be rate limited, refused
+for a malformed or oversized body, or find an upstream unavailable, whichever route it is."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic.json_schema import models_json_schema
 
 from chassis.http import PROBLEM_JSON
 from gateway.models import ProblemDocument
+from gateway.security import PROBES
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
 _PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": _REF_TEMPLATE.format(model="ProblemDocument")}}}
@@ -43,7 +44,7 @@ def _with_problems(document: dict[str, Any]) -> None:
     for path, operations in document["paths"].items():
         for operation in operations.values():
             responses = operation["responses"]
-            if path.startswith("/api/v1/"):
+            if path not in PROBES:
                 edge_errors = {**_EDGE_ERRORS, **(_BODY_ERRORS if "requestBody" in operation else {})}
                 for status, description in edge_errors.items():
                     responses.setdefault(status, {"description": description})

@@ -1,8 +1,10 @@
 """Authentication and rate limits at the edge.
 
-A plain ASGI middleware runs before routing for every `/api/` request: it verifies the bearer
-token if one is sent (keeping the result with the request), charges the request to the user,
-or to the client address when anonymous, and puts the `RateLimit-*` headers on the answer.
+A plain ASGI middleware runs before routing for every request but the operator's probes
+(`/healthz`, `/readyz`, `/metrics`, which supervisors and scrapers poll and must never be
+throttled): it verifies the bearer token if one is sent (keeping the result with the request),
+charges the request to the user, or to the client address when anonymous, and puts the
+`RateLimit-*` headers on the answer.
 Routes then say what they need with `Depends(require_user)` or `Depends(require_admin)`.
 """
 
@@ -22,6 +24,7 @@ Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
 _UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": "Bearer"}
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class EdgeGuard:
@@ -32,7 +35,7 @@ class EdgeGuard:
         self.per_minute = per_minute
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api/v1/"):
+        if scope["type"] != "http" or scope["path"] in PROBES:
             await self.app(scope, receive, send)
             return
         authorization = None
