@@ -34,7 +34,8 @@ class AdminServer:
 
     async def start(self) -> None:
         await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self._port).start()
+        # reuse_port: a rolling restart starts the new process on the same port before the old one stops.
+        await web.TCPSite(self._runner, self._host, self._port, reuse_port=True).start()
 
     async def stop(self) -> None:
         await self._runner.cleanup()

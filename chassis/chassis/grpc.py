@@ -206,7 +206,8 @@ class GrpcServer:
         self._settings = settings
         self._server = grpc.aio.server(
             interceptors=[_ServerInterceptor(settings, verifier, chaos)],
-            options=[("grpc.so_reuseport", 0)],
+            # A rolling restart starts the new process on the same port before the old one stops.
+            options=[("grpc.so_reuseport", 1)],
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)

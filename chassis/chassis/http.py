@@ -8,8 +8,10 @@ response carries `X-Request-Id` and `traceparent`. The middleware is plain ASGI:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -239,20 +241,55 @@ def create_app(*, service: str, readiness: Readiness, title: str, version: str, 
 
 
 class UvicornServer:
-    """Runs an ASGI app inside the service's own event loop, so it shares the gRPC channels."""
+    """Runs an ASGI app inside the service's own event loop, so it shares the gRPC channels.
+
+    The port is bound with SO_REUSEPORT, so that a rolling restart can start the new process
+    beside this one. `shutdown` then hands over without a failed request: it stops accepting
+    (new connections go to the new process), answers what still comes on open keep-alive
+    connections with `Connection: close` (the client reconnects, to the new process), and only
+    then lets uvicorn close what is left. Closing an idle keep-alive connection at once would
+    race a request the client may be sending on it.
+    """
 
     def __init__(self, app: ASGIApp, host: str, port: int, *, graceful_seconds: float = 10.0):
         config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
+            self._closing_when_draining, host=host, port=port, log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=int(graceful_seconds), server_header=False, date_header=False,
-            loop="none", http="httptools",
+            loop="none", http="httptools", interface="asgi3",
         )
+        self._app = app
+        self._host, self._port = host, port
+        self._draining = False
         self._server = uvicorn.Server(config)
         # The service's runtime owns SIGTERM/SIGINT and shuts everything down in order.
         self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
 
-    async def serve(self) -> None:
-        await self._server.serve()
+    async def _closing_when_draining(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._draining or scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
 
-    async def shutdown(self) -> None:
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
+        await self._app(scope, receive, closing)
+
+    async def serve(self) -> None:
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind((self._host, self._port))
+        await self._server.serve(sockets=[listener])
+
+    async def shutdown(self, drain_seconds: float = 2.0) -> None:
+        self._draining = True
+        for server in getattr(self._server, "servers", []):
+            server.close()  # stop accepting: from now on the kernel sends new connections elsewhere
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_seconds
+        while self._server.server_state.connections and loop.time() < deadline:  # noqa: ASYNC110 - uvicorn has no event for it
+            await asyncio.sleep(0.02)
         self._server.should_exit = True

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from agora_cli import control, infra, state
+from agora_cli import control, handover, infra, state
 from agora_cli.certs import ensure_certificates
 from agora_cli.config import HOST, Config
 from agora_cli.errors import AgoraError
@@ -466,7 +466,13 @@ class Supervisor:
         instance.child = new
         instance.ready = True
         self._write_state()
+        ports = [port for port in (instance.http_port, instance.grpc_port) if port]
+        steered = handover.steer_to_newcomer(old.pid, ports) if old.pid and old.process.poll() is None else []
+        if len(steered) < len(ports):
+            self.say(f"{instance.name}: new connections could not be steered away from pid {old.pid}")
         await old.stop(SERVICE_GRACE_SECONDS)
+        if new.pid:
+            handover.release(new.pid, steered)
         self.say(f"{instance.name} restarted: pid {new.pid} serves, pid {old.pid} drained and stopped")
 
     def _instances_named(self, name: str) -> list[Instance]:
