@@ -35,12 +35,16 @@ def is_failure(error: BaseException) -> bool:
 def is_retryable(error: BaseException) -> bool:
     """UNAVAILABLE always; a timed-out attempt only while the caller's deadline has time left.
 
+    CANCELLED too: as an AioRpcError it comes from the other side (our own cancellation raises
+    CancelledError), typically a server shutting down, which cancels the calls it had received
+    but not yet started; a rolling restart must not turn those into failures.
+
     RESOURCE_EXHAUSTED never: an overloaded dependency needs less traffic, not more.
     """
     if isinstance(error, ResilienceError):
         return False
     if isinstance(error, grpc.aio.AioRpcError):
-        if error.code() is grpc.StatusCode.UNAVAILABLE:
+        if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
             return True
         return error.code() is grpc.StatusCode.DEADLINE_EXCEEDED and _time_remains()
     return isinstance(error, TimeoutError) and _time_remains()

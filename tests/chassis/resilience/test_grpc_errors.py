@@ -16,8 +16,8 @@ def test_only_the_codes_of_an_unwell_dependency_are_failures(code: grpc.StatusCo
 
 
 @pytest.mark.parametrize("code", list(Code))
-def test_only_unavailable_and_a_timed_out_attempt_are_retryable(code: grpc.StatusCode) -> None:
-    assert is_retryable(rpc_error(code)) is (code in {Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED})
+def test_only_unavailable_cancelled_and_a_timed_out_attempt_are_retryable(code: grpc.StatusCode) -> None:
+    assert is_retryable(rpc_error(code)) is (code in {Code.UNAVAILABLE, Code.CANCELLED, Code.DEADLINE_EXCEEDED})
 
 
 def test_a_timed_out_attempt_is_not_retryable_once_the_deadline_has_passed(clock: FakeClock) -> None:
