@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+STUCK_AFTER_ATTEMPTS = 3
+"""A shipment whose dispatch failed this often is not waiting: it will never leave."""
 TERMINAL = frozenset({"CONFIRMED", "SHIPPED", "CANCELLED"})
 KEPT = frozenset({"CONFIRMED", "SHIPPED"})
 ORDER_EMAILS = {"CONFIRMED": "order_confirmed", "SHIPPED": "order_shipped", "CANCELLED": "order_cancelled"}
@@ -102,6 +104,7 @@ class Shipment:
     order_id: str
     status: str
     tracking_number: str | None = None
+    dispatch_attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -147,8 +150,10 @@ class Snapshot:
 # ---------------------------------------------------------------- checkers
 
 
-def orders_settle(orders: Iterable[Order], accepted: Iterable[str] = ()) -> list[Violation]:
-    """Every accepted order exists and ends CONFIRMED/SHIPPED or CANCELLED."""
+def orders_settle(orders: Iterable[Order], accepted: Iterable[str] = (),
+                  shipments: Iterable[Shipment] = ()) -> list[Violation]:
+    """Every accepted order exists and ends CONFIRMED/SHIPPED or CANCELLED; and a CONFIRMED one
+    is not stuck there with a shipment the carrier keeps refusing to dispatch."""
     found = {order.id: order for order in orders}
     violations = [
         Violation("orders settle", order_id, "the shop accepted it (202) but the orders database has no such order")
@@ -158,6 +163,14 @@ def orders_settle(orders: Iterable[Order], accepted: Iterable[str] = ()) -> list
         Violation("orders settle", order.id, f"still {order.status} (history {' > '.join(order.history)})")
         for order in found.values()
         if order.status not in TERMINAL
+    ]
+    violations += [
+        Violation("orders settle", shipment.order_id,
+                  f"{found[shipment.order_id].status} but its shipment failed to dispatch "
+                  f"{shipment.dispatch_attempts} times")
+        for shipment in shipments
+        if shipment.status == "created" and shipment.dispatch_attempts >= STUCK_AFTER_ATTEMPTS
+        and shipment.order_id in found
     ]
     return violations
 
@@ -343,7 +356,7 @@ def events_drained(consumers: Iterable[ConsumerLag], unpublished: dict[str, int]
 def check(snapshot: Snapshot) -> dict[str, list[Violation]]:
     """Every checker over one snapshot, by name."""
     return {
-        "orders_settle": orders_settle(snapshot.orders, snapshot.accepted),
+        "orders_settle": orders_settle(snapshot.orders, snapshot.accepted, snapshot.shipments),
         "money_balances": money_balances(snapshot.orders, snapshot.payments, snapshot.charges),
         "stock_balances": stock_balances(snapshot.stock, snapshot.movements, snapshot.reservations, snapshot.orders,
                                          snapshot.initial_stock),

@@ -163,3 +163,12 @@ def test_unpublished_events_and_undrained_consumers_are_reported() -> None:
         {"orders": 2, "payments": 0}))
     assert found == [("orders outbox", "2 events never published"),
                      ("C_ORDERS/notifications", "3 pending, 1 awaiting an ack")]
+
+
+def test_a_confirmed_order_whose_shipment_keeps_failing_to_dispatch_is_reported() -> None:
+    confirmed = Order("o-confirmed", "CONFIRMED", 100, history=("PENDING", "CONFIRMED"))
+    waiting = Shipment(confirmed.id, "created", dispatch_attempts=1)
+    assert checkers.orders_settle([confirmed], shipments=[waiting]) == []
+    stuck = Shipment(confirmed.id, "created", dispatch_attempts=9)
+    assert details(checkers.orders_settle([confirmed], shipments=[stuck])) == [
+        (confirmed.id, "CONFIRMED but its shipment failed to dispatch 9 times")]
