@@ -145,6 +145,8 @@ class Snapshot:
     unpublished: dict[str, int] = field(default_factory=dict)
     """Outbox rows not yet published, per service."""
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    api_statuses: dict[str, str] = field(default_factory=dict)
+    """Order id -> the status `GET /api/v1/orders/{id}` answered its owner."""
 
 
 # ---------------------------------------------------------------- checkers
@@ -173,6 +175,16 @@ def orders_settle(orders: Iterable[Order], accepted: Iterable[str] = (),
         and shipment.order_id in found
     ]
     return violations
+
+
+def api_agrees(api_statuses: dict[str, str], orders: Iterable[Order]) -> list[Violation]:
+    """The shop's API tells each customer what the orders database holds."""
+    found = {order.id: order.status for order in orders}
+    return [
+        Violation("api agrees", order_id, f"the API says {status}, the orders database {found.get(order_id)}")
+        for order_id, status in sorted(api_statuses.items())
+        if status != found.get(order_id)
+    ]
 
 
 def money_balances(orders: Iterable[Order], payments: Iterable[Payment], charges: Iterable[Charge]) -> list[Violation]:
@@ -357,6 +369,7 @@ def check(snapshot: Snapshot) -> dict[str, list[Violation]]:
     """Every checker over one snapshot, by name."""
     return {
         "orders_settle": orders_settle(snapshot.orders, snapshot.accepted, snapshot.shipments),
+        "api_agrees": api_agrees(snapshot.api_statuses, snapshot.orders),
         "money_balances": money_balances(snapshot.orders, snapshot.payments, snapshot.charges),
         "stock_balances": stock_balances(snapshot.stock, snapshot.movements, snapshot.reservations, snapshot.orders,
                                          snapshot.initial_stock),

@@ -24,6 +24,8 @@ DECLINED_TOKEN = "tok_chargeDeclined"
 @dataclass
 class Load:
     accepted: set[str] = field(default_factory=set)
+    owners: dict[str, str] = field(default_factory=dict)
+    """Order id -> the access token of the shopper who placed it."""
     attempts: int = 0
     cancels: int = 0
     errors: Counter[str] = field(default_factory=Counter)
@@ -82,6 +84,7 @@ async def _shopper(client: Client, products: list[str], until: asyncio.Event, lo
             if answer.status == 202:
                 order_id = answer.body["order_id"]
                 load.accepted.add(order_id)
+                load.owners[order_id] = client.token or ""
             elif answer.status in (400, 409, 422):  # an empty cart, say: cleared by an earlier try
                 await _failed(load, f"place {answer.status}")
                 break
@@ -93,6 +96,17 @@ async def _shopper(client: Client, products: list[str], until: asyncio.Event, lo
             for _ in range(5):  # as a customer would: again until answered
                 if await _answered(client, "POST", f"/api/v1/orders/{order_id}/cancel", load, {202, 409}):
                     break
+
+
+async def statuses(http: aiohttp.ClientSession, base_url: str, load: Load, *, sample: int = 60) -> dict[str, str]:
+    """What the shop's API says of (a sample of) the accepted orders, each asked by its owner."""
+    chosen = random.sample(sorted(load.owners), min(sample, len(load.owners)))
+
+    async def status(order_id: str) -> tuple[str, str]:
+        answer = await Client(http, base_url, load.owners[order_id]).request("GET", f"/api/v1/orders/{order_id}")
+        return order_id, answer.body["status"] if answer.status == 200 else f"HTTP {answer.status}"
+
+    return dict(await asyncio.gather(*(status(order_id) for order_id in chosen)))
 
 
 async def _answered(client: Client, method: str, path: str, load: Load, expected: set[int], **options) -> bool:

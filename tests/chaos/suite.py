@@ -15,14 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 
 from tests.chaos import checkers, load
 from tests.chaos.snapshot import CityReader
@@ -99,6 +102,25 @@ def log(message: str) -> None:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def leftovers(home: Path) -> list[str]:
+    """Processes still running for the city in `home`: its path on their command line, or their
+    AGORA_HOME. `agora down` must leave none, whatever was killed and restarted during the run
+    (the pids `agora status` showed at start are long gone by then)."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if process.pid == os.getpid():
+            continue
+        try:
+            mentions = str(home) in " ".join(process.info["cmdline"] or [])
+            if not mentions:
+                mentions = process.environ().get("AGORA_HOME") == str(home)
+            if mentions and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(f"{process.pid} {' '.join(process.info['cmdline'] or [])[:120]}")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
 
 
 def can_stop_and_start(city: City) -> bool:
@@ -214,15 +236,17 @@ async def run(city: City, *, seconds: float, shoppers: int, products: int = 8, s
         healed_at = time.monotonic()
         stop.set()
         await buying
-    report.settled_after = await until_settled(reader, SETTLE_SECONDS - (time.monotonic() - healed_at))
-    if report.settled_after is not None:
-        report.settled_after = time.monotonic() - healed_at
-    settled = report.settled_after is not None
-    log(f"healed in {report.healed_after:.1f} s; orders settled: {settled}")
-    if await until_quiet(reader, QUIET_SECONDS) is not None:
-        report.quiet_after = time.monotonic() - healed_at
+        report.settled_after = await until_settled(reader, SETTLE_SECONDS - (time.monotonic() - healed_at))
+        if report.settled_after is not None:
+            report.settled_after = time.monotonic() - healed_at
+        settled = report.settled_after is not None
+        log(f"healed in {report.healed_after:.1f} s; orders settled: {settled}")
+        if await until_quiet(reader, QUIET_SECONDS) is not None:
+            report.quiet_after = time.monotonic() - healed_at
+        api_statuses = await load.statuses(http, city.base_url, report.load)
     log(f"events drained: {report.quiet_after is not None}; checking")
     snapshot = await reader.snapshot(accepted=report.load.accepted, initial_stock=shop.stock)
+    snapshot.api_statuses = api_statuses
     report.violations = checkers.check(snapshot)
     if not settled and not report.violations["orders_settle"]:
         report.violations["orders_settle"].append(checkers.Violation(
@@ -267,8 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     with running_city(prefix="agora-chaos-", **chaos_environment()) as city:
         report, _ = asyncio.run(run(city, seconds=options.minutes * 60, shoppers=options.shoppers,
                                     products=options.products))
+    left = leftovers(city.home)
+    if left:
+        report.notes.append(f"processes left after agora down: {left}")
     print_report(report, options.json)
-    return 0 if report.ok else 1
+    return 0 if report.ok and not left else 1
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from tests.chaos.snapshot import CityReader
 from tests.e2e.conftest import City, running_city
 from tests.e2e.shop import Client
 
+pytestmark = pytest.mark.chaos
+
 SECONDS_UNDER_CHAOS = 25.0
 SHOPPERS = 8
 
@@ -27,6 +29,7 @@ SHOPPERS = 8
 def chaos_city() -> Iterator[City]:
     with running_city(prefix="agora-chaos-", **suite.chaos_environment()) as city:
         yield city
+    assert not suite.leftovers(city.home), "processes left after agora down"
 
 
 def test_every_invariant_holds_after_every_service_is_killed_and_the_servers_restarted(chaos_city: City) -> None:

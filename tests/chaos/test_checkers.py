@@ -172,3 +172,10 @@ def test_a_confirmed_order_whose_shipment_keeps_failing_to_dispatch_is_reported(
     stuck = Shipment(confirmed.id, "created", dispatch_attempts=9)
     assert details(checkers.orders_settle([confirmed], shipments=[stuck])) == [
         (confirmed.id, "CONFIRMED but its shipment failed to dispatch 9 times")]
+
+
+def test_an_api_answer_that_differs_from_the_orders_database_is_reported() -> None:
+    assert checkers.api_agrees({SHIPPED.id: "SHIPPED"}, [SHIPPED]) == []
+    found = details(checkers.api_agrees({SHIPPED.id: "CONFIRMED", "o-x": "HTTP 404"}, [SHIPPED]))
+    assert found == [("o-shipped", "the API says CONFIRMED, the orders database SHIPPED"),
+                     ("o-x", "the API says HTTP 404, the orders database None")]
