@@ -51,6 +51,7 @@ def answer(name: str, order_id: str) -> messaging.Envelope:
             "carrier": "parcelfast",
             "tracking_number": "PF1",
         },
+        "ShipmentCancelled": {"order_id": order_id},
     }[name]
     producer = {"Stock": "inventory", "Payme": "payments", "Shipm": "shipping"}[name[:5]]
     return messaging.Envelope.new(producer, name, data)
@@ -69,6 +70,13 @@ class ShippingNotAsked:
 
     async def cancel_shipment(self, order_id: str) -> None:
         raise AssertionError(f"shipping was asked to cancel order {order_id}")
+
+
+class ShippingCancels:
+    """Shipping that cancelled the parcel before it left."""
+
+    async def cancel_shipment(self, order_id: str) -> None:
+        return None
 
 
 async def cancel(pool: asyncpg.Pool, outbox: messaging.Outbox, order_id: str) -> None:
@@ -169,6 +177,29 @@ async def test_a_dispatch_of_a_cancelled_order_changes_nothing_and_is_logged_as_
     assert [(entry["event"], entry["log_level"]) for entry in logs if entry["log_level"] == "error"] == [
         ("cancelled_order_dispatched", "error")
     ]
+
+
+async def test_a_shipment_cancelled_whose_order_cancel_was_lost_cancels_the_order_once(store, outbox):
+    order_id = await placed_order(store)
+    for name in ("StockReserved", "PaymentAuthorized", "ShipmentCancelled", "ShipmentCancelled"):
+        await deliver(store, outbox, answer(name, order_id))
+
+    order = await stored(store, order_id)
+    assert (order.status, order.status_reason) == ("CANCELLED", "customer_request")
+    assert [event["reason"] for event in await published(store, "OrderCancelled")] == ["customer_request"]
+
+
+async def test_a_shipment_cancelled_after_the_customer_cancel_changes_nothing(store, outbox):
+    order_id = await placed_order(store)
+    for name in ("StockReserved", "PaymentAuthorized"):
+        await deliver(store, outbox, answer(name, order_id))
+    await handlers.cancel_order(
+        domain.CancelOrder(USER, order_id), pool=store, shipping=ShippingCancels(), outbox=outbox, clock=clock
+    )
+
+    await deliver(store, outbox, answer("ShipmentCancelled", order_id))
+
+    assert len(await published(store, "OrderCancelled")) == 1
 
 
 async def test_an_event_for_an_unknown_order_fails_so_it_is_retried_then_dead_lettered(store, outbox):

@@ -350,3 +350,18 @@ async def test_a_failed_dispatch_is_postponed_not_lost(shipping: Shipping) -> No
     await shipping.fall_due(order_id)
     assert await shipping.dispatch_next() is True
     assert await shipping.status(order_id) == "dispatched"
+
+
+async def test_a_cancel_lost_after_the_carrier_cancelled_is_recorded_by_the_dispatcher(shipping: Shipping) -> None:
+    order_id = new_order_id()
+    await shipping.deliver(order_confirmed(order_id))
+    with pytest.raises(Crash):  # the carrier cancelled; our record of it never committed
+        await shipping.cancel_for_orders(order_id, outbox=CrashingOutbox())
+    assert await shipping.status(order_id) == "created"
+    await shipping.fall_due(order_id)
+
+    assert await shipping.dispatch_next() is True
+
+    assert await shipping.status(order_id) == "cancelled"
+    assert [name for name, _ in await shipping.published(order_id)] == ["ShipmentCreated", "ShipmentCancelled"]
+    assert await shipping.dispatch_next() is False

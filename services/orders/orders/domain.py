@@ -301,6 +301,13 @@ class Order:
             raise InvalidTransition(f"a {self.status} order cannot be cancelled")
         self._cancel(CUSTOMER_REQUEST, now)
 
+    def record_shipment_cancelled(self, now: datetime) -> None:
+        """Shipping cancelled the parcel, which it does only for a customer's cancel. Usually this
+        order was cancelled right after; if that cancel was lost (a crash, a cut deadline), the
+        order follows now, so it never stays confirmed with nothing to ship."""
+        if self.status == CONFIRMED:
+            self._cancel(CUSTOMER_REQUEST, now)
+
     def mark_shipped(self, carrier: str, tracking_number: str, now: datetime) -> None:
         """The carrier dispatched it. A cancelled order is never dispatched (shipping cancels the
         shipment before orders cancels a confirmed order), so a dispatch of one changes nothing

@@ -146,6 +146,10 @@ async def mark_shipped(event: Event, conn: asyncpg.Connection, *, outbox: Outbox
     await _apply(conn, event, ship, outbox, clock)
 
 
+async def record_shipment_cancelled(event: Event, conn: asyncpg.Connection, *, outbox: Outbox, clock: Clock) -> None:
+    await _apply(conn, event, lambda order, now: order.record_shipment_cancelled(now), outbox, clock)
+
+
 async def _apply(
     conn: asyncpg.Connection, event: Event, change: Callable[[Order, datetime], None], outbox: Outbox, clock: Clock
 ) -> None:
@@ -177,4 +181,5 @@ SUBSCRIPTIONS: dict[str, Handler] = {
     "agora.payments.PaymentAuthorized.v1": record_payment_authorized,
     "agora.payments.PaymentDeclined.v1": record_payment_declined,
     "agora.shipping.ShipmentDispatched.v1": mark_shipped,
+    "agora.shipping.ShipmentCancelled.v1": record_shipment_cancelled,
 }

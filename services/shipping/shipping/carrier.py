@@ -44,6 +44,13 @@ class AlreadyDispatched(CarrierRefused):
     """A cancel came too late: the parcel has left (the carrier's E07)."""
 
 
+class ConsignmentCancelled(CarrierRefused):
+    """A dispatch of a consignment cancelled at the carrier (its E08)."""
+
+
+_ERRORS: dict[str, type[CarrierRefused]] = {"E07": AlreadyDispatched, "E08": ConsignmentCancelled}
+
+
 class Transmitter(Protocol):
     async def transmit(self, line: str) -> str: ...
 
@@ -79,7 +86,7 @@ def parse_reply(line: str) -> Consignment:
     fields = line.strip().split(",")
     if fields[0] == "ER":
         code, text = [*fields, "", ""][1:3]
-        raise (AlreadyDispatched if code == "E07" else CarrierRefused)(code, text)
+        raise _ERRORS.get(code, CarrierRefused)(code, text)
     if fields[0] not in STATUSES or len(fields) != 4:
         raise CarrierRefused("??", f"unreadable answer {line!r}")
     code, number, tracking, _changed = fields

@@ -11,6 +11,9 @@ Why a shipment is dispatched at most once and never after a cancel, whatever cra
    dispatched and before our commit leaves the row `created`: the next claim asks again and gets
    the same tracking number. If a cancel gets the row first, the carrier refuses (the parcel has
    left) and the cancel records the dispatch instead: the carrier's word is the physical truth.
+   Likewise a crash (or a cut deadline) after the carrier cancelled and before our commit: the
+   dispatcher finds the consignment cancelled and records the cancel, and orders, hearing
+   `ShipmentCancelled`, cancels the order the customer asked to cancel.
 3. A cancel (orders' CancelShipment, or an `OrderCancelled`) before the `OrderConfirmed` leaves a
    tombstone row, so no shipment is ever created for the order; it also cancels any booking a
    crashed creation left at the carrier. A customer's cancel of a confirmed order asks
@@ -32,7 +35,7 @@ import asyncpg
 from chassis.auth import Principal
 from chassis.logs import get_logger
 from shipping import repository
-from shipping.carrier import AlreadyDispatched, CarrierAdapter, CarrierRefused
+from shipping.carrier import AlreadyDispatched, CarrierAdapter, CarrierRefused, ConsignmentCancelled
 from shipping.repository import Shipment
 
 log = get_logger(__name__)
@@ -147,6 +150,11 @@ async def dispatch_next(pool: asyncpg.Pool, *, carrier: CarrierAdapter, outbox: 
             consignment = await carrier.dispatch(shipment.consignment_no)
             if consignment.tracking_number is None:
                 raise CarrierRefused("--", f"consignment {consignment.number} is {consignment.status}")
+        except ConsignmentCancelled:
+            await repository.cancel(conn, shipment.order_id)
+            await outbox.add(conn, "ShipmentCancelled", {"order_id": shipment.order_id}, subject=shipment.order_id)
+            log.warning("shipment_cancelled_at_the_carrier", order_id=shipment.order_id)
+            return True
         except Exception as error:  # the carrier is another system: whatever it does, try later
             await repository.postpone(conn, shipment.order_id, latest=RETRY_LATEST)
             log.warning(
