@@ -22,14 +22,14 @@ def test_up_status_restart_down_leaves_no_process(city: City) -> None:
     assert set(status) == {"services", "infra"}
     assert [entry["name"] for entry in status["services"]] == ["tinyalpha", "tinybeta", "tinygate"]
     for entry in status["services"]:
-        assert set(entry) == {"name", "pid", "healthy", "grpc", "http"}
+        assert set(entry) == {"name", "pid", "healthy", "stopped", "grpc", "http"}
         assert entry["healthy"] is True
         assert alive(entry["pid"])
     gate = next(entry for entry in status["services"] if entry["name"] == "tinygate")
     assert gate["grpc"] is None and gate["http"] == f"127.0.0.1:{city.env['AGORA_GATEWAY_PORT']}"
     assert {entry["name"] for entry in status["infra"]} == {"postgres", "nats", "redis", "smtp"}
     for entry in status["infra"]:
-        assert set(entry) == {"name", "pid", "url", "embedded", "healthy"}
+        assert set(entry) == {"name", "pid", "url", "embedded", "healthy", "stopped"}
         assert entry["embedded"] is True and entry["healthy"] is True and alive(entry["pid"])
     postgres = next(entry for entry in status["infra"] if entry["name"] == "postgres")
     assert ":" not in postgres["url"].split("@")[0].removeprefix("postgresql://"), "password shown"
