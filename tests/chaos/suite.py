@@ -35,7 +35,7 @@ INFRA = ("nats", "postgres", "redis")
 SETTLE_SECONDS = 30.0
 """Every accepted order must be terminal within this long after healing (the invariant)."""
 QUIET_SECONDS = 60.0
-INFRA_DOWN_SECONDS = 2.0
+INFRA_DOWN_SECONDS = 1.0
 
 
 def chaos_environment() -> dict[str, str]:
