@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -156,7 +157,11 @@ async def heal(city: City, timeout: float = 90.0) -> bool:
     await asyncio.to_thread(city.agora, "chaos", "clear", check=False)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = await asyncio.to_thread(city.status)
+        try:
+            status = await asyncio.to_thread(city.status)
+        except (subprocess.SubprocessError, ValueError):  # the supervisor busy restarting something
+            await asyncio.sleep(0.5)
+            continue
         stopped = {entry["name"] for entry in status["services"] + status["infra"] if entry.get("stopped")}
         for name in sorted(stopped, key=lambda name: name not in INFRA):  # servers first
             await asyncio.to_thread(city.agora, "chaos", "start", name, check=False, timeout=150)
