@@ -31,6 +31,10 @@ class Retention:
     max_age_seconds: float = 30 * 24 * 3600
     max_bytes: int = 1024**3
     duplicate_window_seconds: float = 120
+    max_event_bytes: int = 256 * 1024
+    """The largest message (headers included) an event stream takes; Agora's events are a few KB.
+    Its dead letter (the body at most twice over, and the error) must still fit NATS's default
+    1 MiB limit, or a huge malformed message could be neither handled nor dead-lettered."""
 
 
 class Delivery(Protocol):
@@ -80,8 +84,14 @@ class DeadLetter:
         record = asdict(self)
         del record["ref"]
         try:
-            record["body"] = self.body.decode()
+            text = self.body.decode()
         except UnicodeDecodeError:
+            text = None
+        # Readable text unless JSON escaping more than doubles it (control characters, emoji):
+        # then base64, a third bigger, so no letter outgrows the broker's message limit.
+        if text is not None and len(json.dumps(text)) <= 2 * len(self.body) + 2:
+            record["body"] = text
+        else:
             record["body"] = None
             record["body_base64"] = base64.b64encode(self.body).decode()
         return json.dumps(record).encode()

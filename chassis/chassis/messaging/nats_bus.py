@@ -196,6 +196,7 @@ class NatsBus:
                 max_age=self._retention.max_age_seconds,
                 max_bytes=self._retention.max_bytes,
                 duplicate_window=self._retention.duplicate_window_seconds,
+                max_msg_size=-1 if producer == DLQ else self._retention.max_event_bytes,
             )
             try:
                 await self.jetstream.add_stream(config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 import uuid
 
@@ -13,6 +14,7 @@ from prometheus_client import REGISTRY
 
 from chassis.messaging import (
     Consumer,
+    DeadLetter,
     Envelope,
     NatsBus,
     OutboxRelay,
@@ -21,6 +23,7 @@ from chassis.messaging import (
     replay_all,
     replay_dead_letter,
 )
+from chassis.messaging.bus import Retention
 from tests.chassis.messaging.support import THING_MADE, amounts, effects_reach, eventually, make_thing, record_effect
 
 
@@ -136,3 +139,33 @@ async def test_replaying_one_dead_letter_sends_it_back_to_where_it_came_from(poo
         await letters_reach(bus, 1)  # still malformed: dead-lettered again, under a new ref
     [again] = await list_dead_letters(bus)
     assert again.ref != letter.ref and again.body == letter.body and again.origin == letter.origin
+
+
+@pytest.mark.parametrize("body", [b"\x01" * 3000, "\U0001f600".encode() * 1000, b"\xff\xfe" * 1500])
+def test_a_letter_is_never_much_bigger_than_its_message(body: bytes) -> None:
+    letter = DeadLetter("watcher", "city.things.ThingMade", "malformed: not JSON", 1, "2026-01-01T00:00:00Z", body)
+
+    encoded = letter.to_json()
+
+    assert len(encoded) <= 2 * len(body) + 400
+    assert DeadLetter.from_json(encoded, ref="1") == letter
+
+
+def test_a_readable_message_stays_readable_in_its_letter() -> None:
+    body = b'{"id": "x", "note": "caf\xc3\xa9"}'
+    letter = DeadLetter("watcher", "city.things.ThingMade", "malformed: no schema", 1, "2026-01-01T00:00:00Z", body)
+
+    assert json.loads(letter.to_json())["body"] == body.decode()
+
+
+async def test_the_largest_message_a_stream_takes_can_still_be_dead_lettered(pool, bus) -> None:
+    limit = Retention().max_event_bytes
+    with pytest.raises(Exception, match=r"(?i)size"):
+        await bus.publish(b"\x01" * (limit + 1), THING_MADE, msg_id="too-big", headers={})
+
+    worst = b"\x01" * (limit - 1024)  # room for the headers; valid UTF-8, yet 6 bytes each as JSON text
+    async with Consumer("watcher", bus, PostgresInbox(pool), {THING_MADE: record_effect}):
+        await bus.publish(worst, THING_MADE, msg_id="worst", headers={})
+        await letters_reach(bus, 1)
+    [letter] = await list_dead_letters(bus, "watcher")
+    assert letter.body == worst and letter.error.startswith("malformed: not JSON")
