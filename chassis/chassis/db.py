@@ -21,8 +21,16 @@ _MIGRATION_LOCK = 0x6167_6F72_61  # "agora": any constant shared by every instan
 log = get_logger(__name__)
 
 
-async def connect(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30)
+IDLE_CONNECTION_SECONDS = 60
+"""A connection idle this long is closed: a Postgres backend costs megabytes, and eleven services
+each holding the connections of their busiest moment add up on a laptop."""
+
+
+async def connect(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, command_timeout=30,
+        max_inactive_connection_lifetime=IDLE_CONNECTION_SECONDS,
+    )
 
 
 def _migration_files(directory: Path) -> list[tuple[int, Path]]:

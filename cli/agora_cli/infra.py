@@ -115,6 +115,7 @@ def postgres(home: Home, port: int, superuser_password: str) -> Infra:
             # No unix socket: every login, the superuser's too, goes over TCP with a password.
             "-c", "unix_socket_directories=",
             "-c", "shared_buffers=64MB",
+            "-c", "io_method=sync",  # no I/O worker processes: a laptop city has little I/O to overlap
             "-c", "max_connections=200",
         ],
         _plain_env(),
