@@ -242,11 +242,12 @@ class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         self._mtls = settings.mtls_enabled
 
     async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
-        method = client_call_details.method
-        method = (method.decode() if isinstance(method, bytes) else method).rsplit("/", 1)[-1]
+        path = client_call_details.method
+        path = path.decode() if isinstance(path, bytes) else path
+        method = path.rsplit("/", 1)[-1]
         idempotent = _is_idempotent(method)
 
-        async def attempt(timeout: float) -> Any:
+        async def attempt(timeout: float, *, wait_for_ready: bool = False) -> Any:
             metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
@@ -260,7 +261,7 @@ class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
                 metadata.add("authorization", authorization)
             if not self._mtls:
                 metadata.add(CALLER_METADATA, self._identity)
-            details = client_call_details._replace(timeout=timeout, metadata=metadata)
+            details = client_call_details._replace(timeout=timeout, metadata=metadata, wait_for_ready=wait_for_ready)
             started = time.perf_counter()
             code = "OK"
             try:
@@ -279,9 +280,19 @@ class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         with _tracer.start_as_current_span(f"{self._target}/{method}", kind=SpanKind.CLIENT), deadline_scope(
             client_call_details.timeout
         ):
+            if path.startswith(_HEALTH_SERVICE):
+                # A health probe asks how the dependency is now: an open breaker must neither
+                # answer for it (readiness would lag the recovery by the open period) nor count
+                # it, and a connection still being made is waited for within the probe's time.
+                return await attempt(timeout_for_next_call(HEALTH_PROBE_SECONDS), wait_for_ready=True)
             return await self._guard.call(
                 lambda timeout: attempt(timeout_for_next_call(timeout)), idempotent=idempotent
             )
+
+
+_HEALTH_SERVICE = "/grpc.health.v1.Health/"
+HEALTH_PROBE_SECONDS = 1.0
+RECONNECT_BACKOFF_MS = (200, 2_000)
 
 
 _IDEMPOTENT_PREFIXES = ("Get", "List", "Recommend", "Sales", "Check", "Ensure", "Set", "Remove", "Clear")
@@ -311,6 +322,11 @@ def open_channel(
         ("grpc.lb_policy_name", "round_robin"),
         ("grpc.enable_retries", 0),  # retries are ours: budgeted, and only for idempotent calls
         ("grpc.keepalive_time_ms", 30_000),
+        # gRPC's default reconnect backoff grows to two minutes: a peer restarted by the
+        # supervisor or a rolling restart would be back long before its callers looked again.
+        ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[0]),
+        ("grpc.min_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[0]),
+        ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[1]),
     ]
     identity = identity or settings.service
     interceptors = [_ClientInterceptor(settings, target, guard, identity)]

@@ -152,3 +152,30 @@ async def test_every_call_is_counted_per_method_and_code(running: list[GrpcServe
         await echo_call(client)(b"x", timeout=2)
     assert metrics.grpc_server_requests.labels("counted", "Echo", "NOT_FOUND")._value.get() == before + 1
     await client.close()
+
+
+async def test_a_health_probe_is_not_refused_by_an_open_breaker(running: list[GrpcServer]) -> None:
+    """Readiness must follow the dependency's recovery, not wait out the breaker's open period."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from chassis.resilience import BreakerOpen, parse_policies
+
+    dependency = settings("hop2", None)
+    policy = parse_policies({"defaults": {"retry": {"max_attempts": 1}, "breaker": {
+        "minimum_calls": 3, "window_size": 3, "open_seconds": 60}}}).defaults
+    channel = open_channel(settings("client", None), "hop2", Guard("hop2-health-test", policy),
+                           addresses=[f"127.0.0.1:{dependency.grpc_port}"])
+    for _ in range(3):  # nothing listens yet: the breaker opens
+        with pytest.raises(grpc.aio.AioRpcError):
+            await echo_call(channel)(b"0", timeout=0.5)
+    with pytest.raises(BreakerOpen):
+        await echo_call(channel)(b"0", timeout=0.5)
+
+    running.append(await serve(dependency, lambda request, context: asyncio.sleep(0, b"done")))
+    probe = health_pb2_grpc.HealthStub(channel)
+    answer = await probe.Check(health_pb2.HealthCheckRequest(), timeout=5)
+
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(BreakerOpen):  # traffic still waits for the open period
+        await echo_call(channel)(b"0", timeout=0.5)
+    await channel.close()
