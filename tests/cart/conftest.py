@@ -174,6 +174,11 @@ async def running(settings: CartSettings, verifier: auth.TokenVerifier) -> Async
         await task
 
 
+def cart_connection_name(city: str) -> str:
+    """The name the cart's Redis connections carry (CLIENT LIST), so a test can find and cut only them."""
+    return f"{city}-cart"
+
+
 @pytest.fixture
 async def cart(city: str, redis: Redis, catalog: tuple[FakeCatalog, int], tmp_path: Path) -> AsyncIterator[Cart]:
     fake, port = catalog
@@ -183,7 +188,7 @@ async def cart(city: str, redis: Redis, catalog: tuple[FakeCatalog, int], tmp_pa
         home=tmp_path,
         grpc_port=free_port(),
         http_port=free_port(),
-        redis_url=REDIS_URL,
+        redis_url=f"{REDIS_URL}?client_name={cart_connection_name(city)}",
         nats_url=NATS_URL,
         mtls="off",
         allowed_callers=frozenset({"gateway", "orders"}),

@@ -11,7 +11,7 @@ from agora.cart.v1 import cart_pb2
 from redis.asyncio import Redis
 
 from chassis.grpc import FIELD_VIOLATIONS_KEY
-from tests.cart.conftest import Cart, new_id, order_placed
+from tests.cart.conftest import Cart, cart_connection_name, new_id, order_placed
 
 ADA, BOB = "user-ada", "user-bob"
 
@@ -134,3 +134,22 @@ async def test_an_order_placed_on_the_bus_empties_the_customers_cart(cart: Cart)
         while (await cart.call("GetCart", cart_pb2.GetCartRequest(), user=ADA)).items:  # noqa: ASYNC110 (polling the service under test)
             await asyncio.sleep(0.05)
     assert lines(await cart.call("GetCart", cart_pb2.GetCartRequest(), user=BOB)) == [("Espresso cup", 1, 1250, 1250)]
+
+
+async def test_a_redis_restart_costs_no_request_once_redis_is_back(cart: Cart, redis: Redis, city: str) -> None:
+    # A Redis restart closes every connection in the cart's pool; the pool finds out only by
+    # using one. Cutting them server-side (CLIENT KILL) is what a restart looks like to the pool.
+    cup = cart.catalog.add("Espresso cup", 1250)
+    await asyncio.gather(*(set_item(cart, f"user-{n}", cup, 1) for n in range(8)))  # several pooled connections
+    name = cart_connection_name(city)
+    cut = [client["id"] for client in await redis.client_list() if client["name"] == name]
+    assert cut
+    for client_id in cut:
+        await redis.client_kill_filter(_id=client_id)
+
+    for n in range(8):
+        await asyncio.gather(*(set_item(cart, f"user-{m}", cup, 2) for m in range(n + 1)))
+
+    assert lines(await cart.call("GetCart", cart_pb2.GetCartRequest(), user="user-7")) == [
+        ("Espresso cup", 2, 1250, 2500)
+    ]
