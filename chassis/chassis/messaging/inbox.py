@@ -90,5 +90,9 @@ class RedisInbox:
             try:
                 await pipe.execute()
             except WatchError:
-                return False
+                # Usually a concurrent delivery claimed it first. But redis-py reports a connection
+                # lost at EXEC the same way: unless the claim is there, nothing was applied.
+                if await self._redis.exists(key):
+                    return False
+                raise
         return True

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from chassis.messaging import PostgresInbox, RedisInbox
 from tests.conftest import REDIS_URL, unique_city
@@ -113,3 +114,27 @@ async def test_postgres_inbox_forgets_only_claims_older_than_it_keeps(pool) -> N
 
     assert await inbox.forget_expired() == 1
     assert await inbox.apply_once("first", recent, nothing) is False
+
+
+async def test_redis_inbox_reports_an_aborted_transaction_without_a_claim_as_a_failure(redis) -> None:
+    """A WATCH abort that left no claim (a lost connection looks the same) applied nothing:
+    the delivery must fail and come back, not be taken for a repeat."""
+    client, prefix = redis
+    inbox = RedisInbox(client, prefix, ttl_seconds=60)
+    event_id = str(uuid.uuid4())
+    key = f"{prefix}inbox:cart:{event_id}"
+
+    async def touched_meanwhile(pipe) -> None:  # type: ignore[no-untyped-def]
+        await client.set(key, "someone")  # another client changes the watched key...
+        await client.delete(key)  # ...and leaves no claim behind
+        pipe.incr(f"{prefix}cleared")
+
+    with pytest.raises(WatchError):
+        await inbox.apply_once("cart", event_id, touched_meanwhile)
+    assert await client.get(f"{prefix}cleared") is None
+
+    async def clear_cart(pipe) -> None:  # type: ignore[no-untyped-def]
+        pipe.incr(f"{prefix}cleared")
+
+    assert await inbox.apply_once("cart", event_id, clear_cart) is True
+    assert int(await client.get(f"{prefix}cleared")) == 1
