@@ -4,12 +4,9 @@ drives them, and the service through the real bootstrap, chassis gRPC server and
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import os
-import socket
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,11 +14,8 @@ from typing import Any
 
 import asyncpg
 import grpc
-import jwt
 import pytest
 from agora.analytics.v1 import analytics_pb2, analytics_pb2_grpc
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agora_cli.config import Config
 from analytics import handlers
@@ -31,10 +25,10 @@ from chassis.grpc import CALLER_METADATA
 from chassis.messaging import Envelope, NatsBus, PostgresInbox
 from chassis.runtime import ServiceApp
 from tests.conftest import NATS_URL, unique_city
+from tests.support import Tokens, free_port
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 ADDRESS = {"name": "Ada", "line1": "1 Main St", "city": "London", "postal_code": "N1", "country": "GB"}
-ISSUER, AUDIENCE = "agora-identity", "agora"
 
 
 @pytest.fixture(autouse=True)
@@ -42,12 +36,6 @@ def event_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
     # Run from the repository root, `chassis` resolves as a namespace package without a
     # `__file__`, so the chassis cannot find the schemas by itself: name them explicitly.
     monkeypatch.setenv("AGORA_CONTRACTS_DIR", str(CONTRACTS))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def new_id() -> str:
@@ -197,26 +185,6 @@ def analytics(pool: asyncpg.Pool) -> Analytics:
 
 
 # ---------------------------------------------------------------- the running service
-
-
-class Tokens:
-    """Signs access tokens the way identity does; the service verifies them against these keys."""
-
-    def __init__(self) -> None:
-        self._key = Ed25519PrivateKey.generate()
-
-    async def jwks(self) -> dict[str, Any]:
-        raw = self._key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-        return {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA", "x": x}]}
-
-    def verifier(self) -> auth.TokenVerifier:
-        return auth.TokenVerifier(self.jwks, issuer=ISSUER, audience=AUDIENCE)
-
-    def sign(self, user_id: str, *roles: str) -> str:
-        now = int(time.time())
-        claims = {"sub": user_id, "roles": list(roles), "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}
-        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": "k1"})
 
 
 class Service:

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import socket
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import grpc
-import jwt
 import pytest
 from agora.cart.v1 import cart_pb2_grpc
 from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from agora.common.v1 import common_pb2
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redis.asyncio import Redis
 
 from cart.bootstrap import CartSettings, build
@@ -28,8 +22,8 @@ from chassis.grpc import CALLER_METADATA
 from chassis.messaging import Envelope, NatsBus
 from chassis.runtime import ServiceApp
 from tests.conftest import NATS_URL, REDIS_URL, unique_city
+from tests.support import Tokens, free_port
 
-ISSUER, AUDIENCE = "agora-identity", "agora"
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 
 
@@ -38,12 +32,6 @@ def event_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
     # Run from the repository root, `chassis` resolves as a namespace package without a
     # `__file__`, so the chassis cannot find the schemas by itself: name them explicitly.
     monkeypatch.setenv("AGORA_CONTRACTS_DIR", str(CONTRACTS))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def new_id() -> str:
@@ -120,26 +108,6 @@ async def catalog() -> AsyncIterator[tuple[FakeCatalog, int]]:
         yield fake, port
     finally:
         await server.stop(None)
-
-
-class Tokens:
-    """Signs access tokens the way identity does; the service verifies them against these keys."""
-
-    def __init__(self) -> None:
-        self._key = Ed25519PrivateKey.generate()
-
-    async def jwks(self) -> dict[str, Any]:
-        raw = self._key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-        return {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA", "x": x}]}
-
-    def verifier(self) -> auth.TokenVerifier:
-        return auth.TokenVerifier(self.jwks, issuer=ISSUER, audience=AUDIENCE)
-
-    def sign(self, user_id: str) -> str:
-        now = int(time.time())
-        claims = {"sub": user_id, "roles": ["customer"], "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}
-        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": "k1"})
 
 
 class Cart:

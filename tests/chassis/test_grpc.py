@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,9 @@ from chassis.chaos import ChaosSwitch
 from chassis.grpc import GrpcServer, open_channel
 from chassis.resilience import Guard, load_policies
 from chassis.settings import ServiceSettings
+from tests.support import free_port
 
 Behaviour = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def settings(name: str, tls_dir: Path | None, *, callers: set[str] = frozenset(), peers: dict | None = None) -> ServiceSettings:

@@ -12,16 +12,11 @@ from pydantic import BaseModel, Field
 
 from chassis.health import Readiness
 from chassis.http import Problem, UvicornServer, create_app
+from tests.support import free_port
 
 
 class Widget(BaseModel):
     quantity: int = Field(ge=0, le=99)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +12,7 @@ from pathlib import Path
 import aiohttp
 import grpc
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support import free_port
 
 
 async def test_sigterm_finishes_the_call_in_flight_then_exits_cleanly() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,16 +18,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.support import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 AGORA = str(Path(sys.executable).parent / "agora")
 ADMIN_EMAIL = "admin@agora.test"
 ADMIN_PASSWORD = "admin-password-for-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -18,7 +18,8 @@ from urllib.request import urlopen
 import psutil
 import pytest
 
-from tests.e2e.conftest import City, free_port
+from tests.e2e.conftest import City
+from tests.support import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -17,6 +17,7 @@ from gateway.app import create_api
 from gateway.ratelimit import RateLimiter, Verdict
 from gateway.settings import GatewaySettings
 from gateway.upstreams import Upstreams
+from tests.support import free_port
 
 ADDRESS = {"name": "A", "line1": "1 Road", "city": "X", "postal_code": "1", "country": "GB"}
 
@@ -37,12 +38,6 @@ class AnyToken(auth.TokenVerifier):
 
     async def verify(self, token: str) -> auth.Principal:
         return auth.Principal(user_id="u1", roles=frozenset({"customer"}))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(params=[BreakerOpen("orders"), BulkheadFull("orders")], ids=["breaker-open", "bulkhead-full"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,14 +24,9 @@ from chassis.messaging import NatsBus
 from chassis.runtime import ServiceApp
 from identity.bootstrap import IdentitySettings, build
 from tests.conftest import NATS_URL, unique_city
+from tests.support import free_port
 
 PASSWORD = "correct horse battery"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

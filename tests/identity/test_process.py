@@ -19,7 +19,8 @@ from agora.identity.v1 import identity_pb2, identity_pb2_grpc
 from chassis.grpc import CALLER_METADATA
 from chassis.messaging import NatsBus
 from tests.conftest import NATS_URL, unique_city
-from tests.identity.conftest import PASSWORD, free_port, rpc_error
+from tests.identity.conftest import PASSWORD, rpc_error
+from tests.support import free_port
 
 ADMIN_PASSWORD = "operator chosen secret"
 

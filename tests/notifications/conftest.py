@@ -4,7 +4,6 @@ keeping what it receives in memory)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from chassis.messaging import Envelope, PostgresInbox
 from notifications import handlers
 from notifications.bootstrap import MIGRATIONS
 from notifications.mailer import Mailer, SmtpMailer
+from tests.support import free_port
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 SENDER = "Agora <no-reply@agora.example>"
@@ -41,12 +41,6 @@ def event_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
     # Run from the repository root, `chassis` can import as the namespace package `chassis/`,
     # which leaves the chassis unable to find contracts/events by itself.
     monkeypatch.setenv("AGORA_CONTRACTS_DIR", str(CONTRACTS))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def new_id() -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -34,14 +33,9 @@ from chassis.runtime import ServiceApp
 from orders import handlers
 from orders.bootstrap import MIGRATIONS, OrdersSettings, build
 from tests.conftest import ADMIN_DSN, NATS_URL, unique_city
+from tests.support import free_port
 
 ISSUER, AUDIENCE, KID = "agora-identity", "agora", "test-key"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Tokens:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -14,11 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import jwt
 import pytest
 from agora.payments.v1 import payments_pb2, payments_pb2_grpc
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chassis import auth
 from chassis.grpc import CALLER_METADATA
@@ -27,38 +22,9 @@ from chassis.runtime import ServiceApp
 from payments.bootstrap import PaymentsSettings, build
 from tests.conftest import NATS_URL, unique_city
 from tests.payments.conftest import USER, new_order_id, order_confirmed, order_placed
+from tests.support import Tokens, free_port
 
 OTHER_USER = "5d1c0a3b-0000-4000-8000-000000000002"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Tokens:
-    """Signs access tokens the way identity does; the service verifies them with this JWKS."""
-
-    def __init__(self) -> None:
-        self._key = Ed25519PrivateKey.generate()
-
-    async def jwks(self) -> dict[str, Any]:
-        raw = self._key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-        return {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA", "x": x}]}
-
-    def sign(self, user_id: str, *roles: str) -> str:
-        now = int(time.time())
-        claims = {
-            "sub": user_id,
-            "roles": list(roles or ["customer"]),
-            "iss": "agora-identity",
-            "aud": "agora",
-            "iat": now,
-            "exp": now + 600,
-        }
-        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": "k1"})
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from chassis.runtime import ServiceApp
 from recommendations import handlers
 from recommendations.bootstrap import MIGRATIONS, RecommendationsSettings, build
 from tests.conftest import NATS_URL, unique_city
+from tests.support import free_port
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 ADDRESS = {"name": "Ada", "line1": "1 Main St", "city": "London", "postal_code": "N1", "country": "GB"}
@@ -32,12 +32,6 @@ def event_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
     # Run from the repository root, `chassis` resolves as a namespace package without a
     # `__file__`, so the chassis cannot find the schemas by itself: name them explicitly.
     monkeypatch.setenv("AGORA_CONTRACTS_DIR", str(CONTRACTS))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def new_id() -> str:

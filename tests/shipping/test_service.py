@@ -4,56 +4,21 @@ server, fed events through NATS and asked through gRPC the way the gateway asks.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import socket
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import grpc
-import jwt
 import pytest
 from agora.shipping.v1 import shipping_pb2, shipping_pb2_grpc
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from chassis import auth
 from chassis.grpc import CALLER_METADATA
 from chassis.messaging import Envelope, NatsBus
 from chassis.runtime import ServiceApp
 from shipping.bootstrap import ShippingSettings, build
 from tests.conftest import NATS_URL, unique_city
 from tests.shipping.conftest import USER, new_order_id, order_cancelled, order_confirmed
-
-ISSUER, AUDIENCE = "agora-identity", "agora"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Tokens:
-    """Signs access tokens the way identity does; the service verifies them against this key."""
-
-    def __init__(self) -> None:
-        self._key = Ed25519PrivateKey.generate()
-
-    async def jwks(self) -> dict[str, Any]:
-        raw = self._key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-        return {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA", "x": x}]}
-
-    def verifier(self) -> auth.TokenVerifier:
-        return auth.TokenVerifier(self.jwks, issuer=ISSUER, audience=AUDIENCE)
-
-    def sign(self, user_id: str, *roles: str) -> str:
-        now = int(time.time())
-        claims = {"sub": user_id, "roles": list(roles), "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}
-        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": "k1"})
+from tests.support import Tokens, free_port
 
 
 class Service:

@@ -1,0 +1,44 @@
+"""Helpers many test packages share: free ports, and access tokens signed the way identity signs them."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import time
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from chassis import auth
+
+ISSUER, AUDIENCE = "agora-identity", "agora"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Tokens:
+    """Signs access tokens the way identity does; a service verifies them against this JWKS."""
+
+    def __init__(self) -> None:
+        self._key = Ed25519PrivateKey.generate()
+
+    async def jwks(self) -> dict[str, Any]:
+        raw = self._key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        return {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA", "x": x}]}
+
+    def verifier(self) -> auth.TokenVerifier:
+        return auth.TokenVerifier(self.jwks, issuer=ISSUER, audience=AUDIENCE)
+
+    def sign(self, user_id: str, *roles: str) -> str:
+        """A token for `user_id` with `roles` (a customer's when none are named)."""
+        now = int(time.time())
+        claims = {"sub": user_id, "roles": list(roles or ["customer"]), "iss": ISSUER, "aud": AUDIENCE,
+                  "iat": now, "exp": now + 600}
+        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": "k1"})
