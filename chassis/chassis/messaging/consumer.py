@@ -89,6 +89,13 @@ class Consumer:
         return min(self._retry_max, self._retry_base * 2 ** (deliveries - 1))
 
     async def _on_delivery(self, delivery: Delivery) -> None:
+        declared = delivery.headers.get(EVENT_TYPE_HEADER)
+        if declared is not None and declared not in self._handlers:
+            # Another event of a producer we follow, by the type its publisher declared: acked
+            # unread, as a broker filtering on types would never have delivered it. Its consumers
+            # parse and validate it, and dead-letter it if it is malformed.
+            await self._ignore(delivery, declared)
+            return
         try:
             event = Envelope.parse(delivery.body)
         except MalformedEvent as error:
@@ -98,14 +105,17 @@ class Consumer:
             await self._dead_letter(delivery, None, f"malformed: unreadable ({type(error).__name__}: {error})")
             return
         handler = self._handlers.get(event.type)
-        if handler is None:  # another event of a producer we follow
-            _metrics.events_consumed.labels(self.name, event.type, "ignored").inc()
-            with contextlib.suppress(Exception):  # unacked, it simply comes back to be ignored again
-                await delivery.ack()
+        if handler is None:  # declared as a type we handle, or not declared, but not one of them
+            await self._ignore(delivery, event.type)
             return
         async with self._in_order(event.subject):
             with structlog.contextvars.bound_contextvars(event_id=event.id, event_type=event.type):
                 await self._handle(delivery, event, handler)
+
+    async def _ignore(self, delivery: Delivery, event_type: str) -> None:
+        _metrics.events_consumed.labels(self.name, event_type, "ignored").inc()
+        with contextlib.suppress(Exception):  # unacked, it simply comes back to be ignored again
+            await delivery.ack()
 
     async def _handle(self, delivery: Delivery, event: Envelope, handler: Handler) -> None:
         if delivery.deliveries > self._max_deliveries:

@@ -1,8 +1,12 @@
 """Events on the wire: CloudEvents 1.0 structured JSON, checked against `contracts/events`.
 
 Every event is validated twice: when it is built (an event without a schema, or with data its
-schema refuses, fails the producer's transaction) and when it is received (anything malformed
-goes to dead letters instead of reaching a handler).
+schema refuses, fails the producer's transaction) and when it is received by a consumer that
+handles its type (anything malformed goes to dead letters instead of reaching a handler).
+
+Validation runs on every handled event, so it takes the compiled validator of `jsonschema-rs`
+(microseconds, where `jsonschema` takes up to a millisecond for an `OrderPlaced`). Only data it
+refuses goes to `jsonschema`, which has the last word and explains what is wrong.
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+import jsonschema_rs
 from opentelemetry import propagate
 
 import chassis
 from chassis.messaging.bus import TRACE_HEADERS, parse_event_type
+
+if TYPE_CHECKING:
+    import jsonschema
 
 
 class MalformedEvent(ValueError):
@@ -43,23 +50,43 @@ def schema_path(event_type: str) -> str:
 
 
 @functools.cache
-def _validator(directory: Path, event_type: str) -> jsonschema.Draft202012Validator:
+def _schema(directory: Path, event_type: str) -> dict[str, Any]:
     path = directory / schema_path(event_type).removeprefix("events/")
     try:
-        schema = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError:
         raise MalformedEvent(f"no schema for {event_type} (looked for {path})") from None
     except OSError as error:  # e.g. a type whose name is too long to be a file name
         raise MalformedEvent(f"no schema for {event_type}: {error.strerror or error}") from None
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+@functools.cache
+def _fast_validator(directory: Path, event_type: str) -> jsonschema_rs.Draft202012Validator:
+    return jsonschema_rs.Draft202012Validator(_schema(directory, event_type), validate_formats=True)
+
+
+@functools.cache
+def _exact_validator(directory: Path, event_type: str) -> jsonschema.Draft202012Validator:
+    import jsonschema  # only for refused data: importing it costs each service ~0.1 s at start
+
+    return jsonschema.Draft202012Validator(_schema(directory, event_type), format_checker=jsonschema.FormatChecker())
 
 
 def validate_data(event_type: str, data: Any) -> None:
+    directory = contracts_dir()
     try:
-        validator = _validator(contracts_dir(), event_type)
+        fast = _fast_validator(directory, event_type)
     except ValueError as error:
         raise MalformedEvent(str(error)) from None
-    problem = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    # The fast validator is at least as strict as `jsonschema` (its regexes' `$` refuses a
+    # trailing newline that Python's allows, its emails follow RFC 5322 where `jsonschema` wants
+    # an `@`): what it accepts is valid, what it refuses is decided by `jsonschema`, so the
+    # verdict is always `jsonschema`'s, and so is the reason.
+    if fast.is_valid(data):
+        return
+    from jsonschema.exceptions import best_match
+
+    problem = best_match(_exact_validator(directory, event_type).iter_errors(data))
     if problem is not None:
         where = "/".join(str(part) for part in problem.absolute_path) or "(root)"
         raise MalformedEvent(f"{event_type} data at {where}: {problem.message}")

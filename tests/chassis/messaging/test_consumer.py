@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from dataclasses import dataclass, field
 
@@ -96,3 +97,39 @@ def test_retries_back_off_exponentially_up_to_a_ceiling() -> None:
         retry_max_seconds=10,
     )
     assert [consumer.retry_delay(n) for n in range(1, 8)] == [0.5, 1, 2, 4, 8, 10, 10]
+
+
+async def test_a_type_declared_in_the_header_that_is_not_handled_is_acked_unread() -> None:
+    """Other events of a followed producer cost no parsing or validation: the header decides."""
+    bus = RecordingBus()
+    consumer = Consumer("watcher", bus, UnusedInbox(), {THING_MADE: never_called})  # type: ignore[arg-type]
+    delivery = FakeDelivery(b"{not json", deliveries=1, headers={"Ce-Type": "agora.things.ThingLost.v1"})
+    await consumer._on_delivery(delivery)
+    assert delivery.outcome == "ack" and bus.letters == []
+
+
+async def test_a_malformed_message_declared_as_a_handled_type_is_dead_lettered() -> None:
+    bus = RecordingBus()
+    consumer = Consumer("watcher", bus, UnusedInbox(), {THING_MADE: never_called})  # type: ignore[arg-type]
+    bad_data = Envelope.new("things", "ThingMade", {"thing_id": "t", "amount": 1}).to_dict()
+    bad_data["data"]["amount"] = -1
+    for body in (b"{not json", json.dumps(bad_data).encode()):
+        delivery = FakeDelivery(body, deliveries=1, headers={"Ce-Type": THING_MADE})
+        await consumer._on_delivery(delivery)
+        assert delivery.outcome == "ack"
+    [not_json, refused] = bus.letters
+    assert not_json.error.startswith("malformed: not JSON")
+    assert refused.error.startswith(f"malformed: {THING_MADE} data at amount")
+
+
+async def test_without_a_type_header_the_body_decides_whether_the_type_is_handled() -> None:
+    bus = RecordingBus()
+    consumer = Consumer("watcher", bus, UnusedInbox(), {"agora.things.ThingLost.v1": never_called})  # type: ignore[arg-type]
+    event = Envelope.new("things", "ThingMade", {"thing_id": "t", "amount": 1})
+    delivery = FakeDelivery(event.to_json(), deliveries=1)
+    await consumer._on_delivery(delivery)
+    assert delivery.outcome == "ack" and bus.letters == []
+    unreadable = FakeDelivery(b"{not json", deliveries=1)
+    await consumer._on_delivery(unreadable)
+    [letter] = bus.letters
+    assert letter.error.startswith("malformed: not JSON")

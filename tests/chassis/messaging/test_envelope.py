@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 
 from chassis.messaging import Envelope, MalformedEvent, add_to_outbox
 from tests.chassis.messaging.support import THING_MADE, THINGS
+from tests.e2e import malformed
 
 
 def test_a_new_event_is_a_valid_cloudevent_that_parses_back_to_itself() -> None:
@@ -96,3 +98,32 @@ async def test_the_outbox_keeps_the_envelope_and_its_trace_headers(pool) -> None
     assert str(row["event_id"]) == event.id and row["event_type"] == THING_MADE
     assert Envelope.parse(row["envelope"].encode()) == event
     assert json.loads(row["headers"]) == event.trace
+
+
+def test_data_its_schema_refuses_is_refused_for_every_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast validator must never accept what `jsonschema` refuses: the e2e fuzzer's data
+    mutations of each contract's example (wrong types, missing fields, huge strings, ...)."""
+    monkeypatch.delenv("AGORA_CONTRACTS_DIR")
+    types = sorted({event_type for _, event_type in malformed.pairs()})
+    assert len(types) > 10
+    for event_type in types:
+        for message in malformed.generate(malformed.bad_data(event_type), 40, key=f"envelope {event_type}"):
+            with pytest.raises(MalformedEvent, match=f"{event_type} data at "):
+                Envelope.parse(message.body)
+
+
+def test_the_verdict_is_jsonschemas_where_the_fast_validator_is_stricter(event_schemas: Path) -> None:
+    """jsonschema-rs' `$` refuses a trailing newline, Python's regexes allow one; jsonschema-rs
+    checks `format: email` by RFC 5322, jsonschema only looks for an `@`. jsonschema decides."""
+    schema = {
+        "type": "object",
+        "required": ["currency", "email"],
+        "properties": {"currency": {"type": "string", "pattern": "^[A-Z]{3}$"}, "email": {"format": "email"}},
+    }
+    (event_schemas / "things" / "ThingPriced.v1.json").write_text(json.dumps(schema))
+    event = Envelope.new("things", "ThingPriced", {"currency": "USD\n", "email": "a@b@c"})
+    assert Envelope.parse(event.to_json()) == event
+    with pytest.raises(MalformedEvent, match="'USDX' does not match"):
+        Envelope.new("things", "ThingPriced", {"currency": "USDX", "email": "a@b"})
+    with pytest.raises(MalformedEvent, match="is not a 'email'"):
+        Envelope.new("things", "ThingPriced", {"currency": "USD", "email": "no at sign"})
