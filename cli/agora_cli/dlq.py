@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Annotated, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,14 +14,25 @@ from rich.table import Table
 from agora_cli import state
 from agora_cli.config import home_from_env
 from agora_cli.errors import AgoraError
-from chassis import messaging
-from chassis.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from chassis.settings import ServiceSettings
 
 dlq_app = typer.Typer(help="Dead letters: events a consumer gave up on, with the error.", no_args_is_help=True)
 console = Console(highlight=False)
 
 
+def _messaging() -> ModuleType:
+    """The chassis' messaging, imported only by the commands that use it: it pulls in NATS and
+    aiohttp, which would add about a second to every `agora` command."""
+    from chassis import messaging
+
+    return messaging
+
+
 def _settings() -> ServiceSettings:
+    from chassis.settings import ServiceSettings
+
     home = home_from_env()
     city = state.read(home)
     if city is None or not state.supervisor_alive(city):
@@ -35,7 +47,7 @@ def _settings() -> ServiceSettings:
 
 
 async def _with_bus(work: Any) -> Any:
-    bus = await messaging.connect_bus(_settings())
+    bus = await _messaging().connect_bus(_settings())
     try:
         return await work(bus)
     finally:
@@ -45,7 +57,7 @@ async def _with_bus(work: Any) -> Any:
 @dlq_app.command("list")
 def list_letters(consumer: Annotated[str | None, typer.Option(help="Only this consumer's.")] = None) -> None:
     """Every dead letter: which consumer, which event, why, and its ref for `replay`."""
-    letters = asyncio.run(_with_bus(lambda bus: messaging.list_dead_letters(bus, consumer)))
+    letters = asyncio.run(_with_bus(lambda bus: _messaging().list_dead_letters(bus, consumer)))
     if not letters:
         console.print("no dead letters")
         return
@@ -63,8 +75,8 @@ def replay(
 ) -> None:
     """Sends letters back to their consumers. The inbox still guarantees nothing applies twice."""
     if ref is not None:
-        asyncio.run(_with_bus(lambda bus: messaging.replay_dead_letter(bus, ref)))
+        asyncio.run(_with_bus(lambda bus: _messaging().replay_dead_letter(bus, ref)))
         console.print(f"replayed {ref}")
         return
-    count = asyncio.run(_with_bus(lambda bus: messaging.replay_all(bus, consumer)))
+    count = asyncio.run(_with_bus(lambda bus: _messaging().replay_all(bus, consumer)))
     console.print(f"replayed {count} dead letter(s)")

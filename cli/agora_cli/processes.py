@@ -9,8 +9,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
+
+if TYPE_CHECKING:
+    from agora_cli.forkserver import ForkedProcess, ForkServer
 
 SERVICE_GRACE_SECONDS = 12.0  # services promise to exit within 10 s of SIGTERM
 INFRA_GRACE_SECONDS = 10.0
@@ -28,7 +32,10 @@ class Child:
     log_path: Path
     user: str | None = None
     stop_signal: int = signal.SIGTERM
-    process: subprocess.Popen[bytes] | None = None
+    # A Python service's module, and the fork server that can start it without a fresh interpreter.
+    module: str | None = None
+    forkserver: ForkServer | None = None
+    process: subprocess.Popen[bytes] | ForkedProcess | None = None
     started_at: float = 0.0
     created: float | None = None
     restarts: int = 0
@@ -44,10 +51,21 @@ class Child:
 
     def spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.process = self._fork() or self._exec()
+        self.started_at = time.monotonic()
+        self.created = create_time(self.process.pid)
+        self.restart_at = None
+
+    def _fork(self) -> ForkedProcess | None:
+        if self.forkserver is None or self.module is None:
+            return None
+        return self.forkserver.spawn(self.module, self.argv, self.env, self.log_path)
+
+    def _exec(self) -> subprocess.Popen[bytes]:
         with open(self.log_path, "ab") as log:
             # Own process group: a Ctrl-C in the terminal reaches the supervisor only, which then
             # stops everything in order.
-            self.process = subprocess.Popen(
+            return subprocess.Popen(
                 self.argv,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
@@ -58,9 +76,6 @@ class Child:
                 group=self.user,
                 extra_groups=[] if self.user else None,
             )
-        self.started_at = time.monotonic()
-        self.created = create_time(self.process.pid)
-        self.restart_at = None
 
     def resume(self) -> None:
         """Starts again a process the operator stopped, with the same command line (ports, data)."""

@@ -28,6 +28,7 @@ from agora_cli import control, handover, infra, state
 from agora_cli.certs import ensure_certificates
 from agora_cli.config import HOST, Config
 from agora_cli.errors import AgoraError
+from agora_cli.forkserver import ForkServer
 from agora_cli.net import PortPicker, answers_from, ensure_port_free, http_status, wait_until
 from agora_cli.processes import INFRA_GRACE_SECONDS, SERVICE_GRACE_SECONDS, Child, create_time, tail
 from agora_cli.provision import provision
@@ -79,6 +80,7 @@ class Supervisor:
         self._control_path = control.socket_path(config.home.root)
         self._control: asyncio.AbstractServer | None = None
         self._operation = asyncio.Lock()  # one operator request at a time
+        self._forkserver: ForkServer | None = None  # only while the city starts
         self.instances = self._plan(replicas or {})
 
     def _plan(self, replicas: dict[str, int]) -> list[Instance]:
@@ -113,21 +115,21 @@ class Supervisor:
                 if instance.service.public_http:
                     ensure_port_free(HOST, instance.http_port, "AGORA_GATEWAY_PORT")
             starting = asyncio.create_task(self._start())
+            # Beside the other services' start: it needs only identity, and a password hash takes time.
+            first_admin = asyncio.create_task(self._first_admin())
             await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done() or starting.exception():
+                first_admin.cancel()
+                await asyncio.gather(first_admin, return_exceptions=True)
             if not starting.done():
                 starting.cancel()
                 await asyncio.gather(starting, return_exceptions=True)
                 return
             starting.result()
+            await self._close_forkserver()
+            notes = await first_admin
             self.status = "ready"
             self._write_state()
-            from agora_cli.admin import ensure_admin  # grpc loads only once the city is up
-
-            try:
-                notes = await ensure_admin(self.config, self._grpc_addresses("identity"))
-            except AgoraError as error:  # the city runs; only the first admin is missing
-                notes = [f"warning: no first admin: {error}"]
-                self.say(notes[0])
             on_ready(notes)
             await stopped
         finally:
@@ -138,6 +140,19 @@ class Supervisor:
             control.remove(self._control_path)
             await self._shutdown()
             self._release_lock()
+
+    async def _first_admin(self) -> list[str]:
+        from agora_cli.admin import ensure_admin  # grpc loads only once the city starts
+
+        identity = self._instances_named("identity")
+        if not await wait_until(self._all_ready(identity), self.timeout, interval=_POLL_SECONDS):
+            return []  # the start fails, and says why
+        try:
+            return await ensure_admin(self.config, self._grpc_addresses("identity"))
+        except AgoraError as error:  # the city runs; only the first admin is missing
+            note = f"warning: no first admin: {error}"
+            self.say(note)
+            return [note]
 
     def _acquire_lock(self) -> None:
         self.config.home.root.mkdir(parents=True, exist_ok=True)
@@ -162,6 +177,8 @@ class Supervisor:
         home = self.config.home
         home.create()
         self._began = time.monotonic()
+        # First, so that its imports overlap with the servers' start.
+        self._forkserver = ForkServer(home.log_of("forkserver"), self._base_environment())
         self._write_state()
         try:
             async with asyncio.timeout(self.timeout):
@@ -248,20 +265,24 @@ class Supervisor:
                 [sys.executable, "-P", "-m", service.name],
                 self._environment(instance, dsn),
                 self.config.home.log_of(instance.name),
+                module=service.name,
+                forkserver=self._forkserver,
             )
-            instance.child.spawn()
+            await asyncio.to_thread(instance.child.spawn)  # waits for the fork server's imports
         self._write_state()
         await asyncio.gather(*(self._await_ready(instance) for instance in mine))
 
+    def _base_environment(self) -> dict[str, str]:
+        env = {key: value for key, value in self.config.passthrough.items() if key not in _SET_PER_INSTANCE}
+        env.update(PYTHONUNBUFFERED="1", AGORA_CITY=self.config.city, AGORA_HOME=str(self.config.home.root))
+        return env
+
     def _environment(self, instance: Instance, dsn: str | None) -> dict[str, str]:
         service, home = instance.service, self.config.home
-        env = {key: value for key, value in self.config.passthrough.items() if key not in _SET_PER_INSTANCE}
+        env = self._base_environment()
         env.update(
-            PYTHONUNBUFFERED="1",
             AGORA_SERVICE=service.name,
             AGORA_INSTANCE=str(instance.index),
-            AGORA_CITY=self.config.city,
-            AGORA_HOME=str(home.root),
             AGORA_HOST=HOST,
             AGORA_HTTP_PORT=str(instance.http_port),
             AGORA_BUS=self.config.bus,
@@ -493,8 +514,14 @@ class Supervisor:
         known = sorted({instance.service.name for instance in self.instances} | set(self.infra))
         return AgoraError(f"no service or server {name!r} in this city ({', '.join(known)})")
 
+    async def _close_forkserver(self) -> None:
+        if self._forkserver is not None:
+            forkserver, self._forkserver = self._forkserver, None
+            await asyncio.to_thread(forkserver.close)
+
     async def _shutdown(self) -> None:
         self.status = "stopping"
+        await self._close_forkserver()
         for task in list(self._readiness):
             task.cancel()
         with contextlib.suppress(OSError):

@@ -10,6 +10,8 @@ import socket
 from email.message import EmailMessage
 from urllib.request import urlopen
 
+import psutil
+
 from tests.cli.conftest import City, alive, free_port, wait_for
 
 
@@ -33,6 +35,13 @@ def test_up_status_restart_down_leaves_no_process(city: City) -> None:
         assert entry["embedded"] is True and entry["healthy"] is True and alive(entry["pid"])
     postgres = next(entry for entry in status["infra"] if entry["name"] == "postgres")
     assert ":" not in postgres["url"].split("@")[0].removeprefix("postgresql://"), "password shown"
+    # Services are forked from the fork server, yet the supervisor's own children; the fork server
+    # is gone once the city is up.
+    supervisor = psutil.Process(city.state()["supervisor"]["pid"])
+    children = {child.pid for child in supervisor.children()}
+    assert children == {entry["pid"] for entry in [*status["services"], *status["infra"]]}
+    for entry in status["services"]:
+        assert " ".join(psutil.Process(entry["pid"]).cmdline()).strip().endswith(f" -P -m {entry['name']}")
 
     victim = status["services"][0]
     os.kill(victim["pid"], signal.SIGKILL)
