@@ -26,11 +26,30 @@ IDLE_CONNECTION_SECONDS = 60
 each holding the connections of their busiest moment add up on a laptop."""
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing beyond what asyncpg always does (roll back an open
+    transaction, drop listener callbacks). Its default resets the session (`pg_advisory_unlock_all`,
+    `CLOSE ALL`, `UNLISTEN *`, `RESET ALL`), a round trip on every release, that is on every
+    transaction and every handled event. Agora's pooled connections keep no session state: no
+    `SET` but `SET LOCAL`, no cursors or temporary tables, and the two holders of a session lock,
+    `migrate` and the outbox relay, give it back or close the connection."""
+
+
 async def connect(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, command_timeout=30,
-        max_inactive_connection_lifetime=IDLE_CONNECTION_SECONDS,
+        max_inactive_connection_lifetime=IDLE_CONNECTION_SECONDS, reset=_keep_session,
     )
+
+
+async def unlock(conn: asyncpg.Connection, key: int) -> None:
+    """Releases a session-level advisory lock taken on a pooled connection. The pool does not
+    reset connections, so one that may still hold the lock is closed rather than given back."""
+    try:
+        await conn.execute("SELECT pg_advisory_unlock($1)", key)
+    except BaseException:
+        conn.terminate()
+        raise
 
 
 def _migration_files(directory: Path) -> list[tuple[int, Path]]:
@@ -78,5 +97,5 @@ async def migrate(pool: asyncpg.Pool, directories: dict[str, Path]) -> list[str]
                     log.info("migration_applied", namespace=namespace, migration=path.name)
                     applied.append(f"{namespace}/{path.name}")
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+            await unlock(conn, _MIGRATION_LOCK)
     return applied

@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from chassis import db
 from chassis.logs import get_logger
 from chassis.messaging import _metrics
 from chassis.messaging.bus import EVENT_TYPE_HEADER, Bus
@@ -123,8 +124,7 @@ class OutboxRelay:
                             await self._lead(conn)
                         finally:
                             self.is_leader = False
-                            with contextlib.suppress(Exception):
-                                await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(self._service))
+                            await db.unlock(conn, _lock_key(self._service))
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning("outbox_relay_database_error", error=str(error) or type(error).__name__)
             except Exception:  # the relay must outlive any surprise: events stop flowing without it

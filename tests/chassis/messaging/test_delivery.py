@@ -51,6 +51,11 @@ async def test_committed_events_are_published_and_a_republish_is_deduplicated(po
         await pool.execute("UPDATE outbox SET published_at = NULL")
         await eventually(lambda: _equals(unpublished(pool), 0))
         assert await stream_messages(bus) == 3
+    # The pool does not reset connections: the stopped relay gave its lock back itself.
+    assert await pool.fetchval(
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+        " WHERE l.locktype = 'advisory' AND d.datname = current_database()"
+    ) == 0
 
     message = await bus.jetstream.get_msg(f"{bus.city}_THINGS".upper(), seq=1)
     assert message.headers["Nats-Msg-Id"] == events[0].id
