@@ -80,9 +80,12 @@ class Mailbox:
     """What the SMTP server received, parsed."""
 
     messages: list[EmailMessage] = field(default_factory=list)
+    sessions: list[object] = field(default_factory=list)
+    """The SMTP session (the client's address and port) each message came in."""
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
+        self.sessions.append(session.peer)
         return "250 OK"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -99,6 +102,16 @@ class Mailbox:
 class SmtpServer:
     url: str
     mailbox: Mailbox
+    controller: Controller
+
+    def stop(self) -> None:
+        """Stops the server, dropping the sessions it has open."""
+        self.controller.stop()
+
+    def start(self) -> None:
+        """Starts it again, on the same port, with the same mailbox."""
+        self.controller = Controller(self.mailbox, hostname=self.controller.hostname, port=self.controller.port)
+        self.controller.start()
 
 
 @pytest.fixture
@@ -107,10 +120,11 @@ def smtp_server() -> Iterator[SmtpServer]:
     port = free_port()
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
+    server = SmtpServer(f"smtp://127.0.0.1:{port}", mailbox, controller)
     try:
-        yield SmtpServer(f"smtp://127.0.0.1:{port}", mailbox)
+        yield server
     finally:
-        controller.stop()
+        server.stop()
 
 
 def text_of(message: EmailMessage) -> str:
@@ -141,6 +155,10 @@ async def notifications(fresh_database: str, smtp_server: SmtpServer) -> AsyncIt
     pool = await db.connect(fresh_database, min_size=1, max_size=4)
     try:
         await db.migrate(pool, MIGRATIONS)
-        yield Notifications(pool, SmtpMailer(smtp_server.url))
+        mailer = SmtpMailer(smtp_server.url)
+        try:
+            yield Notifications(pool, mailer)
+        finally:
+            await mailer.close()
     finally:
         await pool.close()

@@ -25,7 +25,9 @@ async def build(app: runtime.ServiceApp) -> None:
     settings = app.settings
     assert isinstance(settings, NotificationsSettings)
     pool = await app.postgres(MIGRATIONS)
+    mailer = SmtpMailer(settings.smtp_url)
+    app.on_shutdown(mailer.close)
     await app.consume(
-        handlers.subscriptions(mailer=SmtpMailer(settings.smtp_url), sender=settings.mail_from),
+        handlers.subscriptions(mailer=mailer, sender=settings.mail_from),
         messaging.PostgresInbox(pool),
     )

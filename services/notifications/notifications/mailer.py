@@ -14,8 +14,13 @@ class Mailer(Protocol):
 
 
 class SmtpMailer:
-    """One SMTP session per message, in a worker thread (smtplib blocks). Any failure raises, so
-    the event is retried; a message the server accepted is never reported as failed."""
+    """One SMTP session, opened for the first message and kept for the next ones: a session per
+    message cost a connection, EHLO and QUIT each time, on both sides. Messages go over it one at
+    a time, in a worker thread (smtplib blocks).
+
+    A kept session the server has dropped since (an idle timeout, a restart) is replaced and the
+    message sent on the new one. Any other failure closes the session and raises, so the event is
+    retried. A message the server accepted is never reported as failed."""
 
     def __init__(self, url: str, *, timeout: float = 10.0):
         parts = urlsplit(url)
@@ -24,10 +29,39 @@ class SmtpMailer:
         self.host = parts.hostname
         self.port = parts.port
         self._timeout = timeout
+        self._session: smtplib.SMTP | None = None
+        self._turn = asyncio.Lock()
 
     async def send(self, message: EmailMessage) -> None:
-        await asyncio.to_thread(self._send, message)
+        async with self._turn:
+            await asyncio.to_thread(self._send, message)
+
+    async def close(self) -> None:
+        async with self._turn:
+            await asyncio.to_thread(self._close)
 
     def _send(self, message: EmailMessage) -> None:
-        with smtplib.SMTP(self.host, self.port, timeout=self._timeout) as smtp:
-            smtp.send_message(message)
+        if self._session is not None:
+            try:
+                self._session.send_message(message)
+                return
+            except smtplib.SMTPServerDisconnected:  # smtplib's word for any broken connection
+                self._session = None
+            except BaseException:
+                self._close()
+                raise
+        self._session = smtplib.SMTP(self.host, self.port, timeout=self._timeout)
+        try:
+            self._session.send_message(message)
+        except BaseException:
+            self._close()
+            raise
+
+    def _close(self) -> None:
+        session, self._session = self._session, None
+        if session is None:
+            return
+        try:
+            session.quit()
+        except (smtplib.SMTPException, OSError):  # already gone: nothing left to say goodbye to
+            session.close()
