@@ -76,28 +76,40 @@ def load(wrk: str, url: str, pids: list[int], seconds: int, connections: int, he
 
 
 def city_memory_mb(status: dict) -> dict[str, float]:
-    """The city's resident memory: RSS summed per process, and PSS (shared pages counted once).
+    """The city's resident memory: RSS summed per process, and PSS (shared pages counted once),
+    in all and by part (the Python services, Postgres with its backends, the other servers).
 
-    Postgres backends share its buffers and Python processes share libraries, so summed RSS
-    counts those pages many times over; PSS splits each shared page among its users.
+    Postgres backends share its buffers, and Python processes share libraries and, forked from
+    one fork server, the chassis they imported there; summed RSS counts those pages once per
+    process, while PSS splits each shared page among its users.
     """
-    rss = pss = 0
-    for entry in status["services"] + status["infra"]:
+    totals: dict[str, float] = {}
+    parts = [("services", entry) for entry in status["services"]]
+    parts += [("postgres" if entry["name"] == "postgres" else "other servers", entry) for entry in status["infra"]]
+    for part, entry in parts:
         try:
             process = psutil.Process(entry["pid"])
+            members = [process, *process.children(recursive=True)]
         except (psutil.NoSuchProcess, TypeError):
             continue
-        for member in [process, *process.children(recursive=True)]:
-            info = member.memory_full_info()
-            rss += info.rss
-            pss += info.pss
-    return {"rss_mb": round(rss / 1024**2, 1), "pss_mb": round(pss / 1024**2, 1)}
+        for member in members:
+            try:
+                info = member.memory_full_info()
+            except psutil.NoSuchProcess:  # a backend that closed meanwhile
+                continue
+            totals["processes"] = totals.get("processes", 0) + 1
+            for key, value in ((f"{part} rss_mb", info.rss), (f"{part} pss_mb", info.pss),
+                               ("rss_mb", info.rss), ("pss_mb", info.pss)):
+                totals[key] = totals.get(key, 0) + value
+    return {key: round(value / 1024**2, 1) if key.endswith("_mb") else value for key, value in totals.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--settle", type=int, default=70,
+                        help="seconds idle before memory is measured again (pools drop idle connections after 60 s)")
     options = parser.parse_args()
     wrk = ensure_wrk()
 
@@ -112,7 +124,10 @@ def main() -> None:
         cold_start = round(time.perf_counter() - started, 2)
         status = json.loads(subprocess.run([str(AGORA), "status", "--json"], env=env, check=True,
                                            capture_output=True, text=True, cwd=ROOT).stdout)
-        memory = city_memory_mb(status)
+        memory = {"at_ready": city_memory_mb(status)}
+        if options.settle:
+            time.sleep(options.settle)
+            memory[f"after_{options.settle}_s_idle"] = city_memory_mb(status)
         gateway_pid = next(s["pid"] for s in status["services"] if s["name"] == "gateway")
         other_pids = [s["pid"] for s in status["services"] if s["name"] != "gateway"]
 
@@ -142,7 +157,7 @@ def main() -> None:
             figures["cpu_ratio"] = round(figures["cpu_ms_per_request"] / baseline["cpu_ms_per_request"], 2)
             figures["p50_ratio"] = round(figures["p50_ms"] / baseline["p50_ms"], 2)
             figures["p99_ratio"] = round(figures["p99_ms"] / baseline["p99_ms"], 2)
-        report = {"cold_start_seconds": cold_start, "city_memory": memory,
+        report = {"cold_start_seconds": cold_start, "load_average": os.getloadavg(), "city_memory": memory,
                   "services": sorted(s["name"] for s in status["services"]), "endpoints": results}
         print(json.dumps(report, indent=2))
     finally:

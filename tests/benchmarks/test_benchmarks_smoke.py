@@ -66,6 +66,23 @@ async def test_the_event_benchmark_measures_both_paths_and_leaves_nothing_behind
 
 
 @pytest.mark.e2e
+def test_the_gateway_benchmark_measures_start_memory_and_each_endpoint_and_brings_its_city_down() -> None:
+    report = run_benchmark("benchmarks.gateway", "--seconds", "1", "--connections", "2", "--settle", "1", timeout=240)
+
+    assert report["cold_start_seconds"] > 0
+    for memory in report["city_memory"].values():
+        assert 0 < memory["pss_mb"] <= memory["rss_mb"]
+        assert memory["services rss_mb"] > 0 and memory["postgres rss_mb"] > 0
+        assert memory["processes"] > len(report["services"])
+    assert len(report["services"]) == 11
+    for figures in report["endpoints"].values():
+        assert figures["requests"] > 0 and figures["non_2xx"] == 0
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+        assert figures["cpu_ms_per_request"] > 0
+    assert not orphans("agora-bench-")
+
+
+@pytest.mark.e2e
 def test_the_checkout_benchmark_confirms_orders_through_a_whole_city_and_brings_it_down() -> None:
     report = run_benchmark(
         "benchmarks.checkout", "--seconds", "3", "--warmup", "1", "--shoppers", "2", "--products", "1", timeout=280
