@@ -3,8 +3,9 @@
 Names (docs/runtime-contract.md): stream `<CITY>_<PRODUCER>` on subjects `<city>.<producer>.>`,
 each event type on `<city>.<producer>.<EventName>`; durable consumer named after the consuming
 service, one per producer stream; dead letters in `<CITY>_DLQ` on `<city>.dlq.<consumer>`.
-Only features NATS 2.9 has (the machine's server) are used: one filter subject per consumer,
-nak with delay, `next_by_subj` message reads.
+Features beyond NATS 2.9 (the machine's server) are used only where the server has them: a
+consumer filters on exactly the subjects it handles when the server takes several filter
+subjects (2.10), and on its producer's whole subject space before that.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Collection, Mapping
+from typing import Any
 
 import nats
 from nats.aio.msg import Msg
@@ -214,6 +216,18 @@ class NatsBus:
             headers={**headers, EVENT_TYPE_HEADER: event_type, "Nats-Msg-Id": msg_id},
         )
 
+    def _filter(self, producer: str, event_types: Collection[str]) -> dict[str, Any]:
+        """The consumer's filter on the producer's stream. With several filter subjects (NATS
+        2.10) only the handled types are delivered: every other event of the producer, over half
+        of a checkout's deliveries, would cost the broker a delivery and an ack for nothing.
+        Before 2.10, the producer's whole subject space; the consumer acks the rest unread."""
+        assert self._nc is not None
+        version = self._nc.connected_server_version
+        if (version.major, version.minor) < (2, 10):
+            return {"filter_subject": f"{self.city}.{producer}.>"}
+        subjects = {self.subject(event_type) for event_type in event_types if parse_event_type(event_type)[0] == producer}
+        return {"filter_subjects": sorted(subjects)}
+
     async def subscribe(
         self,
         consumer: str,
@@ -223,10 +237,10 @@ class NatsBus:
         concurrency: int,
         max_deliveries: int = 8,
     ) -> _Subscription:
-        """One durable consumer per producer stream, filtered on the producer's whole subject
-        space (NATS 2.9 allows one filter): other events of that producer reach the handler too,
-        and the consumer acks them unread. The server's redelivery bound sits above the
-        consumer's own so a delivery lost in a crash still gets its dead letter."""
+        """One durable consumer per producer stream, filtered on the handled types where the
+        server can (`_filter`). An existing durable consumer is brought to the new filter. The
+        server's redelivery bound sits above the consumer's own so a delivery lost in a crash
+        still gets its dead letter."""
         assert self._nc is not None
         loops = []
         for producer in sorted({parse_event_type(event_type)[0] for event_type in event_types}):
@@ -237,7 +251,7 @@ class NatsBus:
                     durable_name=consumer,
                     ack_policy=AckPolicy.EXPLICIT,
                     deliver_policy=DeliverPolicy.ALL,
-                    filter_subject=f"{self.city}.{producer}.>",
+                    **self._filter(producer, event_types),
                     ack_wait=self._ack_wait,
                     max_deliver=max_deliveries + 3,
                     max_ack_pending=max(1000, concurrency * 4),

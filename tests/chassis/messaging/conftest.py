@@ -4,7 +4,7 @@ streams), test-only event schemas."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -12,6 +12,7 @@ import pytest
 
 from chassis import db
 from chassis.messaging import MIGRATIONS, NatsBus
+from tests.chassis.messaging.support import OwnNats
 from tests.conftest import NATS_URL, unique_city
 
 THING_MADE_SCHEMA = {
@@ -62,3 +63,11 @@ async def bus(city: str) -> AsyncIterator[NatsBus]:
     yield bus
     await bus.delete_streams()
     await bus.close()
+
+
+@pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[OwnNats]:
+    server = OwnNats(tmp_path / "jetstream")
+    server.start()
+    yield server
+    server.stop()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
-from chassis.messaging import DeadLetter, NatsBus, connect_bus
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from chassis.messaging import DeadLetter, Delivery, NatsBus, connect_bus
 from chassis.settings import ServiceSettings
+from tests.chassis.messaging.support import connect_when_up, eventually
 from tests.conftest import NATS_URL
 
 
@@ -43,3 +47,54 @@ def test_a_dead_letter_keeps_its_body_byte_for_byte(body: bytes) -> None:
     )
     again = DeadLetter.from_json(letter.to_json(), ref="12")
     assert again == letter and again.ref == "12"
+
+
+async def _deliveries_of_every_type(bus: NatsBus, existing_filter: str | None = None) -> list[str]:
+    """Subscribes `watcher` to ThingMade and ThingKept (after creating it the old way, filtered
+    on `existing_filter`, if given), publishes three types, and answers what it received."""
+    stream = await bus.ensure_stream("things")
+    if existing_filter is not None:
+        await bus.jetstream.add_consumer(stream, ConsumerConfig(
+            durable_name="watcher", ack_policy=AckPolicy.EXPLICIT, filter_subject=existing_filter))
+    received: list[str] = []
+
+    async def record(delivery: Delivery) -> None:
+        received.append(delivery.origin.rsplit(".", 1)[-1])
+        await delivery.ack()
+
+    async def kept_arrived() -> bool:
+        return "ThingKept" in received
+
+    subscription = await bus.subscribe(
+        "watcher", ["agora.things.ThingMade.v1", "agora.things.ThingKept.v2"], record, concurrency=4
+    )
+    try:
+        for name in ("ThingMade", "ThingLost", "ThingKept"):
+            await bus.publish(b"{}", f"agora.things.{name}.v1", msg_id=name, headers={})
+        await eventually(kept_arrived, timeout=5)
+        await asyncio.sleep(0.2)  # anything else would have arrived by now
+    finally:
+        await subscription.stop()
+    return received
+
+
+async def test_on_nats_2_10_a_consumer_receives_only_the_types_it_handles(own_nats, city: str) -> None:
+    """Several filter subjects; a durable consumer made before, on the whole stream, is narrowed."""
+    bus = NatsBus(own_nats.url, city, pull_expires_seconds=1)
+    await connect_when_up(bus)
+    try:
+        assert bus._nc is not None and bus._nc.connected_server_version.minor >= 10
+        assert await _deliveries_of_every_type(bus, existing_filter=f"{city}.things.>") == ["ThingMade", "ThingKept"]
+        info = await bus.jetstream.consumer_info(f"{city}_THINGS".upper(), "watcher")
+        assert info.config.filter_subjects == [f"{city}.things.ThingKept", f"{city}.things.ThingMade"]
+    finally:
+        await bus.delete_streams()
+        await bus.close()
+
+
+async def test_on_nats_2_9_a_consumer_follows_its_producers_whole_stream(bus: NatsBus) -> None:
+    """One filter subject only: the other types are delivered too (the Consumer acks them unread)."""
+    assert bus._nc is not None
+    if bus._nc.connected_server_version.minor >= 10:
+        pytest.skip("the test NATS server takes several filter subjects")
+    assert await _deliveries_of_every_type(bus) == ["ThingMade", "ThingLost", "ThingKept"]
