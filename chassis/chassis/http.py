@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import socket
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -23,10 +23,10 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.context import Context
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chassis import metrics
+from chassis import metrics, tracing
 from chassis.health import Readiness
 from chassis.logs import get_logger
 
@@ -38,7 +38,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY_BYTES = 1024 * 1024
 PROBLEM_JSON = "application/problem+json"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer("chassis.http")
@@ -123,66 +123,89 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(500, "an unexpected error occurred; quote the X-Request-Id when reporting it")
 
 
-class EdgeMiddleware:
-    """Request id, server span, metrics and the body limit, for every HTTP request."""
+# An admission check run for each request inside its span: the headers its answer carries, and
+# the answer itself when the request is refused (a rate limit, say).
+Admission = tuple[list[tuple[bytes, bytes]], Response | None]
+Guard = Callable[[Scope], Awaitable[Admission]]
 
-    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int = MAX_BODY_BYTES):
+# A request without trace headers starts a new trace: its span has no parent.
+_NO_CALLER = Context()
+
+
+class EdgeMiddleware:
+    """Request id, server span, the guard, the body limit and metrics, for every HTTP request."""
+
+    def __init__(
+        self, app: ASGIApp, *, service: str, max_body_bytes: int = MAX_BODY_BYTES, guard: Guard | None = None
+    ):
         self.app = app
-        self.service = service
         self.max_body_bytes = max_body_bytes
+        self.guard = guard
+        self._record = metrics.http_recorder(service)
+        self._trace_headers = frozenset(field.encode() for field in propagate.get_global_textmap().fields)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
-        given = headers.get("x-request-id", "")
-        request_id = given if _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+        started = time.perf_counter()
+        given = declared = None
+        carrier: dict[str, str] = {}
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                given = value
+            elif key == b"content-length":
+                declared = value
+            elif key in self._trace_headers:
+                carrier[key.decode("latin-1")] = value.decode("latin-1")
+        request_id = given.decode() if given is not None and _VALID_REQUEST_ID.match(given) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         method = scope["method"]
-        started = time.perf_counter()
-        status_holder = [500]
+        status = 500
 
-        span = _tracer.start_span(
-            f"{method} {scope['path']}", context=propagate.extract(headers), kind=SpanKind.SERVER
+        span = tracing.start_server_span(
+            _tracer, f"{method} {scope['path']}", propagate.extract(carrier) if carrier else _NO_CALLER
         )
         span_context = span.get_span_context()
         traceparent = f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
         extra_headers = [(b"x-request-id", request_id.encode()), (b"traceparent", traceparent.encode())]
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status_holder[0] = message["status"]
+                status = message["status"]
                 message["headers"] = [*message.get("headers", []), *extra_headers]
             await send(message)
 
         try:
             with trace.use_span(span, end_on_exit=True):
-                declared = headers.get("content-length")
+                if self.guard is not None:
+                    guard_headers, refusal = await self.guard(scope)
+                    extra_headers += guard_headers
+                    if refusal is not None:
+                        await refusal(scope, receive, send_with_headers)
+                        return
                 if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-                    await problem_response(413, f"request bodies are limited to {self.max_body_bytes} bytes")(
-                        scope, receive, send_with_headers
-                    )
+                    await self._too_large()(scope, receive, send_with_headers)
                     return
                 await self.app(scope, self._limited(receive), send_with_headers)
         except _BodyTooLarge:
-            await problem_response(413, f"request bodies are limited to {self.max_body_bytes} bytes")(
-                scope, receive, send_with_headers
-            )
+            await self._too_large()(scope, receive, send_with_headers)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            status = status_holder[0]
-            metrics.http_requests.labels(self.service, method, template, str(status)).inc()
-            metrics.http_duration.labels(self.service, method, template).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self._record(method, template, status, elapsed)
             # Every request is counted and traced; the log line is kept for failures (and for all
             # requests at AGORA_LOG_LEVEL=DEBUG), since it costs more than the rest of the edge.
             (log.info if status >= 400 else log.debug)(
-                "http_request", method=method, route=template, status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                "http_request", method=method, route=template, status=status, duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+    def _too_large(self) -> Response:
+        return problem_response(413, f"request bodies are limited to {self.max_body_bytes} bytes")
 
     def _limited(self, receive: Receive) -> Receive:
         received = 0
@@ -206,8 +229,14 @@ class _BodyTooLarge(HTTPException):
         super().__init__(413, f"request bodies are limited to {limit} bytes")
 
 
-def create_app(*, service: str, readiness: Readiness, title: str, version: str, description: str = "") -> FastAPI:
-    """A FastAPI app with the chassis' edge behaviour and `/healthz`, `/readyz`, `/metrics`."""
+def create_app(
+    *, service: str, readiness: Readiness, title: str, version: str, description: str = "", guard: Guard | None = None
+) -> FastAPI:
+    """A FastAPI app with the chassis' edge behaviour and `/healthz`, `/readyz`, `/metrics`.
+
+    `guard`, if given, admits or refuses each request inside its span, before routing and the
+    body limit: its refusals carry the request id and trace context like any other answer.
+    """
     app = FastAPI(
         title=title, version=version, description=description,
         openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
@@ -216,7 +245,7 @@ def create_app(*, service: str, readiness: Readiness, title: str, version: str, 
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
-    app.add_middleware(EdgeMiddleware, service=service)
+    app.add_middleware(EdgeMiddleware, service=service, guard=guard)
 
     @app.get("/healthz", tags=["health"], summary="Alive while the process lives")
     async def healthz() -> dict[str, str]:
