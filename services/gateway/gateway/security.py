@@ -1,6 +1,6 @@
 """Authentication and rate limits at the edge.
 
-A plain ASGI middleware runs before routing for every request but the operator's probes
+A guard in the edge middleware runs before routing for every request but the operator's probes
 (`/healthz`, `/readyz`, `/metrics`, which supervisors and scrapers poll and must never be
 throttled): it verifies the bearer token if one is sent (keeping the result with the request),
 charges the request to the user, or to the client address when anonymous, and puts the
@@ -10,34 +10,34 @@ Routes then say what they need with `Depends(require_user)` or `Depends(require_
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from chassis import auth
 from chassis.grpc import set_request_context
-from chassis.http import Problem, problem_response
+from chassis.http import Admission, Problem, problem_response
 from gateway.ratelimit import RateLimiter
 
 Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
 _UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": "Bearer"}
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class EdgeGuard:
-    def __init__(self, app: ASGIApp, *, verifier: auth.TokenVerifier, limiter: RateLimiter, per_minute: int):
-        self.app = app
+    """The chassis edge's guard (`create_app(guard=...)`): it runs inside the request's span, so
+    a refusal carries the request id and trace context, and the request id reaches the next hops."""
+
+    def __init__(self, *, verifier: auth.TokenVerifier, limiter: RateLimiter, per_minute: int):
         self.verifier = verifier
         self.limiter = limiter
         self.per_minute = per_minute
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] in PROBES:
-            await self.app(scope, receive, send)
-            return
+    async def __call__(self, scope: Scope) -> Admission:
+        if scope["path"] in PROBES:
+            return [], None
         authorization = None
         for key, value in scope["headers"]:
             if key == b"authorization":
@@ -59,17 +59,16 @@ class EdgeGuard:
         client = scope.get("client") or ("unknown", 0)
         who = f"user:{principal.user_id}" if principal else f"addr:{client[0]}"
         verdict = self.limiter.hit_fast("api", who, self.per_minute)
-        headers = [(name.lower().encode(), value.encode()) for name, value in verdict.headers().items()]
+        headers = [
+            (b"ratelimit-limit", b"%d" % verdict.limit),
+            (b"ratelimit-remaining", b"%d" % verdict.remaining),
+            (b"ratelimit-reset", b"%d" % verdict.reset_seconds),
+        ]
         if not verdict.allowed:
-            await problem_response(429, "too many requests; slow down", headers=verdict.headers())(scope, receive, send)
-            return
-
-        async def send_with_limits(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *headers]
-            await send(message)
-
-        await self.app(scope, receive, send_with_limits)
+            return headers, problem_response(
+                429, "too many requests; slow down", headers={"Retry-After": str(verdict.reset_seconds)}
+            )
+        return headers, None
 
 
 async def require_user(request: Request) -> auth.Principal:

@@ -1,0 +1,180 @@
+"""The gateway's edge over real HTTP, with catalog a real gRPC server behind it: what each request
+carries to the next hop, what a refused one answers, how the catalog's parameters are judged."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+
+from chassis import metrics, tracing
+from chassis.chaos import ChaosSwitch
+from chassis.grpc import GrpcServer, open_channel
+from chassis.health import Readiness
+from chassis.http import UvicornServer
+from chassis.resilience import Guard, load_policies
+from chassis.settings import ServiceSettings
+from gateway.app import create_api
+from gateway.ratelimit import RateLimiter
+from gateway.settings import GatewaySettings
+from gateway.upstreams import Upstreams
+from tests.support import Tokens, free_port
+
+PER_MINUTE = 5
+CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+class Catalog(catalog_pb2_grpc.CatalogServiceServicer):
+    """Answers one product and keeps what each call carried."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, dict[str, str]]] = []
+
+    async def ListProducts(self, request, context):  # type: ignore[no-untyped-def]
+        self.calls.append((request, dict(context.invocation_metadata())))
+        return catalog_pb2.ListProductsResponse(items=[product()], total=1)
+
+
+def product() -> catalog_pb2.Product:
+    return catalog_pb2.Product(id="p1", sku="SKU1", name="Lamp", description="A lamp",
+                               price={"amount": 1250, "currency": "USD"}, categories=["lamps"])
+
+
+@dataclass
+class Edge:
+    url: str
+    catalog: Catalog
+
+
+@pytest.fixture
+async def edge() -> AsyncIterator[Edge]:
+    tracing.configure("gateway")  # spans as in a service (a no-op if this process already has a provider)
+    catalog = Catalog()
+    catalog_settings = ServiceSettings(service="catalog", http_port=free_port(), grpc_port=free_port(), mtls="off",
+                                       allowed_callers=frozenset({"gateway"}))
+    server = GrpcServer(catalog_settings, verifier=lambda: None, chaos=ChaosSwitch(None, "catalog"))
+    server.add(catalog_pb2_grpc.add_CatalogServiceServicer_to_server, catalog)
+    await server.start()
+    settings = GatewaySettings(service="gateway", http_port=free_port(), mtls="off", catalog_cache_seconds=0,
+                               rate_limit_per_minute=PER_MINUTE)
+    channel = open_channel(settings, "catalog", Guard("catalog", load_policies().for_dependency("catalog")),
+                           addresses=[f"127.0.0.1:{catalog_settings.grpc_port}"])
+    upstreams = Upstreams(None, catalog_pb2_grpc.CatalogServiceStub(channel), None, None, None, None, None, None, None)
+    api = create_api(settings, Readiness(), upstreams, Tokens().verifier(), RateLimiter(None, "unused:"))  # type: ignore[arg-type]
+    http = UvicornServer(api, "127.0.0.1", settings.http_port)
+    task = asyncio.create_task(http.serve())
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", settings.http_port), timeout=0.1).close()
+            break
+        except OSError:
+            await asyncio.sleep(0.02)
+    yield Edge(f"http://127.0.0.1:{settings.http_port}", catalog)
+    await http.shutdown()
+    await task
+    await channel.close()
+    await server.stop(0)
+
+
+async def get(url: str, **headers: str) -> tuple[int, Any, dict[str, list[str]]]:
+    async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as answer:
+        seen: dict[str, list[str]] = {}
+        for name, value in answer.headers.items():
+            seen.setdefault(name.lower(), []).append(value)
+        return answer.status, await answer.json(content_type=None), seen
+
+
+async def test_the_request_id_and_the_clients_trace_reach_the_next_hop(edge: Edge) -> None:
+    status, _, headers = await get(f"{edge.url}/api/v1/products", **{
+        "X-Request-Id": "client-chosen-1", "traceparent": f"00-{CLIENT_TRACE}-b7ad6b7169203331-01",
+    })
+
+    assert status == 200
+    [(_, carried)] = edge.catalog.calls
+    assert headers["x-request-id"] == ["client-chosen-1"] == [carried["x-request-id"]]
+    assert headers["traceparent"][0].split("-")[1] == CLIENT_TRACE == carried["traceparent"].split("-")[1]
+
+
+async def test_a_new_request_id_and_trace_are_made_and_carried_when_the_client_sends_none(edge: Edge) -> None:
+    _, _, headers = await get(f"{edge.url}/api/v1/products")
+
+    [(_, carried)] = edge.catalog.calls
+    assert carried["x-request-id"] == headers["x-request-id"][0]
+    version, trace_id, _, flags = headers["traceparent"][0].split("-")
+    assert (version, flags) == ("00", "03") and int(trace_id, 16) != 0
+    assert carried["traceparent"].split("-")[1] == trace_id
+
+
+async def test_a_request_over_the_rate_limit_is_answered_like_any_other(edge: Edge) -> None:
+    for _ in range(PER_MINUTE):
+        assert (await get(f"{edge.url}/api/v1/products"))[0] == 200
+    status, problem, headers = await get(f"{edge.url}/api/v1/products", **{"X-Request-Id": "one-too-many"})
+
+    assert status == 429 and problem["status"] == 429
+    assert headers["content-type"] == ["application/problem+json"]
+    assert headers["x-request-id"] == ["one-too-many"] and headers["traceparent"][0].startswith("00-")
+    assert headers["ratelimit-limit"] == [str(PER_MINUTE)] and headers["ratelimit-remaining"] == ["0"]
+    assert int(headers["retry-after"][0]) >= 1 and headers["ratelimit-reset"] == headers["retry-after"]
+    assert len(edge.catalog.calls) == PER_MINUTE
+
+
+async def test_every_answer_but_the_probes_carries_the_rate_limit_once(edge: Edge) -> None:
+    for path, expected in [("/api/v1/products", 200), ("/api/v1/nowhere", 404), ("/api/v1/products?page=0", 422)]:
+        status, _, headers = await get(edge.url + path)
+        assert status == expected
+        assert [len(headers[name]) for name in ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")] == [1, 1, 1]
+    _, _, probe = await get(f"{edge.url}/healthz")
+    assert "ratelimit-limit" not in probe and probe["x-request-id"]
+
+
+async def test_requests_are_counted_per_route_template(edge: Edge) -> None:
+    def served(route: str, status: str) -> float:
+        return metrics.http_requests.labels("gateway", "GET", route, status)._value.get()
+
+    before = served("/api/v1/products/{product_id}", "422"), served("/api/v1/products", "200")
+    await get(f"{edge.url}/api/v1/products/{'x' * 65}")
+    await get(f"{edge.url}/api/v1/products")
+
+    assert (served("/api/v1/products/{product_id}", "422"), served("/api/v1/products", "200")) == (
+        before[0] + 1, before[1] + 1)
+
+
+@pytest.mark.parametrize(("query", "errors"), [
+    ("page_size=0", [("page_size", "Input should be greater than or equal to 1")]),
+    ("page_size=101", [("page_size", "Input should be less than or equal to 100")]),
+    ("page=abc", [("page", "Input should be a valid integer, unable to parse string as an integer")]),
+    ("page=", [("page", "Input should be a valid integer, unable to parse string as an integer")]),
+    (f"q={'x' * 201}&page_size=0", [("q", "String should have at most 200 characters"),
+                                     ("page_size", "Input should be greater than or equal to 1")]),
+    (f"category={'c' * 65}", [("category", "String should have at most 64 characters")]),
+])
+async def test_the_product_list_refuses_invalid_parameters_field_by_field(
+    edge: Edge, query: str, errors: list[tuple[str, str]]
+) -> None:
+    status, problem, headers = await get(f"{edge.url}/api/v1/products?{query}")
+
+    assert status == 422 and headers["content-type"] == ["application/problem+json"]
+    assert problem["title"] == "Unprocessable Content" and problem["detail"] == "the request is not valid"
+    assert [(error["field"], error["message"]) for error in problem["errors"]] == errors
+    assert edge.catalog.calls == []
+
+
+async def test_the_product_list_passes_valid_parameters_on_with_their_defaults(edge: Edge) -> None:
+    await get(f"{edge.url}/api/v1/products")
+    await get(f"{edge.url}/api/v1/products?q=lamp&category=lamps&page=2&page_size=5&page_size=7&unknown=1")
+
+    asked = [(call.q, call.category, call.page, call.page_size) for call, _ in edge.catalog.calls]
+    assert asked == [("", "", 1, 20), ("lamp", "lamps", 2, 7)]
+
+
+async def test_a_product_id_over_64_characters_is_refused(edge: Edge) -> None:
+    status, problem, _ = await get(f"{edge.url}/api/v1/products/{'x' * 65}")
+
+    assert status == 422
+    assert problem["errors"] == [{"field": "product_id", "message": "String should have at most 64 characters"}]
