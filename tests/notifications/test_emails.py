@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email import policy
 
 import pytest
 
@@ -77,3 +78,18 @@ def test_a_composed_message_carries_the_given_identity_and_both_parts() -> None:
     assert message["Message-ID"] == "<e-1.welcome@notifications.agora>"
     assert message["Date"] == "Sat, 31 Jan 2026 12:00:00 +0000"
     assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_keeping_the_header_classes_changes_no_byte_of_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resend must stay byte-for-byte the message sent before, whichever way it was composed."""
+    order = {"order_id": "o-1", "items": ITEMS, "total": TOTAL, "shipping_address": ADDRESS}
+    arguments = {
+        "sender": "Agora <no-reply@agora.example>",
+        "recipient": "zoë@example.com",
+        "message_id": "<e-1.order_confirmed@notifications.agora>",
+        "date": datetime(2026, 1, 31, 12, 0, tzinfo=UTC),
+    }
+    letter = emails.order_confirmed("Zoë Ça", order)
+    composed = emails.compose(letter, **arguments).as_bytes()
+    monkeypatch.setattr(emails, "_POLICY", policy.default)
+    assert emails.compose(letter, **arguments).as_bytes() == composed

@@ -5,11 +5,14 @@ Pure functions of the event's data and the customer; nothing here sends or reads
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from email import policy
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
@@ -45,6 +48,19 @@ REASONS = {
     "customer_request": "you asked us to cancel it",
 }
 SIGNATURE = "The Agora team"
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The standard header registry, but each header's class is made once: the stock registry
+    builds a new class for every header it parses, a third of the time an email took to compose."""
+
+    @functools.cache  # noqa: B019 (one registry for the process's life)
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        return super().__getitem__(name)
+
+
+_POLICY = policy.default.clone(header_factory=_HeaderClasses())
+"""`email.policy.default` (the same bytes on the wire) with the header classes kept."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +131,7 @@ def compose(letter: Letter, *, sender: str, recipient: str, message_id: str, dat
     """The message on the wire. Nothing in it is random (`message_id` and `date` come from the
     event, the MIME boundary from `message_id`), so a resend of the same email is the same
     message, which receivers can recognise and drop."""
-    message = EmailMessage()
+    message = EmailMessage(policy=_POLICY)
     message["From"] = sender
     message["To"] = recipient
     message["Subject"] = letter.subject
