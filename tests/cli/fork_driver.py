@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 from agora_cli.forkserver import ForkServer
 
 
@@ -30,6 +32,8 @@ def main(work: Path) -> None:
     argv = [sys.executable, "-P", "-m", "forkprobe"]
     service_env = {"PYTHONPATH": probe_dir, "PROBE_OUT": str(work / "first.json"), "PROBE_VALUE": "first", "PROBE_EXIT": "3"}
     first = server.spawn("forkprobe", argv, service_env, work / "first.log")
+    # Only once the fork server has answered: until its middle child exits, that is the parent.
+    first_parent = psutil.Process(first.pid).ppid()
     first_status = finished(first)
 
     second = server.spawn(
@@ -49,6 +53,7 @@ def main(work: Path) -> None:
             {
                 "driver": os.getpid(),
                 "first": first.pid,
+                "first_parent": first_parent,
                 "first_status": first_status,
                 "second_status": second_status,
                 "server_pid": server_pid,

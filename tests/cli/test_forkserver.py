@@ -21,7 +21,7 @@ def test_a_forked_service_is_the_askers_child_with_its_own_environment_and_statu
     first = json.loads((tmp_path / "first.json").read_text())
 
     assert first["pid"] == seen["first"]
-    assert first["ppid"] == seen["driver"], "the supervisor must be able to wait for it"
+    assert seen["first_parent"] == seen["driver"], "the supervisor must be able to wait for it"
     assert first["own_process_group"]
     assert first["preloaded"], "the chassis was imported before the fork"
     assert first["name"] == "__main__"

@@ -12,7 +12,6 @@ with open(os.environ["PROBE_OUT"], "w") as out:
     json.dump(
         {
             "pid": os.getpid(),
-            "ppid": os.getppid(),
             "own_process_group": os.getpgid(0) == os.getpid(),
             "preloaded": "chassis.runtime" in sys.modules,
             "value": os.environ.get("PROBE_VALUE"),
