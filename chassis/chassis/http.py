@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import socket
@@ -22,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -143,6 +145,7 @@ class EdgeMiddleware:
         self.guard = guard
         self._record = metrics.http_recorder(service)
         self._trace_headers = frozenset(field.encode() for field in propagate.get_global_textmap().fields)
+        self._log_every_request = log.is_enabled_for(logging.DEBUG)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -178,30 +181,42 @@ class EdgeMiddleware:
                 message["headers"] = [*message.get("headers", []), *extra_headers]
             await send(message)
 
+        # What `trace.use_span` does, without its generator-based context manager.
+        activation = otel_context.attach(trace.set_span_in_context(span))
         try:
-            with trace.use_span(span, end_on_exit=True):
-                if self.guard is not None:
-                    guard_headers, refusal = await self.guard(scope)
-                    extra_headers += guard_headers
-                    if refusal is not None:
-                        await refusal(scope, receive, send_with_headers)
-                        return
-                if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-                    await self._too_large()(scope, receive, send_with_headers)
+            if self.guard is not None:
+                guard_headers, refusal = await self.guard(scope)
+                extra_headers += guard_headers
+                if refusal is not None:
+                    await refusal(scope, receive, send_with_headers)
                     return
-                await self.app(scope, self._limited(receive), send_with_headers)
-        except _BodyTooLarge:
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                await self._too_large()(scope, receive, send_with_headers)
+                return
+            await self.app(scope, self._limited(receive), send_with_headers)
+        except _BodyTooLarge as error:
+            _mark_failed(span, error)
+            otel_context.detach(activation)
+            activation = None
             await self._too_large()(scope, receive, send_with_headers)
+        except Exception as error:
+            _mark_failed(span, error)
+            raise
         finally:
+            if activation is not None:
+                otel_context.detach(activation)
+            span.end()
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             elapsed = time.perf_counter() - started
             self._record(method, template, status, elapsed)
             # Every request is counted and traced; the log line is kept for failures (and for all
             # requests at AGORA_LOG_LEVEL=DEBUG), since it costs more than the rest of the edge.
-            (log.info if status >= 400 else log.debug)(
-                "http_request", method=method, route=template, status=status, duration_ms=round(elapsed * 1000, 2),
-            )
+            if status >= 400 or self._log_every_request:
+                (log.info if status >= 400 else log.debug)(
+                    "http_request", method=method, route=template, status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
             structlog.contextvars.unbind_contextvars("request_id")
 
     def _too_large(self) -> Response:
@@ -220,6 +235,12 @@ class EdgeMiddleware:
             return message
 
         return limited
+
+
+def _mark_failed(span: trace.Span, error: Exception) -> None:
+    """As `trace.use_span` marks the span an exception leaves."""
+    span.record_exception(error)
+    span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 
 class _BodyTooLarge(HTTPException):
