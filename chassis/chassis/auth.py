@@ -14,6 +14,7 @@ import asyncio
 import contextvars
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,13 @@ class TokenVerifier:
     most one call per interval. Keys older than `max_age` seconds are refreshed in the
     background while the cached ones keep serving, so a key identity stops publishing is
     dropped here too, and an identity outage does not slow down verification.
+
+    A token once verified is remembered (up to `remember` tokens, the least recently used
+    forgotten first) with the key that verified it, so a client's next calls with it cost a
+    dictionary lookup instead of a signature check. It is remembered only while it is unexpired
+    (with the same leeway) and while that very key is still the one published under its `kid`:
+    every JWKS fetch makes new key objects, so a withdrawn or replaced key stops vouching for
+    the tokens it verified at the next refresh, as it does for tokens never seen before.
     """
 
     def __init__(
@@ -94,6 +102,7 @@ class TokenVerifier:
         max_age: float = 300.0,
         leeway: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        remember: int = 4096,
     ):
         self._fetch_jwks = fetch_jwks
         self._issuer = issuer
@@ -103,11 +112,22 @@ class TokenVerifier:
         self._max_age = max_age
         self._leeway = leeway
         self._clock = clock
+        self._remember = remember
+        # token -> (principal, kid, the key that verified it, expiry)
+        self._verified: OrderedDict[str, tuple[Principal, str, Any, float]] = OrderedDict()
         self._keys: dict[str, Any] = {}
         self._fetched_at: float | None = None
         self._pending: asyncio.Future[None] | None = None
 
     async def verify(self, token: str) -> Principal:
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            principal, kid, key, expires = remembered
+            if expires > time.time() - self._leeway and self._keys.get(kid) is key:
+                self._verified.move_to_end(token)
+                self._refresh_if_old()
+                return principal
+            del self._verified[token]
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
@@ -135,7 +155,11 @@ class TokenVerifier:
             raise Unauthenticated("token has no subject")
         if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
             raise Unauthenticated("token roles are malformed")
-        return Principal(user_id=subject, roles=frozenset(roles))
+        principal = Principal(user_id=subject, roles=frozenset(roles))
+        self._verified[token] = (principal, kid, key, float(claims["exp"]))
+        if len(self._verified) > self._remember:
+            self._verified.popitem(last=False)
+        return principal
 
     async def _key_for(self, kid: str) -> Any:
         if kid not in self._keys:
@@ -144,12 +168,16 @@ class TokenVerifier:
                 await asyncio.shield(self._fetch())
             except Exception as error:  # identity unreachable: the token cannot be checked
                 raise Unauthenticated(f"cannot fetch signing keys: {type(error).__name__}") from None
-        elif self._fetched_at is not None and self._clock() - self._fetched_at > self._max_age:
-            self._fetch().add_done_callback(_log_failed_refresh)
+        else:
+            self._refresh_if_old()
         try:
             return self._keys[kid]
         except KeyError:
             raise Unauthenticated("unknown signing key") from None
+
+    def _refresh_if_old(self) -> None:
+        if self._fetched_at is not None and self._clock() - self._fetched_at > self._max_age:
+            self._fetch().add_done_callback(_log_failed_refresh)
 
     def _fetch(self) -> asyncio.Future[None]:
         """The JWKS fetch in progress, or a new one."""

@@ -241,3 +241,54 @@ async def test_an_identity_outage_does_not_refuse_tokens_signed_with_cached_keys
         assert (await verifier.verify(keys.sign())).user_id == "user-1"
         await asyncio.sleep(0.01)
     assert keys.fetches == 2
+
+
+def count_signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    checked: list[str] = []
+    decode = jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        checked.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    return checked
+
+
+async def test_a_verified_token_is_remembered_instead_of_checked_again(
+    keys: Keys, verifier: auth.TokenVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked = count_signature_checks(monkeypatch)
+    token = keys.sign(roles=["customer", "admin"])
+
+    first, again = await verifier.verify(token), await verifier.verify(token)
+
+    assert first == again == auth.Principal(user_id="user-1", roles=frozenset({"customer", "admin"}))
+    assert checked == [token]
+
+
+async def test_a_remembered_token_is_refused_once_it_expires(keys: Keys) -> None:
+    verifier = auth.TokenVerifier(keys.jwks, issuer=ISSUER, audience=AUDIENCE, leeway=0)
+    expires = int(time.time()) + 1
+    token = keys.sign(exp=expires)
+    await verifier.verify(token)
+
+    await asyncio.sleep(expires - time.time() + 0.1)
+
+    with pytest.raises(auth.Unauthenticated, match="expired"):
+        await verifier.verify(token)
+
+
+async def test_only_so_many_tokens_are_remembered_the_least_recently_used_forgotten_first(
+    keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = auth.TokenVerifier(keys.jwks, issuer=ISSUER, audience=AUDIENCE, remember=2)
+    first, second, third = (keys.sign(sub=f"user-{n}") for n in range(3))
+    for token in (first, second, first, third):
+        await verifier.verify(token)
+    checked = count_signature_checks(monkeypatch)
+
+    for token in (first, third, second):
+        await verifier.verify(token)
+
+    assert checked == [second]
