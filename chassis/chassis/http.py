@@ -121,8 +121,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> Response:
-        log.error("unhandled_error", error_type=type(error).__name__, exc_info=error)
-        return problem_response(500, "an unexpected error occurred; quote the X-Request-Id when reporting it")
+        return _unexpected_error(error)
+
+
+def _unexpected_error(error: Exception) -> Response:
+    log.error("unhandled_error", error_type=type(error).__name__, exc_info=error)
+    return problem_response(500, "an unexpected error occurred; quote the X-Request-Id when reporting it")
 
 
 # An admission check run for each request inside its span: the headers its answer carries, and
@@ -174,9 +178,12 @@ class EdgeMiddleware:
         traceparent = f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
         extra_headers = [(b"x-request-id", request_id.encode()), (b"traceparent", traceparent.encode())]
 
+        responding = False
+
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responding
             if message["type"] == "http.response.start":
+                responding = True
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), *extra_headers]
             await send(message)
@@ -201,7 +208,11 @@ class EdgeMiddleware:
             await self._too_large()(scope, receive, send_with_headers)
         except Exception as error:
             _mark_failed(span, error)
-            raise
+            if responding:
+                raise
+            # Answered here rather than by the app's outermost handler, which FastAPI places
+            # outside this middleware: so this answer too carries the request id and trace.
+            await _unexpected_error(error)(scope, receive, send_with_headers)
         finally:
             if activation is not None:
                 otel_context.detach(activation)

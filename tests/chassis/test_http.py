@@ -82,6 +82,7 @@ async def test_every_error_is_a_problem_document(base_url: str, method: str, pat
     async with aiohttp.ClientSession() as http, http.request(method, f"{base_url}{path}", json=body) as response:
         assert response.status == status
         assert response.headers["Content-Type"] == "application/problem+json"
+        assert response.headers["X-Request-Id"] and response.headers["traceparent"].startswith("00-")
         problem = await response.json(content_type=None)
         assert problem["status"] == status and problem["title"] and problem["detail"]
         assert "secret internals" not in await response.text()
