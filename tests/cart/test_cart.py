@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+from pathlib import Path
 
 import grpc
 import pytest
@@ -11,7 +13,15 @@ from agora.cart.v1 import cart_pb2
 from redis.asyncio import Redis
 
 from chassis.grpc import FIELD_VIOLATIONS_KEY
-from tests.cart.conftest import Cart, cart_connection_name, new_id, order_placed
+from tests.cart.conftest import (
+    Cart,
+    FakeCatalog,
+    cart_connection_name,
+    cart_settings,
+    new_id,
+    order_placed,
+    serving,
+)
 
 ADA, BOB = "user-ada", "user-bob"
 
@@ -153,3 +163,20 @@ async def test_a_redis_restart_costs_no_request_once_redis_is_back(cart: Cart, r
     assert lines(await cart.call("GetCart", cart_pb2.GetCartRequest(), user="user-7")) == [
         ("Espresso cup", 2, 1250, 2500)
     ]
+
+
+async def test_a_cart_whose_redis_is_down_is_unavailable_not_broken(
+    city: str, catalog: tuple[FakeCatalog, int], own_redis: tuple[str, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    # Orders retries an UNAVAILABLE cart, never an INTERNAL one.
+    fake, port = catalog
+    redis_url, server = own_redis
+    async with serving(cart_settings(city, tmp_path, redis_url, port), fake) as cart:
+        cup = fake.add("Espresso cup", 1250)
+        await set_item(cart, "user-1", cup, 1)
+        server.terminate()
+        server.wait(10)
+
+        refused = await rpc_error(cart.call("GetCart", cart_pb2.GetCartRequest(), user="user-1"))
+        assert refused.code() == grpc.StatusCode.UNAVAILABLE
+        assert "redis" not in (refused.details() or "").lower(), "no internals in the answer"

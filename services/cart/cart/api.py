@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+import redis.exceptions
 from agora.cart.v1 import cart_pb2, cart_pb2_grpc
 from agora.common.v1 import common_pb2
 
@@ -25,6 +26,9 @@ def _errors(error: Exception) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.UNAVAILABLE, "catalog is unavailable"
     if isinstance(error, MixedCurrencies):
         return grpc.StatusCode.FAILED_PRECONDITION, "the cart's products are priced in different currencies"
+    # Redis unreachable is an outage a caller may wait out or retry, not a bug in cart.
+    if isinstance(error, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return grpc.StatusCode.UNAVAILABLE, "cart's store is unavailable"
     return None
 
 
