@@ -1,7 +1,8 @@
 """OpenTelemetry tracing with W3C Trace Context, exported over OTLP when configured.
 
 Without `OTEL_EXPORTER_OTLP_ENDPOINT` spans are still created (so trace ids reach logs, response
-headers and event headers) but nothing is exported.
+headers and event headers) but nothing is exported; the edge's server spans are then
+non-recording ones (`start_server_span`).
 """
 
 from __future__ import annotations
