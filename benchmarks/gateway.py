@@ -1,6 +1,6 @@
 """The gateway's cost per request against a bare FastAPI hello, plus cold start and memory.
 
-    .venv/bin/python -m benchmarks.gateway [--seconds 10] [--connections 16]
+    .venv/bin/python -m benchmarks.gateway [--seconds 10] [--connections 16] [--rounds 3] [--settle 70]
 
 Starts a fresh city with `agora up --detach` in a temporary AGORA_HOME (timing cold start to
 ready), sums the city's resident memory, then drives each endpoint with wrk and reads the CPU
@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,21 @@ def load(wrk: str, url: str, pids: list[int], seconds: int, connections: int, he
     }
 
 
+def summary(measured: list[dict], bare: list[dict]) -> dict:
+    """Medians over the rounds; each ratio is the median of the rounds' own ratios to the bare app."""
+    figures: dict = {
+        "requests": sum(m["requests"] for m in measured),
+        "non_2xx": sum(m["non_2xx"] for m in measured),
+    }
+    for key in ("rps", "cpu_ms_per_request", "city_cpu_ms_per_request", "p50_ms", "p99_ms"):
+        figures[key] = round(statistics.median(m[key] for m in measured), 4)
+    for key, ratio in (("cpu_ms_per_request", "cpu_ratio"), ("p50_ms", "p50_ratio"), ("p99_ms", "p99_ratio")):
+        per_round = [round(m[key] / b[key], 2) for m, b in zip(measured, bare, strict=True)]
+        figures[ratio] = round(statistics.median(per_round), 2)
+        figures[f"{ratio}_by_round"] = per_round
+    return figures
+
+
 def city_memory_mb(status: dict) -> dict[str, float]:
     """The city's resident memory: RSS summed per process, and PSS (shared pages counted once),
     in all and by part (the Python services, Postgres with its backends, the other servers).
@@ -108,6 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="measurements of each endpoint, medians reported")
     parser.add_argument("--settle", type=int, default=70,
                         help="seconds idle before memory is measured again (pools drop idle connections after 60 s)")
     options = parser.parse_args()
@@ -144,19 +161,19 @@ def main() -> None:
         product = json.loads(subprocess.run(["curl", "-s", f"{base}/api/v1/products?page_size=1"],
                                             capture_output=True, text=True, check=True).stdout)["items"][0]["id"]
         warm = max(2, options.seconds // 5)
-        results = {}
-        for name, url, pids in [
+        endpoints = [
             ("bare FastAPI hello", f"http://127.0.0.1:{bare_port}/hello", [bare.pid]),
             ("gateway GET /api/v1/products", f"{base}/api/v1/products?page_size=20", [gateway_pid, *other_pids]),
             ("gateway GET /api/v1/products/{id}", f"{base}/api/v1/products/{product}", [gateway_pid, *other_pids]),
-        ]:
-            load(wrk, url, pids, warm, options.connections)
-            results[name] = load(wrk, url, pids, options.seconds, options.connections)
-        baseline = results["bare FastAPI hello"]
-        for figures in results.values():
-            figures["cpu_ratio"] = round(figures["cpu_ms_per_request"] / baseline["cpu_ms_per_request"], 2)
-            figures["p50_ratio"] = round(figures["p50_ms"] / baseline["p50_ms"], 2)
-            figures["p99_ratio"] = round(figures["p99_ms"] / baseline["p99_ms"], 2)
+        ]
+        # Round after round, each endpoint right after the bare app: a shared machine's load drifts
+        # by tens of percent within minutes, so each ratio compares figures taken moments apart.
+        rounds: dict[str, list[dict]] = {name: [] for name, _, _ in endpoints}
+        for _ in range(options.rounds):
+            for name, url, pids in endpoints:
+                load(wrk, url, pids, warm, options.connections)
+                rounds[name].append(load(wrk, url, pids, options.seconds, options.connections))
+        results = {name: summary(measured, rounds["bare FastAPI hello"]) for name, measured in rounds.items()}
         report = {"cold_start_seconds": cold_start, "load_average": os.getloadavg(), "city_memory": memory,
                   "services": sorted(s["name"] for s in status["services"]), "endpoints": results}
         print(json.dumps(report, indent=2))
