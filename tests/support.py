@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import socket
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import jwt
@@ -12,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chassis import auth
+from chassis.http import UvicornServer
 
 ISSUER, AUDIENCE = "agora-identity", "agora"
 
@@ -20,6 +24,24 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serving_http(app: Any, port: int) -> AsyncIterator[str]:
+    """`app` served by the chassis' edge server on `port`, once it accepts connections; yields its URL."""
+    server = UvicornServer(app, "127.0.0.1", port)
+    task = asyncio.create_task(server.serve())
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await server.shutdown()
+        await task
 
 
 class Tokens:

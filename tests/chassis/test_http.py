@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -11,8 +9,8 @@ import pytest
 from pydantic import BaseModel, Field
 
 from chassis.health import Readiness
-from chassis.http import Problem, UvicornServer, create_app
-from tests.support import free_port
+from chassis.http import Problem, create_app
+from tests.support import free_port, serving_http
 
 
 class Widget(BaseModel):
@@ -35,18 +33,8 @@ async def base_url() -> AsyncIterator[str]:
     async def boom() -> None:
         raise RuntimeError("secret internals")
 
-    port = free_port()
-    server = UvicornServer(app, "127.0.0.1", port)
-    task = asyncio.create_task(server.serve())
-    for _ in range(100):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
-                break
-        except OSError:
-            await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    await server.shutdown()
-    await task
+    async with serving_http(app, free_port()) as url:
+        yield url
 
 
 async def test_every_response_carries_a_request_id_and_traceparent(base_url: str) -> None:

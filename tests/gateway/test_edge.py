@@ -3,8 +3,6 @@ carries to the next hop, what a refused one answers, how the catalog's parameter
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,14 +15,13 @@ from chassis import metrics, tracing
 from chassis.chaos import ChaosSwitch
 from chassis.grpc import GrpcServer, open_channel
 from chassis.health import Readiness
-from chassis.http import UvicornServer
 from chassis.resilience import Guard, load_policies
 from chassis.settings import ServiceSettings
 from gateway.app import create_api
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 from gateway.upstreams import Upstreams
-from tests.support import Tokens, free_port
+from tests.support import Tokens, free_port, serving_http
 
 PER_MINUTE = 5
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -67,17 +64,8 @@ async def edge() -> AsyncIterator[Edge]:
                            addresses=[f"127.0.0.1:{catalog_settings.grpc_port}"])
     upstreams = Upstreams(None, catalog_pb2_grpc.CatalogServiceStub(channel), None, None, None, None, None, None, None)
     api = create_api(settings, Readiness(), upstreams, Tokens().verifier(), RateLimiter(None, "unused:"))  # type: ignore[arg-type]
-    http = UvicornServer(api, "127.0.0.1", settings.http_port)
-    task = asyncio.create_task(http.serve())
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", settings.http_port), timeout=0.1).close()
-            break
-        except OSError:
-            await asyncio.sleep(0.02)
-    yield Edge(f"http://127.0.0.1:{settings.http_port}", catalog)
-    await http.shutdown()
-    await task
+    async with serving_http(api, settings.http_port) as url:
+        yield Edge(url, catalog)
     await channel.close()
     await server.stop(0)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -11,13 +9,12 @@ import pytest
 
 from chassis import auth
 from chassis.health import Readiness
-from chassis.http import UvicornServer
 from chassis.resilience import BreakerOpen, BulkheadFull
 from gateway.app import create_api
 from gateway.ratelimit import RateLimiter, Verdict
 from gateway.settings import GatewaySettings
 from gateway.upstreams import Upstreams
-from tests.support import free_port
+from tests.support import free_port, serving_http
 
 ADDRESS = {"name": "A", "line1": "1 Road", "city": "X", "postal_code": "1", "country": "GB"}
 
@@ -46,17 +43,9 @@ async def base_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     upstreams = Upstreams(None, None, None, Refusing(request.param), None, None, None, None, None)
     limiter = RateLimiter(None, "unused:")  # type: ignore[arg-type]
     limiter.hit_fast = lambda *args: Verdict(True, 10, 10, 1)  # type: ignore[method-assign]
-    server = UvicornServer(create_api(settings, Readiness(), upstreams, AnyToken(), limiter), "127.0.0.1", settings.http_port)
-    task = asyncio.create_task(server.serve())
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", settings.http_port), timeout=0.1).close()
-            break
-        except OSError:
-            await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{settings.http_port}"
-    await server.shutdown()
-    await task
+    api = create_api(settings, Readiness(), upstreams, AnyToken(), limiter)
+    async with serving_http(api, settings.http_port) as url:
+        yield url
 
 
 async def test_placing_an_order_behind_a_refusing_guard_is_a_503(base_url: str) -> None:
