@@ -26,9 +26,10 @@ from fastapi.responses import JSONResponse, Response
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chassis import metrics, tracing
+from chassis import metrics
 from chassis.health import Readiness
 from chassis.logs import get_logger
 
@@ -171,8 +172,9 @@ class EdgeMiddleware:
         method = scope["method"]
         status = 500
 
-        span = tracing.start_server_span(
-            _tracer, f"{method} {scope['path']}", propagate.extract(carrier) if carrier else _NO_CALLER
+        span = _tracer.start_span(
+            f"{method} {scope['path']}", context=propagate.extract(carrier) if carrier else _NO_CALLER,
+            kind=SpanKind.SERVER,
         )
         span_context = span.get_span_context()
         traceparent = f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"

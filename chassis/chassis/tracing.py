@@ -1,15 +1,19 @@
 """OpenTelemetry tracing with W3C Trace Context, exported over OTLP when configured.
 
-Without `OTEL_EXPORTER_OTLP_ENDPOINT` spans are still created (so trace ids reach logs, response
-headers and event headers) but nothing is exported; the edge's server spans are then
-non-recording ones (`start_server_span`).
+Without `OTEL_EXPORTER_OTLP_ENDPOINT` nothing is exported, and every span is then a
+non-recording one that still carries the trace context the SDK would have given it, so trace
+ids reach logs, response headers, gRPC metadata and event headers all the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from typing import Any
 
-from opentelemetry import context, trace
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -21,7 +25,8 @@ _INHERITED_FLAGS = TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID
 
 
 class _Provider(TracerProvider):
-    """A tracer provider that knows whether anything receives its spans."""
+    """A tracer provider that knows whether anything receives its spans, and whose tracers skip
+    building spans nothing would receive."""
 
     def __init__(self, **kwargs: object):
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -30,6 +35,43 @@ class _Provider(TracerProvider):
     def add_span_processor(self, span_processor: SpanProcessor) -> None:
         super().add_span_processor(span_processor)
         self.receives_spans = True
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        return _Tracer(super().get_tracer(*args, **kwargs), self)
+
+
+class _Tracer(trace.Tracer):
+    """The SDK's tracer, except while nothing receives spans (no exporter, no processor added).
+
+    The SDK would then build and time a whole span only to drop it, on every request, gRPC call
+    and event, and that is most of what tracing costs. Instead the span is a non-recording one
+    with the very ids and flags the SDK would have given it under its default sampler.
+    """
+
+    def __init__(self, sdk: trace.Tracer, provider: _Provider):
+        self._sdk = sdk
+        self._provider = provider
+
+    def start_span(  # type: ignore[override]
+        self, name: str, context: otel_context.Context | None = None, kind: SpanKind = SpanKind.INTERNAL,
+        *args: Any, **kwargs: Any,
+    ) -> trace.Span:
+        provider = self._provider
+        if provider.receives_spans or provider.sampler is not sampling.DEFAULT_ON:
+            return self._sdk.start_span(name, context, kind, *args, **kwargs)
+        return _unrecorded(provider, context)
+
+    @contextlib.contextmanager  # type: ignore[override]
+    def start_as_current_span(
+        self, name: str, context: otel_context.Context | None = None, kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Any = None, links: Any = (), start_time: int | None = None, record_exception: bool = True,
+        set_status_on_exception: bool = True, end_on_exit: bool = True,
+    ) -> Iterator[trace.Span]:
+        span = self.start_span(name, context, kind, attributes, links, start_time, record_exception,
+                               set_status_on_exception)
+        with trace.use_span(span, end_on_exit=end_on_exit, record_exception=record_exception,
+                            set_status_on_exception=set_status_on_exception) as current:
+            yield current
 
 
 def configure(service: str, instance: int = 0) -> TracerProvider:
@@ -48,22 +90,9 @@ def tracer(name: str = "agora") -> trace.Tracer:
     return trace.get_tracer(name)
 
 
-def start_server_span(tracer: trace.Tracer, name: str, parent: context.Context) -> trace.Span:
-    """A SERVER span for one incoming request, continuing the caller's trace found in `parent`.
-
-    While nothing receives spans (no exporter, no processor added), the SDK would build and
-    time a whole span only to drop it, and that is most of what tracing costs per request.
-    Then the span is a non-recording one with the very ids and flags the SDK would have given
-    it under its default sampler, so response headers, logs and the next hops carry the same
-    trace context either way.
-    """
-    provider = trace.get_tracer_provider()
-    if (
-        not isinstance(provider, _Provider)
-        or provider.receives_spans
-        or provider.sampler is not sampling.DEFAULT_ON
-    ):
-        return tracer.start_span(name, context=parent, kind=SpanKind.SERVER)
+def _unrecorded(provider: TracerProvider, parent: otel_context.Context | None) -> trace.Span:
+    """A non-recording span continuing the trace of `parent` (the current context if None), or
+    starting one: the ids and flags the SDK's default parent-based sampler would give."""
     ids = provider.id_generator
     caller = trace.get_current_span(parent).get_span_context()
     if caller.is_valid:

@@ -1,4 +1,4 @@
-"""A request's server span: the same trace context whether or not anything records spans."""
+"""Spans carry the same trace context whether or not anything records them."""
 
 from __future__ import annotations
 
@@ -43,10 +43,10 @@ def test_without_a_span_processor_the_span_is_not_recorded_yet_carries_what_the_
     headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parent = extract(headers) if headers else Context()
-    unrecorded = tracing.start_server_span(use(tracing.configure("edge"), monkeypatch), "GET /x", parent)
+    unrecorded = use(tracing.configure("edge"), monkeypatch).start_span("GET /x", parent, SpanKind.SERVER)
     recording = tracing.configure("edge")
     recording.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
-    recorded = tracing.start_server_span(use(recording, monkeypatch), "GET /x", parent)
+    recorded = use(recording, monkeypatch).start_span("GET /x", parent, SpanKind.SERVER)
 
     trace_id, flags, span_id, state = context_of(unrecorded)
     recorded_trace_id, recorded_flags, recorded_span_id, recorded_state = context_of(recorded)
@@ -66,7 +66,9 @@ def test_once_a_processor_is_added_server_spans_are_recorded_and_exported(monkey
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
 
-    span = tracing.start_server_span(use(provider, monkeypatch), "GET /api/v1/products", extract(CALLERS["sampled caller"]))
+    span = use(provider, monkeypatch).start_span(
+        "GET /api/v1/products", extract(CALLERS["sampled caller"]), SpanKind.SERVER
+    )
     span.end()
 
     [exported] = exporter.get_finished_spans()
@@ -75,6 +77,21 @@ def test_once_a_processor_is_added_server_spans_are_recorded_and_exported(monkey
 
 
 def test_a_provider_the_chassis_did_not_make_is_left_to_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
-    span = tracing.start_server_span(use(TracerProvider(), monkeypatch), "GET /x", Context())
+    span = use(TracerProvider(), monkeypatch).start_span("GET /x", Context(), SpanKind.SERVER)
 
     assert span.is_recording()
+
+
+def test_without_a_span_processor_spans_started_inside_a_span_continue_its_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    tracer = use(tracing.configure("orders"), monkeypatch)
+
+    with tracer.start_as_current_span("orders/PlaceOrder", extract(CALLERS["sampled caller"]), SpanKind.SERVER) as server:
+        with tracer.start_as_current_span("cart/GetCart", kind=SpanKind.CLIENT) as client:
+            assert trace.get_current_span() is client
+            event = tracer.start_span("publish OrderPlaced", kind=SpanKind.PRODUCER)
+
+    spans = [server, client, event]
+    assert not any(span.is_recording() for span in spans)
+    assert {span.get_span_context().trace_id for span in spans} == {0x0AF7651916CD43DD8448EB211C80319C}
+    assert len({span.get_span_context().span_id for span in spans}) == 3
+    assert all(span.get_span_context().trace_flags & TraceFlags.SAMPLED for span in spans)
