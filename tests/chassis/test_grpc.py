@@ -144,7 +144,12 @@ async def test_every_call_is_counted_per_method_and_code(running: list[GrpcServe
                           addresses=[f"127.0.0.1:{server_settings.grpc_port}"])
     with pytest.raises(grpc.aio.AioRpcError):
         await echo_call(client)(b"x", timeout=2)
-    assert metrics.grpc_server_requests.labels("counted", "Echo", "NOT_FOUND")._value.get() == before + 1
+    counted = metrics.grpc_server_requests.labels("counted", "Echo", "NOT_FOUND")._value.get
+    # The server counts once its handler has finished, which may be just after the client has its answer.
+    async with asyncio.timeout(5):
+        while counted() < before + 1:  # noqa: ASYNC110 (a counter offers nothing to wait on)
+            await asyncio.sleep(0.01)
+    assert counted() == before + 1
     await client.close()
 
 
