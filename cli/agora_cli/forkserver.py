@@ -129,7 +129,6 @@ class ForkServer:
             self._process.kill()
             self._process.wait()
 
-
     def _hang_up(self) -> None:
         if self._socket is not None:
             self._answers.close()
