@@ -98,12 +98,24 @@ async def _shopper(client: Client, products: list[str], until: asyncio.Event, lo
                     break
 
 
+_UNAVAILABLE_RETRIES = 20
+_UNAVAILABLE_PAUSE_SECONDS = 0.5
+
+
 async def statuses(http: aiohttp.ClientSession, base_url: str, load: Load, *, sample: int = 60) -> dict[str, str]:
     """What the shop's API says of (a sample of) the accepted orders, each asked by its owner."""
     chosen = random.sample(sorted(load.owners), min(sample, len(load.owners)))
 
     async def status(order_id: str) -> tuple[str, str]:
-        answer = await Client(http, base_url, load.owners[order_id]).request("GET", f"/api/v1/orders/{order_id}")
+        client = Client(http, base_url, load.owners[order_id])
+        for _ in range(_UNAVAILABLE_RETRIES):
+            answer = await client.request("GET", f"/api/v1/orders/{order_id}")
+            if answer.status != 503:
+                break
+            # The edge's breaker to a service that was down is still open, or half-open and
+            # letting only a couple of probes through: a client waits and asks again, as a 503
+            # tells it to. Only an answer that stays 503 counts.
+            await asyncio.sleep(_UNAVAILABLE_PAUSE_SECONDS)
         return order_id, answer.body["status"] if answer.status == 200 else f"HTTP {answer.status}"
 
     return dict(await asyncio.gather(*(status(order_id) for order_id in chosen)))
