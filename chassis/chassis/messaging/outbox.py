@@ -83,6 +83,7 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         standby_interval: float = 1.0,
         max_backoff: float = 5.0,
+        mark_delay: float = 0.05,
         keep_published_seconds: float = 24 * 3600,
     ):
         self._pool = pool
@@ -92,6 +93,7 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._standby_interval = standby_interval
         self._max_backoff = max_backoff
+        self._mark_delay = mark_delay
         self._keep_published = keep_published_seconds
         self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -141,12 +143,13 @@ class OutboxRelay:
         try:
             failures = 0
             next_housekeeping = 0.0
+            unmarked: list[int] = []
             while not self._stopped.is_set():
                 self._wake.clear()
-                published, failed = await self._publish_batch(conn)
+                published, failed = await self._publish_batch(conn, unmarked)
                 now = time.monotonic()
                 if now >= next_housekeeping:
-                    await self._housekeep(conn)
+                    await self._housekeep(conn, unmarked)
                     next_housekeeping = now + self._poll_interval
                 if failed:
                     failures += 1
@@ -157,7 +160,9 @@ class OutboxRelay:
                 if published == self._batch_size:
                     continue
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                    await asyncio.wait_for(self._wake.wait(), self._mark_delay if unmarked else self._poll_interval)
+            if unmarked:
+                await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", unmarked)
         finally:
             with contextlib.suppress(Exception):
                 await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
@@ -165,30 +170,37 @@ class OutboxRelay:
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
-    async def _publish_batch(self, conn: asyncpg.Connection) -> tuple[int, int]:
-        """Publishes the oldest unpublished rows; returns (published, failed).
+    async def _publish_batch(self, conn: asyncpg.Connection, unmarked: list[int]) -> tuple[int, int]:
+        """Marks the rows of the last batch published and publishes the oldest unpublished ones;
+        returns (published, failed) and leaves the ids just published in `unmarked`.
 
-        Always reads from the lowest unpublished id, never "after the last one sent": a row with
-        a lower id whose transaction committed late is picked up on the next pass.
+        One statement does both: marking a batch costs no round trip of its own while events keep
+        coming, and at most `mark_delay` seconds when they stop. Until then a crash republishes
+        them, which the broker's deduplication and the consumers' inbox absorb, as for a crash
+        between publish and mark. Always reads from the lowest unpublished id, never "after the
+        last one sent": a row with a lower id whose transaction committed late is picked up on
+        the next pass.
         """
         rows = await conn.fetch(
-            "SELECT id, event_id, event_type, envelope, headers FROM outbox"
-            " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            "WITH marked AS (UPDATE outbox SET published_at = now() WHERE id = ANY($2::bigint[]))"
+            " SELECT id, event_id, event_type, envelope, headers FROM outbox"
+            " WHERE published_at IS NULL AND NOT id = ANY($2::bigint[]) ORDER BY id LIMIT $1",
             self._batch_size,
+            unmarked,
         )
+        unmarked.clear()
         if not rows:
             return 0, 0
         # Sent together over one connection, so the broker receives them in id order.
         results = await asyncio.gather(*(self._publish(row) for row in rows), return_exceptions=True)
-        done = [row["id"] for row, result in zip(rows, results, strict=True) if result is None]
+        unmarked.extend(row["id"] for row, result in zip(rows, results, strict=True) if result is None)
         errors = [result for result in results if isinstance(result, BaseException)]
-        if done:
-            await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", done)
-            _metrics.outbox_published.labels(self._service).inc(len(done))
+        if unmarked:
+            _metrics.outbox_published.labels(self._service).inc(len(unmarked))
         if errors:
             _metrics.outbox_publish_failures.labels(self._service).inc(len(errors))
             log.warning("outbox_publish_failed", failed=len(errors), error=str(errors[0]) or type(errors[0]).__name__)
-        return len(done), len(errors)
+        return len(unmarked), len(errors)
 
     async def _publish(self, row: asyncpg.Record) -> None:
         headers = {**json.loads(row["headers"]), EVENT_TYPE_HEADER: row["event_type"]}
@@ -196,10 +208,11 @@ class OutboxRelay:
             row["envelope"].encode(), row["event_type"], msg_id=str(row["event_id"]), headers=headers
         )
 
-    async def _housekeep(self, conn: asyncpg.Connection) -> None:
+    async def _housekeep(self, conn: asyncpg.Connection, unmarked: list[int]) -> None:
         count, oldest = await conn.fetchrow(
             "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8"
-            " FROM outbox WHERE published_at IS NULL"
+            " FROM outbox WHERE published_at IS NULL AND NOT id = ANY($1::bigint[])",
+            unmarked,
         )
         _metrics.outbox_unpublished.labels(self._service).set(count)
         _metrics.outbox_oldest_age.labels(self._service).set(oldest)

@@ -70,8 +70,32 @@ async def test_committed_events_are_published_and_a_republish_is_deduplicated(po
     assert REGISTRY.get_sample_value("agora_outbox_published_total", {"service": "things"}) >= 6
 
 
+async def test_a_published_batch_is_marked_by_the_relays_next_statement_or_when_it_stops(pool, bus) -> None:
+    """Marking rides on the statement that reads the next batch: each event is published once
+    however long its mark waits, and a stopping relay marks what it published."""
+
+    def published() -> float:
+        return REGISTRY.get_sample_value("agora_outbox_published_total", {"service": "things"}) or 0.0
+
+    before = published()
+    async with OutboxRelay(pool, bus, service="things", poll_interval=0.1, mark_delay=3600):
+        for n in range(3):
+            await make_thing(pool, n)
+            await eventually(lambda n=n: _is_true(published() - before == n + 1))  # type: ignore[misc]
+        await asyncio.sleep(0.5)
+        assert published() - before == 3 and await stream_messages(bus) == 3
+        # The first two were marked by the passes that read their successors; the last one waits.
+        assert await unpublished(pool) == 1
+    assert await unpublished(pool) == 0
+    assert published() - before == 3
+
+
 async def _equals(value, expected) -> bool:  # type: ignore[no-untyped-def]
     return await value == expected
+
+
+async def _is_true(value: bool) -> bool:
+    return value
 
 
 async def test_an_event_is_applied_once_and_its_effect_commits_with_the_inbox(pool, bus) -> None:
