@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import asyncpg
@@ -16,9 +17,12 @@ def database_name(city: str, service: str) -> str:
     return f"{city}_{service}"
 
 
-async def provision(admin_url: str, city: str, service: str, password: str) -> str:
+async def provision(
+    admin_url: str, city: str, service: str, password: str, *, socket_dir: Path | None = None
+) -> str:
     """Creates (or brings back in line) role and database `<city>_<service>`; returns the
-    service's DSN, which logs in as that role with `password`."""
+    service's DSN, which logs in as that role with `password`, over the server's Unix socket in
+    `socket_dir` when there is one."""
     name = database_name(city, service)
     if not _IDENTIFIER.match(name):
         raise AgoraError(f"invalid database name {name!r}")
@@ -36,7 +40,7 @@ async def provision(admin_url: str, city: str, service: str, password: str) -> s
             await database.close()
     except (OSError, asyncpg.PostgresError) as error:
         raise AgoraError(f"provisioning {name} failed: {error}") from None
-    return _dsn(admin_url, name, password)
+    return _dsn(admin_url, name, password, socket_dir)
 
 
 async def _role_and_database(admin: asyncpg.Connection, name: str, password: str) -> None:
@@ -63,7 +67,9 @@ def _with_database(url: str, database: str) -> str:
     return urlsplit(url)._replace(path=f"/{database}").geturl()
 
 
-def _dsn(admin_url: str, name: str, password: str) -> str:
+def _dsn(admin_url: str, name: str, password: str, socket_dir: Path | None) -> str:
     parts = urlsplit(admin_url)
-    host = parts.hostname or "127.0.0.1"
-    return f"postgresql://{quote(name)}:{quote(password)}@{host}:{parts.port or 5432}/{name}"
+    credentials = f"{quote(name)}:{quote(password)}"
+    if socket_dir is not None:
+        return f"postgresql://{credentials}@/{name}?host={quote(str(socket_dir))}&port={parts.port or 5432}"
+    return f"postgresql://{credentials}@{parts.hostname or '127.0.0.1'}:{parts.port or 5432}/{name}"

@@ -256,7 +256,10 @@ class Supervisor:
         if service.database:
             await servers["postgres"]
             service_password, _ = password(self.config.home.secrets, service.name)
-            dsn = await provision(self.infra["postgres"].url, self.config.city, service.name, service_password)
+            postgres = self.infra["postgres"]
+            dsn = await provision(
+                postgres.url, self.config.city, service.name, service_password, socket_dir=postgres.socket_dir
+            )
         mine = [instance for instance in self.instances if instance.service is service]
         for instance in mine:
             instance.child = Child(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -76,6 +78,40 @@ async def test_a_service_role_reaches_only_its_own_database_and_needs_its_passwo
     connection = await asyncpg.connect(alpha)
     assert await connection.fetchval("SELECT count(*) FROM things") == 0
     await connection.close()
+
+
+async def test_the_services_reach_an_embedded_postgres_over_its_socket_and_still_need_their_password() -> None:
+    root = Path(tempfile.mkdtemp(prefix="agora-socket-"))  # short: a socket's path has at most 107 bytes
+    try:
+        home = Home(root)
+        home.create()
+        port = free_port()
+        postgres = await started(await asyncio.to_thread(infra.postgres, home, port, "superuser-secret"))
+        try:
+            assert postgres.socket_dir is not None
+            assert (postgres.socket_dir / f".s.PGSQL.{port}").is_socket()
+            city = unique_city()
+            alpha = await provision(postgres.url, city, "alpha", "alpha-secret", socket_dir=postgres.socket_dir)
+            assert "127.0.0.1" not in alpha
+
+            connection = await asyncpg.connect(alpha)
+            assert await connection.fetchval("SELECT inet_server_addr()") is None  # NULL: a Unix socket
+            await connection.close()
+            with pytest.raises(asyncpg.InvalidPasswordError):
+                await asyncpg.connect(alpha.replace("alpha-secret", "guess"))
+            with pytest.raises(asyncpg.InvalidPasswordError):
+                await asyncpg.connect(f"postgresql://postgres:guess@/postgres?host={postgres.socket_dir}&port={port}")
+        finally:
+            await stop(postgres)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_home_too_deep_for_a_socket_address_keeps_postgres_on_tcp(tmp_path: Path) -> None:
+    home = Home(tmp_path / ("nested-" * 12))
+    home.create()
+    assert infra._socket_directory(home, 5432) is None
+    assert not (home.root / "run").exists()
 
 
 async def test_provisioning_on_an_external_server_revokes_public_connect() -> None:
