@@ -140,7 +140,7 @@ _SOCKET_ADDRESS_BYTES = 107
 def _socket_directory(home: Home, port: int) -> Path | None:
     """The directory for Postgres's Unix socket, or None where TCP must do.
 
-    A round trip over a local socket costs both ends about a third less CPU than over loopback
+    A round trip over a local socket costs about a quarter less CPU than over loopback
     TCP, and a checkout makes hundreds of them. None when the socket's path would be too long for
     a socket address (a deeply nested AGORA_HOME), or could not be written in the setting's
     comma-separated list."""
