@@ -26,6 +26,8 @@ from tests.support import free_port
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 SENDER = "Agora <no-reply@agora.example>"
+REFUSED = "nobody@refused.example"
+"""The one recipient the test SMTP server refuses, as a server refuses a mailbox it does not know."""
 ADDRESS = {
     "name": "Ada Lovelace",
     "line1": "12 St James's Square",
@@ -83,6 +85,14 @@ class Mailbox:
     sessions: list[object] = field(default_factory=list)
     """The SMTP session (the client's address and port) each message came in."""
 
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address == REFUSED:
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
         self.sessions.append(session.peer)
@@ -110,7 +120,9 @@ class SmtpServer:
 
     def start(self) -> None:
         """Starts it again, on the same port, with the same mailbox."""
-        self.controller = Controller(self.mailbox, hostname=self.controller.hostname, port=self.controller.port)
+        self.controller = Controller(
+            self.mailbox, hostname=self.controller.hostname, port=self.controller.port, enable_SMTPUTF8=True
+        )
         self.controller.start()
 
 
@@ -118,7 +130,8 @@ class SmtpServer:
 def smtp_server() -> Iterator[SmtpServer]:
     mailbox = Mailbox()
     port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    # As servers of today do: an address that is not ASCII travels only under SMTPUTF8.
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
     controller.start()
     server = SmtpServer(f"smtp://127.0.0.1:{port}", mailbox, controller)
     try:

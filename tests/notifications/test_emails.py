@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
-from email import policy
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
 
 import pytest
 
@@ -67,29 +70,98 @@ def test_names_are_escaped_in_the_html_part() -> None:
     assert "Hello <script>alert(1)</script>," in letter.text
 
 
+def received(mail: emails.Mail) -> EmailMessage:
+    """The message as a mail client reads it."""
+    message = message_from_bytes(mail.data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
 def test_a_composed_message_carries_the_given_identity_and_both_parts() -> None:
-    message = emails.compose(
-        emails.welcome("Ada"),
-        sender="Agora <no-reply@agora.example>",
-        recipient="ada@example.com",
-        message_id="<e-1.welcome@notifications.agora>",
-        date=datetime(2026, 1, 31, 12, 0, tzinfo=UTC),
+    message = received(
+        emails.compose(
+            emails.welcome("Ada"),
+            sender="Agora <no-reply@agora.example>",
+            recipient="ada@example.com",
+            message_id="<e-1.welcome@notifications.agora>",
+            date=datetime(2026, 1, 31, 12, 0, tzinfo=UTC),
+        )
     )
     assert message["Message-ID"] == "<e-1.welcome@notifications.agora>"
     assert message["Date"] == "Sat, 31 Jan 2026 12:00:00 +0000"
     assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
 
 
-def test_keeping_the_header_classes_changes_no_byte_of_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A resend must stay byte-for-byte the message sent before, whichever way it was composed."""
-    order = {"order_id": "o-1", "items": ITEMS, "total": TOTAL, "shipping_address": ADDRESS}
-    arguments = {
-        "sender": "Agora <no-reply@agora.example>",
-        "recipient": "zoë@example.com",
-        "message_id": "<e-1.order_confirmed@notifications.agora>",
-        "date": datetime(2026, 1, 31, 12, 0, tzinfo=UTC),
-    }
-    letter = emails.order_confirmed("Zoë Ça", order)
-    composed = emails.compose(letter, **arguments).as_bytes()
-    monkeypatch.setattr(emails, "_POLICY", policy.default)
-    assert emails.compose(letter, **arguments).as_bytes() == composed
+ORDER = {"order_id": "o-1", "items": ITEMS, "total": TOTAL, "shipping_address": ADDRESS}
+IDENTITY: dict[str, Any] = {
+    "sender": "Agorà Boutique <no-reply@agora.example>",
+    "recipient": "zoe@example.com",
+    "message_id": "<e-1.order_confirmed@notifications.agora>",
+    "date": datetime(2026, 1, 31, 12, 0, tzinfo=UTC),
+}
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Your Agora order is confirmed (44.99 USD)",
+        "Votre commande Agora est confirmée — 44,99 € (Zoë Ça)",
+        "Your Agora order has shipped (tracking PF000010429), and this subject runs well past one line of"
+        " seventy-eight characters",
+        "Votre commande Agora a été expédiée (suivi PF000010429) : elle arrivera chez Zoë Ça d'ici trois"
+        " à cinq jours ouvrés",
+        "Tracking " + "PF000010429" * 9,
+        "  =?utf-8?q?not_an_encoded_word?=  kept as typed, spaces and all, however long the subject is  ",
+    ],
+)
+def test_the_wire_format_is_plain_then_html_in_utf8_with_every_header_a_client_reads(subject: str) -> None:
+    letter = dataclasses.replace(emails.order_confirmed("Zoë Ça", ORDER), subject=subject)
+    mail = emails.compose(letter, **IDENTITY)
+
+    assert (mail.sender, mail.recipient) == ("no-reply@agora.example", "zoe@example.com")
+    assert mail.data.isascii()  # 7-bit clean: no server needs 8BITMIME for it
+    head, _, _ = mail.data.partition(b"\r\n\r\n")
+    assert all(len(line) <= 78 for line in head.split(b"\r\n")), head  # so a long subject is folded
+    assert b"\n" not in mail.data.replace(b"\r\n", b"")  # every line ends CRLF, as SMTP wants
+
+    message = received(mail)
+    assert message.defects == []
+    assert message["From"].addresses[0].display_name == "Agorà Boutique"
+    assert message["From"].addresses[0].addr_spec == "no-reply@agora.example"
+    assert message["To"] == "zoe@example.com"
+    assert message["Subject"] == subject
+    assert message["Message-ID"] == "<e-1.order_confirmed@notifications.agora>"
+    assert message["Date"] == "Sat, 31 Jan 2026 12:00:00 +0000"
+    assert message["MIME-Version"] == "1.0"
+    assert message.get_content_type() == "multipart/alternative"
+    plain, rich = message.iter_parts()
+    assert [part.get_content_type() for part in (plain, rich)] == ["text/plain", "text/html"]
+    assert [part.get_content_charset() for part in (plain, rich)] == ["utf-8", "utf-8"]
+    assert plain.get_content().replace("\r\n", "\n") == letter.text
+    assert rich.get_content().replace("\r\n", "\n") == letter.html
+    assert message.get_body(("plain",)) is plain
+
+
+def test_a_resend_is_byte_for_byte_the_same_message() -> None:
+    letter = emails.order_confirmed("Zoë Ça", ORDER)
+    assert emails.compose(letter, **IDENTITY) == emails.compose(letter, **IDENTITY)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("subject", "Your order\r\nBcc: everyone@example.com"),
+        ("subject", "Your order\nBcc: everyone@example.com"),
+        ("recipient", "zoe@example.com\r\nBcc: everyone@example.com"),
+        ("sender", "Agora\r\nBcc: everyone@example.com <no-reply@agora.example>"),
+        ("message_id", "<e-1@notifications.agora>\rBcc: everyone@example.com"),
+    ],
+)
+def test_a_line_break_in_a_header_is_refused_rather_than_starting_a_header(field: str, value: str) -> None:
+    letter = emails.welcome("Zoë")
+    if field == "subject":
+        letter, arguments = dataclasses.replace(letter, subject=value), IDENTITY
+    else:
+        arguments = {**IDENTITY, field: value}
+    with pytest.raises(ValueError, match="line break"):
+        emails.compose(letter, **arguments)

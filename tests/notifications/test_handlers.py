@@ -3,10 +3,9 @@ emails, once each, whatever is redelivered."""
 
 from __future__ import annotations
 
-from email.message import EmailMessage
-
 import pytest
 
+from notifications.emails import Mail
 from notifications.handlers import RecipientUnknown, message_id
 from tests.notifications.conftest import (
     Notifications,
@@ -28,13 +27,13 @@ class CrashAfterSending:
     def __init__(self, mailer: object):
         self._mailer = mailer
 
-    async def send(self, message: EmailMessage) -> None:
-        await self._mailer.send(message)  # type: ignore[attr-defined]
+    async def send(self, mail: Mail) -> None:
+        await self._mailer.send(mail)  # type: ignore[attr-defined]
         raise Crash
 
 
 class BrokenSmtp:
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, mail: Mail) -> None:
         raise ConnectionRefusedError("smtp server down")
 
 

@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from email.message import EmailMessage
+from datetime import UTC, datetime
 
 import pytest
 
+from notifications.emails import Letter, Mail, compose
 from notifications.mailer import SmtpMailer
-from tests.notifications.conftest import SmtpServer
+from tests.notifications.conftest import REFUSED, SmtpServer
 
 
-def message(n: int) -> EmailMessage:
-    letter = EmailMessage()
-    letter["From"] = "no-reply@agora.example"
-    letter["To"] = "ada@example.com"
-    letter["Subject"] = f"message {n}"
-    letter.set_content(f"body {n}")
-    return letter
+def message(n: int, *, recipient: str = "ada@example.com") -> Mail:
+    return compose(
+        Letter(f"message {n}", f"body {n}\n", f"<p>body {n}</p>\n"),
+        sender="no-reply@agora.example",
+        recipient=recipient,
+        message_id=f"<{n}@agora.example>",
+        date=datetime(2026, 1, 31, 12, 0, tzinfo=UTC),
+    )
 
 
 async def test_messages_share_one_session_even_when_sent_at_once(smtp_server: SmtpServer) -> None:
@@ -63,8 +65,7 @@ async def test_a_server_that_is_down_fails_the_send_and_the_next_send_reconnects
 
 async def test_a_refused_message_raises_and_the_next_one_goes_through_a_new_session(smtp_server: SmtpServer) -> None:
     mailer = SmtpMailer(smtp_server.url)
-    nobody = message(1)
-    del nobody["To"]
+    nobody = message(1, recipient=REFUSED)
     try:
         await mailer.send(message(0))
         with pytest.raises(smtplib.SMTPRecipientsRefused):
@@ -74,3 +75,12 @@ async def test_a_refused_message_raises_and_the_next_one_goes_through_a_new_sess
         await mailer.close()
     assert [m["Subject"] for m in smtp_server.mailbox.messages] == ["message 0", "message 2"]
     assert len(set(smtp_server.mailbox.sessions)) == 2  # a session that failed is not trusted again
+
+
+async def test_an_address_that_is_not_ascii_is_sent_under_smtputf8(smtp_server: SmtpServer) -> None:
+    mailer = SmtpMailer(smtp_server.url)
+    try:
+        await mailer.send(message(0, recipient="zoë@example.com"))
+    finally:
+        await mailer.close()
+    assert [m["To"] for m in smtp_server.mailbox.messages] == ["zoë@example.com"]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from email.message import EmailMessage
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from notifications.emails import Mail
+
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(self, mail: Mail) -> None: ...
 
 
 class SmtpMailer:
@@ -32,18 +33,18 @@ class SmtpMailer:
         self._session: smtplib.SMTP | None = None
         self._turn = asyncio.Lock()
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, mail: Mail) -> None:
         async with self._turn:
-            await asyncio.to_thread(self._send, message)
+            await asyncio.to_thread(self._send, mail)
 
     async def close(self) -> None:
         async with self._turn:
             await asyncio.to_thread(self._close)
 
-    def _send(self, message: EmailMessage) -> None:
+    def _send(self, mail: Mail) -> None:
         if self._session is not None:
             try:
-                self._session.send_message(message)
+                _deliver(self._session, mail)
                 return
             except smtplib.SMTPServerDisconnected:  # smtplib's word for any broken connection
                 self._session = None
@@ -52,7 +53,7 @@ class SmtpMailer:
                 raise
         self._session = smtplib.SMTP(self.host, self.port, timeout=self._timeout)
         try:
-            self._session.send_message(message)
+            _deliver(self._session, mail)
         except BaseException:
             self._close()
             raise
@@ -65,3 +66,9 @@ class SmtpMailer:
             session.quit()
         except (smtplib.SMTPException, OSError):  # already gone: nothing left to say goodbye to
             session.close()
+
+
+def _deliver(session: smtplib.SMTP, mail: Mail) -> None:
+    # An address that is not ASCII travels only under SMTPUTF8 (RFC 6531), which implies 8BITMIME.
+    options = () if (mail.sender + mail.recipient).isascii() else ("SMTPUTF8", "BODY=8BITMIME")
+    session.sendmail(mail.sender, [mail.recipient], mail.data, options)
