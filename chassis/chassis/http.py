@@ -28,6 +28,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from chassis import metrics
 from chassis.health import Readiness
@@ -143,9 +144,16 @@ class EdgeMiddleware:
     """Request id, server span, the guard, the body limit and metrics, for every HTTP request."""
 
     def __init__(
-        self, app: ASGIApp, *, service: str, max_body_bytes: int = MAX_BODY_BYTES, guard: Guard | None = None
+        self,
+        app: ASGIApp,
+        *,
+        service: str,
+        routes: list[BaseRoute] | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        guard: Guard | None = None,
     ):
         self.app = app
+        self.routes = routes if routes is not None else []
         self.max_body_bytes = max_body_bytes
         self.guard = guard
         self._record = metrics.http_recorder(service)
@@ -219,8 +227,7 @@ class EdgeMiddleware:
             if activation is not None:
                 otel_context.detach(activation)
             span.end()
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = self._template(scope)
             elapsed = time.perf_counter() - started
             self._record(method, template, status, elapsed)
             # Every request is counted and traced; the log line is kept for failures (and for all
@@ -231,6 +238,15 @@ class EdgeMiddleware:
                     duration_ms=round(elapsed * 1000, 2),
                 )
             structlog.contextvars.unbind_contextvars("request_id")
+
+    def _template(self, scope: Scope) -> str:
+        """The route template a request is counted under. One refused before routing ran (401,
+        429, 413) counts under the route it asked for, so a route's refusals show on its own
+        series; only a path no route matches is `unmatched`."""
+        route = scope.get("route")
+        if route is None:
+            route = next((candidate for candidate in self.routes if candidate.matches(scope)[0] is not Match.NONE), None)
+        return getattr(route, "path", None) or "unmatched"
 
     def _too_large(self) -> Response:
         return problem_response(413, f"request bodies are limited to {self.max_body_bytes} bytes")
@@ -279,7 +295,8 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
-    app.add_middleware(EdgeMiddleware, service=service, guard=guard)
+    # The router's own list: routes added after this still name refused requests' series.
+    app.add_middleware(EdgeMiddleware, service=service, routes=app.router.routes, guard=guard)
 
     @app.get("/healthz", tags=["health"], summary="Alive while the process lives")
     async def healthz() -> dict[str, str]:

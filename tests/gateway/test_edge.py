@@ -100,6 +100,7 @@ async def test_a_new_request_id_and_trace_are_made_and_carried_when_the_client_s
 
 
 async def test_a_request_over_the_rate_limit_is_answered_like_any_other(edge: Edge) -> None:
+    refused_before = metrics.http_requests.labels("gateway", "GET", "/api/v1/products", "429")._value.get()
     for _ in range(PER_MINUTE):
         assert (await get(f"{edge.url}/api/v1/products"))[0] == 200
     status, problem, headers = await get(f"{edge.url}/api/v1/products", **{"X-Request-Id": "one-too-many"})
@@ -110,6 +111,8 @@ async def test_a_request_over_the_rate_limit_is_answered_like_any_other(edge: Ed
     assert headers["ratelimit-limit"] == [str(PER_MINUTE)] and headers["ratelimit-remaining"] == ["0"]
     assert int(headers["retry-after"][0]) >= 1 and headers["ratelimit-reset"] == headers["retry-after"]
     assert len(edge.catalog.calls) == PER_MINUTE
+    # Refused before routing, and still counted under the route it asked for.
+    assert metrics.http_requests.labels("gateway", "GET", "/api/v1/products", "429")._value.get() == refused_before + 1
 
 
 async def test_every_answer_but_the_probes_carries_the_rate_limit_once(edge: Edge) -> None:
