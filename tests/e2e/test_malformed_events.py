@@ -81,6 +81,7 @@ async def test_malformed_events_into_every_consumer_are_dead_lettered_with_their
         expected = {(consumer, ref) for ref, (event_type, _, _) in sent.items()
                     for consumer in set(malformed.subscriptions()[event_type]) & running}
         deadline = time.monotonic() + 45
+        found: set[tuple[str, str]] = set()
         while True:  # every consumer has answered every message, and each answer is a dead letter
             stuck = {name: count for name, count in (await pending(js, city_id, followed)).items() if count}
             if not stuck:
