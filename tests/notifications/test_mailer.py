@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from chassis.messaging import PermanentFailure
 from notifications.emails import Letter, Mail, compose
-from notifications.mailer import SmtpMailer
+from notifications.mailer import SmtpMailer, Undeliverable
 from tests.notifications.conftest import REFUSED, SmtpServer
 
 
@@ -68,8 +69,11 @@ async def test_a_refused_message_raises_and_the_next_one_goes_through_a_new_sess
     nobody = message(1, recipient=REFUSED)
     try:
         await mailer.send(message(0))
-        with pytest.raises(smtplib.SMTPRecipientsRefused):
+        # A 5xx is for good: the consumer dead-letters the event instead of retrying it.
+        with pytest.raises(Undeliverable, match=r"550 5\.1\.1 No such mailbox") as refused:
             await mailer.send(nobody)
+        assert isinstance(refused.value, PermanentFailure)
+        assert isinstance(refused.value.__cause__, smtplib.SMTPRecipientsRefused)
         await mailer.send(message(2))
     finally:
         await mailer.close()

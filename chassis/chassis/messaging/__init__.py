@@ -9,7 +9,7 @@ transaction, and one `OutboxRelay(pool, bus, service=...)` worker. A consumer:
 """
 
 from chassis.messaging.bus import Bus, DeadLetter, Delivery, Retention, connect_bus
-from chassis.messaging.consumer import Consumer, Handler
+from chassis.messaging.consumer import Consumer, Handler, PermanentFailure
 from chassis.messaging.dlq import list_dead_letters, replay_all, replay_dead_letter
 from chassis.messaging.envelope import Envelope, MalformedEvent
 from chassis.messaging.inbox import Inbox, PostgresInbox, RedisInbox
@@ -29,6 +29,7 @@ __all__ = [
     "NatsBus",
     "Outbox",
     "OutboxRelay",
+    "PermanentFailure",
     "PostgresInbox",
     "RedisInbox",
     "Retention",

@@ -2,8 +2,8 @@
 
 A handler that raises is rolled back and redelivered with exponential backoff; on its
 `max_deliveries`-th failure the event goes to dead letters with the error. A message that can
-never succeed (not JSON, not a CloudEvent, a type without a schema, data its schema refuses)
-goes there at once. Either way the consumer moves on: one bad event never blocks the others.
+never succeed (not JSON, not a CloudEvent, a type without a schema, data its schema refuses, or
+a handler that raises `PermanentFailure`) goes there at once. Either way the consumer moves on: one bad event never blocks the others.
 
 Concurrency: up to `concurrency` events are handled at once, but events about the same
 aggregate (the CloudEvents `subject`) run one after another in the order the broker delivered
@@ -35,6 +35,11 @@ Handler = Callable[[Envelope, Any], Awaitable[None]]
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer("chassis.messaging")
+
+
+class PermanentFailure(Exception):
+    """Raise from a handler when no retry can succeed (a mail server's 5xx for the address, say):
+    the transaction rolls back and the event goes to dead letters at once, with this error."""
 
 
 class Consumer:
@@ -154,7 +159,7 @@ class Consumer:
 
     async def _failed(self, delivery: Delivery, event: Envelope, error: Exception) -> None:
         reason = f"{type(error).__name__}: {error}"
-        if delivery.deliveries >= self._max_deliveries:
+        if isinstance(error, PermanentFailure) or delivery.deliveries >= self._max_deliveries:
             await self._dead_letter(delivery, event, reason)
             return
         delay = self.retry_delay(delivery.deliveries)

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+from collections.abc import Iterable
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from chassis.messaging import PermanentFailure
 from notifications.emails import Mail
 
 
 class Mailer(Protocol):
     async def send(self, mail: Mail) -> None: ...
+
+
+class Undeliverable(PermanentFailure):
+    """The server refused the message with a permanent (5xx) reply, or cannot take a non-ASCII
+    address at all: sending it again would be refused again."""
 
 
 class SmtpMailer:
@@ -21,7 +28,8 @@ class SmtpMailer:
 
     A kept session the server has dropped since (an idle timeout, a restart) is replaced and the
     message sent on the new one. Any other failure closes the session and raises, so the event is
-    retried. A message the server accepted is never reported as failed."""
+    retried, unless the server refused the message for good (`Undeliverable`). A message the
+    server accepted is never reported as failed."""
 
     def __init__(self, url: str, *, timeout: float = 10.0):
         parts = urlsplit(url)
@@ -71,4 +79,20 @@ class SmtpMailer:
 def _deliver(session: smtplib.SMTP, mail: Mail) -> None:
     # An address that is not ASCII travels only under SMTPUTF8 (RFC 6531), which implies 8BITMIME.
     options = () if (mail.sender + mail.recipient).isascii() else ("SMTPUTF8", "BODY=8BITMIME")
-    session.sendmail(mail.sender, [mail.recipient], mail.data, options)
+    try:
+        session.sendmail(mail.sender, [mail.recipient], mail.data, options)
+    except smtplib.SMTPRecipientsRefused as error:
+        codes = [code for code, _ in error.recipients.values()]
+        if codes and all(code >= 500 for code in codes):
+            raise Undeliverable(f"{mail.recipient!r} refused: {_replies(error.recipients.values())}") from error
+        raise
+    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as error:
+        if error.smtp_code >= 500:
+            raise Undeliverable(f"refused: {_replies([(error.smtp_code, error.smtp_error)])}") from error
+        raise
+    except smtplib.SMTPNotSupportedError as error:  # the server lacks SMTPUTF8 for a non-ASCII address
+        raise Undeliverable(str(error)) from error
+
+
+def _replies(replies: Iterable[tuple[int, bytes]]) -> str:
+    return "; ".join(f"{code} {message.decode(errors='replace')}" for code, message in replies)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from chassis.messaging import Consumer, DeadLetter, Envelope, PostgresInbox
+from chassis.messaging import Consumer, DeadLetter, Envelope, PermanentFailure, PostgresInbox
 from tests.chassis.messaging.support import THING_MADE, eventually
 
 
@@ -85,6 +85,34 @@ async def test_a_delivery_past_the_last_attempt_is_dead_lettered_without_running
     [letter] = bus.letters
     assert letter.error == "no outcome after 8 deliveries" and letter.event_id == event.id
     assert letter.message_ref == "TEST_THINGS:7" and delivery.outcome == "ack"
+
+
+class RunningInbox:
+    async def apply_once(self, consumer, event_id, apply) -> bool:  # type: ignore[no-untyped-def]
+        await apply(None)
+        return True
+
+
+async def test_a_handler_that_says_no_retry_can_help_is_dead_lettered_at_its_first_delivery() -> None:
+    attempts = []
+
+    async def refuse(event: Envelope, tx: object) -> None:
+        attempts.append(event.id)
+        raise PermanentFailure("550 5.1.1 no such mailbox")
+
+    async def stumble(event: Envelope, tx: object) -> None:
+        raise ConnectionResetError("try again")
+
+    event = Envelope.new("things", "ThingMade", {"thing_id": "t", "amount": 1})
+    bus = RecordingBus()
+    refused, stumbled = FakeDelivery(event.to_json(), deliveries=1), FakeDelivery(event.to_json(), deliveries=1)
+    await Consumer("watcher", bus, RunningInbox(), {THING_MADE: refuse})._on_delivery(refused)  # type: ignore[arg-type]
+    await Consumer("other", bus, RunningInbox(), {THING_MADE: stumble})._on_delivery(stumbled)  # type: ignore[arg-type]
+
+    [letter] = bus.letters
+    assert attempts == [event.id] and refused.outcome == "ack"
+    assert letter.error == "PermanentFailure: 550 5.1.1 no such mailbox" and letter.deliveries == 1
+    assert stumbled.outcome == "nak 0.5"  # any other failure is retried
 
 
 def test_retries_back_off_exponentially_up_to_a_ceiling() -> None:
