@@ -22,9 +22,9 @@ class AnalyticsSettings(ServiceSettings):
 
 async def build(app: runtime.ServiceApp, *, verifier: auth.TokenVerifier | None = None) -> None:
     """`verifier` replaces the one fed by identity's JWKS (tests sign their own tokens)."""
-    # Four connections: it follows other services' events and answers reads; a backlog (a new
+    # Three connections: it follows other services' events and answers reads; a backlog (a new
     # city's catalog, a replay) would otherwise hold ten Postgres backends of 15 MB each open.
-    pool = await app.postgres(MIGRATIONS, max_size=4)
+    pool = await app.postgres(MIGRATIONS, max_size=3)
     app.verify_tokens(verifier or identity_verifier(app))
     bus = await app.bus()
     rebuild = None

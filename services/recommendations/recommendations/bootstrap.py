@@ -19,9 +19,9 @@ class RecommendationsSettings(ServiceSettings):
 
 
 async def build(app: runtime.ServiceApp) -> None:
-    # Four connections: it follows other services' events and answers reads; a backlog (a new
+    # Three connections: it follows other services' events and answers reads; a backlog (a new
     # city's catalog, a replay) would otherwise hold ten Postgres backends of 15 MB each open.
-    pool = await app.postgres(MIGRATIONS, max_size=4)
+    pool = await app.postgres(MIGRATIONS, max_size=3)
     app.add_grpc_service(
         recommendations_pb2_grpc.add_RecommendationsServiceServicer_to_server, RecommendationsApi(pool)
     )
