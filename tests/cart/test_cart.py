@@ -66,6 +66,21 @@ async def test_prices_are_catalogs_at_the_time_the_cart_is_read(cart: Cart) -> N
     assert lines(answer) == [("Espresso cup", 2, 1000, 2000)] and answer.total.amount == 2000
 
 
+async def test_quantities_only_answers_without_asking_catalog(cart: Cart) -> None:
+    cup, jug = cart.catalog.add("Espresso cup", 1250), cart.catalog.add("Milk jug", 1999)
+    await set_item(cart, ADA, jug, 1)
+    await set_item(cart, ADA, cup, 2)
+    cart.catalog.fail = True  # a priced read would now answer UNAVAILABLE
+
+    answer = await cart.call("GetCart", cart_pb2.GetCartRequest(quantities_only=True), user=ADA)
+
+    assert sorted((item.product_id, item.quantity) for item in answer.items) == sorted([(cup, 2), (jug, 1)])
+    assert all(item.name == "" and not item.HasField("unit_price") for item in answer.items)
+    assert not answer.HasField("total")
+    error = await rpc_error(cart.call("GetCart", cart_pb2.GetCartRequest(), user=ADA))
+    assert error.code() is grpc.StatusCode.UNAVAILABLE
+
+
 async def test_setting_a_quantity_replaces_it_and_zero_removes_the_line(cart: Cart) -> None:
     cup = cart.catalog.add("Espresso cup", 1250)
     await set_item(cart, ADA, cup, 2)

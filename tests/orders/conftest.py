@@ -74,6 +74,8 @@ class Shop:
     # While set and not released, GetCart waits: keeps a PlaceOrder in flight.
     hold_cart: asyncio.Event | None = None
     cart_called: asyncio.Event = field(default_factory=asyncio.Event)
+    # Whether each GetCart asked for quantities only (orders prices the lines itself).
+    cart_reads: list[bool] = field(default_factory=list)
     available: bool = True
     dispatched: set[str] = field(default_factory=set)
     shipping_available: bool = True
@@ -92,6 +94,7 @@ class _FakeCart(cart_pb2_grpc.CartServiceServicer):
 
     async def GetCart(self, request, context):  # type: ignore[no-untyped-def]
         self._shop.cart_called.set()
+        self._shop.cart_reads.append(request.quantities_only)
         if self._shop.hold_cart is not None:
             await self._shop.hold_cart.wait()
         if not self._shop.available:

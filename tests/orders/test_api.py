@@ -27,6 +27,7 @@ async def test_placing_prices_the_cart_from_the_catalog_and_answers_it_pending(o
         (jug, "Milk jug", 1, 1999, 1999),
     ]
     assert (order.total.amount, order.total.currency) == (4499, "USD")
+    assert orders.shop.cart_reads == [True]  # cart need not ask catalog for prices orders ignores
     assert order.shipping_address == ADDRESS
     assert [change.status for change in order.history] == ["PENDING"]
     assert order.created_at.endswith("Z") and order.created_at == order.updated_at

@@ -64,6 +64,11 @@ class CartApi(cart_pb2_grpc.CartServiceServicer):
     @translating(_errors)
     async def GetCart(self, request, context):  # type: ignore[no-untyped-def]
         user = auth.require_principal()
+        if request.quantities_only:
+            quantities = await handlers.get_quantities(user.user_id, store=self._deps["store"])
+            return cart_pb2.Cart(
+                items=[cart_pb2.CartItem(product_id=product_id, quantity=n) for product_id, n in sorted(quantities.items())]
+            )
         return _message(await handlers.get_cart(user.user_id, **self._deps))
 
     @translating(_errors)

@@ -20,6 +20,10 @@ class Catalog(Protocol):
     async def products(self, ids: set[str]) -> dict[str, Product]: ...
 
 
+async def get_quantities(user_id: str, *, store: CartStore) -> dict[str, int]:
+    return await store.quantities(user_id)
+
+
 async def get_cart(user_id: str, *, store: CartStore, catalog: Catalog) -> PricedCart:
     quantities = await store.quantities(user_id)
     return domain.price(quantities, await catalog.products(set(quantities)))

@@ -28,7 +28,8 @@ class Cart:
     async def quantities(self) -> list[tuple[str, int]]:
         """The caller's cart as (product id, quantity) lines."""
         try:
-            cart = await self._stub.GetCart(cart_pb2.GetCartRequest())
+            # Quantities only: orders prices the lines from catalog, so cart need not ask it too.
+            cart = await self._stub.GetCart(cart_pb2.GetCartRequest(quantities_only=True))
         except (grpc.aio.AioRpcError, ResilienceError) as error:
             raise Unavailable(f"cart: {error}") from error
         return [(item.product_id, item.quantity) for item in cart.items]

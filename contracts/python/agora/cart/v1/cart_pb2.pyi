@@ -30,8 +30,10 @@ class Cart(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[CartItem, _Mapping]]] = ..., total: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
 
 class GetCartRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("quantities_only",)
+    QUANTITIES_ONLY_FIELD_NUMBER: _ClassVar[int]
+    quantities_only: bool
+    def __init__(self, quantities_only: _Optional[bool] = ...) -> None: ...
 
 class SetItemRequest(_message.Message):
     __slots__ = ("product_id", "quantity")
