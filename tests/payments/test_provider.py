@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -128,3 +129,18 @@ async def test_the_adapter_refuses_to_capture_a_voided_authorization(payments: P
     await payments.provider.void(order_id, result.charge_id)
     with pytest.raises(ProviderRefused):
         await payments.provider.capture(order_id, result.charge_id, Money(100, "USD"))
+
+
+async def test_listing_an_orders_charges_stays_an_index_lookup_as_charges_pile_up(payments: Payments) -> None:
+    await payments.pool.execute(
+        "INSERT INTO provider_charges (id, amount, currency, status, metadata, created)"
+        " SELECT 'ch_' || n, 1, 'usd', 'succeeded', jsonb_build_object('order_id', gen_random_uuid()::text), n"
+        " FROM generate_series(1, 5000) AS n"
+    )
+    await payments.pool.execute("ANALYZE provider_charges")
+    plan = await payments.pool.fetchval(
+        "EXPLAIN (FORMAT JSON) SELECT * FROM provider_charges WHERE metadata @> $1::jsonb ORDER BY created, id",
+        json.dumps({"order_id": new_order_id()}),
+    )
+    assert "provider_charges_metadata" in plan and "Seq Scan" not in plan
+
