@@ -116,8 +116,8 @@ def postgres(home: Home, port: int, superuser_password: str) -> Infra:
         [
             str(_postgres_binaries() / "postgres"), "-D", str(data), "-p", str(port),
             "-c", f"listen_addresses={HOST}",
-            # Both listen, and every login, over either, needs a password (initdb --auth). TCP is
-            # for tools and tests; the services use the socket.
+            # TCP for tools and tests, the socket for the city's services; over both, every login
+            # (the superuser's too) needs its password (initdb --auth).
             "-c", f"unix_socket_directories={socket_dir or ''}",
             "-c", "shared_buffers=64MB",
             "-c", "io_method=sync",  # no I/O worker processes: a laptop city has little I/O to overlap

@@ -3,7 +3,8 @@
 A handler that raises is rolled back and redelivered with exponential backoff; on its
 `max_deliveries`-th failure the event goes to dead letters with the error. A message that can
 never succeed (not JSON, not a CloudEvent, a type without a schema, data its schema refuses, or
-a handler that raises `PermanentFailure`) goes there at once. Either way the consumer moves on: one bad event never blocks the others.
+a handler that raises `PermanentFailure`) goes there at once. Either way the consumer moves on:
+one bad event never blocks the others.
 
 Concurrency: up to `concurrency` events are handled at once, but events about the same
 aggregate (the CloudEvents `subject`) run one after another in the order the broker delivered
