@@ -14,7 +14,9 @@ SSE stream until it is CONFIRMED. Only the edge contract (API.md) is used.
   from this machine's clock, so the SSE stream's polling interval does not blur it;
 - errors: any answer other than the expected one, a cancelled order, an order not settled in time;
 - CPU: what each service, server (Postgres with its backends), this client and the whole machine
-  spent inside the window, as busy cores and as milliseconds per confirmed order.
+  spent inside the window, as busy cores and as milliseconds per confirmed order;
+- Postgres: the city's transactions and rows inserted, updated, deleted and fetched inside the
+  window, per confirmed order (`pg_stat_database`).
 
 Baseline in the same run: the same shoppers looping on GET /api/v1/products, in requests/s.
 Prints JSON; always runs `agora down` and removes the home.
@@ -40,8 +42,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import aiohttp
+import asyncpg
 import psutil
 import uvloop
 
@@ -61,6 +65,13 @@ ADDRESS = {
 UNLIMITED = "100000000"
 SETTLE_TIMEOUT = 30.0
 ERROR_PAUSE = 0.2
+
+
+def postgres_admin_url(home: Path, status: dict[str, Any]) -> str:
+    """The city's Postgres as its superuser (the status shows the URL without its password)."""
+    shown = urlsplit(next(entry["url"] for entry in status["infra"] if entry["name"] == "postgres"))
+    password = (home / "secrets" / "postgres.password").read_text().strip()
+    return f"postgresql://postgres:{quote(password)}@{shown.hostname}:{shown.port}/postgres"
 
 
 def installed_services() -> str:
@@ -190,6 +201,25 @@ class CpuMeter:
 MACHINE = "whole machine"
 
 
+class PostgresMeter:
+    """What the city's databases have done so far, from `pg_stat_database`: transactions (a
+    statement outside `BEGIN ... COMMIT` is one of its own) and rows. Backends report at most once
+    a second, so a window's figures are off by about a second of work at each end."""
+
+    def __init__(self, connection: asyncpg.Connection, city: str):
+        self._connection = connection
+        self._databases = f"{city}\\_%"
+
+    async def sample(self) -> Counter[str]:
+        row = await self._connection.fetchrow(
+            "SELECT sum(xact_commit + xact_rollback) AS transactions, sum(tup_inserted) AS rows_inserted,"
+            " sum(tup_updated) AS rows_updated, sum(tup_deleted) AS rows_deleted, sum(tup_fetched) AS rows_fetched"
+            " FROM pg_stat_database WHERE datname LIKE $1",
+            self._databases,
+        )
+        return Counter({name: int(value or 0) for name, value in row.items()})
+
+
 def _busy(times: Any) -> float:
     return times.user + times.system
 
@@ -203,6 +233,8 @@ class Round:
     errors: Counter[str] = field(default_factory=Counter)
     cpu: Counter[str] = field(default_factory=Counter)
     """CPU seconds spent inside the window, by process."""
+    postgres: Counter[str] = field(default_factory=Counter)
+    """What the city's databases did inside the window (`PostgresMeter`)."""
 
     async def failed(self, kind: str) -> None:
         """Counts the error and pauses the worker: a failing city answers fast, and a worker
@@ -226,6 +258,9 @@ class Round:
                 name: round(cpu / max(1, len(finished)) * 1000, 2)
                 for name, cpu in self.cpu.most_common()
                 if name != MACHINE
+            },
+            "postgres_per_completion": {
+                name: round(count / max(1, len(finished)), 1) for name, count in sorted(self.postgres.items())
             },
         }
 
@@ -268,7 +303,11 @@ async def browse(shopper: Shop, stop: float, results: Round) -> None:
 
 
 async def timed_round(
-    workers: list[Callable[[float, Round], Awaitable[None]]], warmup: float, seconds: float, cpu: CpuMeter
+    workers: list[Callable[[float, Round], Awaitable[None]]],
+    warmup: float,
+    seconds: float,
+    cpu: CpuMeter,
+    postgres: PostgresMeter,
 ) -> Round:
     """Runs `workers(stop, results)` together; measures the `seconds` after a `warmup`."""
     now = time.time()
@@ -277,17 +316,26 @@ async def timed_round(
 
     async def meter() -> None:
         await asyncio.sleep(warmup)
-        before = cpu.sample()
+        before, done_before = cpu.sample(), await postgres.sample()
         await asyncio.sleep(seconds)
         results.cpu = cpu.sample() - before
+        results.postgres = await postgres.sample() - done_before
 
     await asyncio.gather(meter(), *(worker(stop, results) for worker in workers))
     return results
 
 
 async def measure(
-    base_url: str, cpu: CpuMeter, levels: list[int], seconds: float, warmup: float, products: int
+    base_url: str,
+    cpu: CpuMeter,
+    postgres_url: str,
+    levels: list[int],
+    seconds: float,
+    warmup: float,
+    products: int,
 ) -> dict:
+    statistics = await asyncpg.connect(postgres_url)
+    postgres = PostgresMeter(statistics, city="bench")
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         anonymous = Shop(http, base_url)
         admin = await anonymous.signed_in(ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -302,9 +350,10 @@ async def measure(
         checkout = {}
         for level in levels:
             workers = [lambda stop, results, s=s: buy(s, catalog, stop, results) for s in shoppers[:level]]
-            checkout[str(level)] = (await timed_round(workers, warmup, seconds, cpu)).figures()
+            checkout[str(level)] = (await timed_round(workers, warmup, seconds, cpu, postgres)).figures()
         workers = [lambda stop, results, s=s: browse(s, stop, results) for s in shoppers[: max(levels)]]
-        baseline = (await timed_round(workers, warmup, seconds, cpu)).figures()
+        baseline = (await timed_round(workers, warmup, seconds, cpu, postgres)).figures()
+    await statistics.close()
     saturated = max(checkout.values(), key=lambda figures: figures["per_second"])
     return {
         "confirmed_orders_per_second": saturated["per_second"],
@@ -341,7 +390,15 @@ def main() -> None:
         )
         base_url = f"http://127.0.0.1:{gateway_port}"
         report = uvloop.run(
-            measure(base_url, CpuMeter(status), levels, options.seconds, options.warmup, options.products)
+            measure(
+                base_url,
+                CpuMeter(status),
+                postgres_admin_url(home, status),
+                levels,
+                options.seconds,
+                options.warmup,
+                options.products,
+            )
         )
         report = {
             "load_average": [round(load, 2) for load in os.getloadavg()],

@@ -96,6 +96,7 @@ def test_the_checkout_benchmark_confirms_orders_through_a_whole_city_and_brings_
     assert 0 < report["place_to_confirmed_p50_ms"] <= report["place_to_confirmed_p99_ms"]
     assert {"gateway", "orders", "inventory", "payments", "cart"} <= set(report["services"])
     assert checkout["cpu_ms_per_completion"]["orders"] > 0
+    assert checkout["postgres_per_completion"]["transactions"] > 0 and checkout["postgres_per_completion"]["rows_inserted"] > 0
     assert report["baseline_get_products_by_shoppers"]["2"]["per_second"] > 0
     assert not orphans("agora-bench-checkout-")
 
