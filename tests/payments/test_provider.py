@@ -142,3 +142,9 @@ async def test_listing_an_orders_charges_stays_an_index_lookup_as_charges_pile_u
     plan = await payments.pool.fetchval(f"EXPLAIN (FORMAT JSON) {CHARGES_OF_ORDER}", json.dumps({"order_id": order_id}), order_id)
     assert "provider_charges_order" in plan and "Seq Scan" not in plan
 
+
+async def test_searching_charges_needs_the_key_the_provider_indexes(payments: Payments) -> None:
+    with pytest.raises(ProviderError) as refused:
+        await payments.fake.list_charges(metadata={"user_id": "ada"})
+    assert refused.value.http_status == 400 and refused.value.error["code"] == "parameter_missing"
+

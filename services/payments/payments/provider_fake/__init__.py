@@ -28,9 +28,8 @@ import asyncpg
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-CHARGES_BY_METADATA = "SELECT * FROM provider_charges WHERE metadata @> $1::jsonb ORDER BY created, id"
-# The search payments makes for every order. Containment alone cannot use the index on order_id,
-# and every such search read all the charges ever made; the equality beside it can.
+# Containment alone cannot use the index on order_id, and every search read all the charges ever
+# made; the equality beside it can.
 CHARGES_OF_ORDER = (
     "SELECT * FROM provider_charges WHERE metadata @> $1::jsonb AND metadata ->> 'order_id' = $2 ORDER BY created, id"
 )
@@ -201,12 +200,12 @@ class PaymentProviderFake:
         return _charge(row)
 
     async def list_charges(self, *, metadata: dict[str, str]) -> Json:
-        """Charges whose metadata includes `metadata`, oldest first."""
+        """Charges whose metadata includes `metadata`, oldest first. Like a real provider's search,
+        it wants a key it indexes: `metadata` must name an `order_id`."""
         await asyncio.sleep(self._latency)
-        if "order_id" in metadata:
-            rows = await self._pool.fetch(CHARGES_OF_ORDER, json.dumps(metadata), metadata["order_id"])
-        else:
-            rows = await self._pool.fetch(CHARGES_BY_METADATA, json.dumps(metadata))
+        if "order_id" not in metadata:
+            raise _invalid("parameter_missing", "Searching charges needs metadata[order_id].", "metadata")
+        rows = await self._pool.fetch(CHARGES_OF_ORDER, json.dumps(metadata), metadata["order_id"])
         return {"object": "list", "data": [_charge(row) for row in rows], "has_more": False}
 
     async def _charge_for_update(self, conn: asyncpg.Connection, charge: str) -> asyncpg.Record:
