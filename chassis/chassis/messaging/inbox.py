@@ -26,6 +26,9 @@ class Inbox(Protocol):
         ...
 
 
+FORGET_EXPIRED = "DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)"
+"""Served by the BRIN index on `processed_at`, not a scan of every claim kept."""
+
 CLAIM_LIFETIME_SECONDS = 35 * 24 * 3600
 """Longer than every way an event can come back: the stream's retention and the dead-letter
 replay window (both 30 days by default)."""
@@ -42,9 +45,7 @@ class PostgresInbox:
         self._keep = keep_seconds
 
     async def forget_expired(self) -> int:
-        deleted = await self._pool.execute(
-            "DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)", self._keep
-        )
+        deleted = await self._pool.execute(FORGET_EXPIRED, self._keep)
         return int(deleted.split()[-1])
 
     async def apply_once(self, consumer: str, event_id: str, apply: Apply) -> bool:

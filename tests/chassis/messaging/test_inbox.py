@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from chassis.messaging import PostgresInbox, RedisInbox
+from chassis.messaging.inbox import FORGET_EXPIRED
 from tests.conftest import REDIS_URL, unique_city
 
 
@@ -114,6 +115,18 @@ async def test_postgres_inbox_forgets_only_claims_older_than_it_keeps(pool) -> N
 
     assert await inbox.forget_expired() == 1
     assert await inbox.apply_once("first", recent, nothing) is False
+
+
+async def test_postgres_inbox_finds_expired_claims_without_reading_every_claim(pool) -> None:
+    """A month of claims is millions of rows: the hourly expiry must not scan them all."""
+    await pool.execute(
+        "INSERT INTO inbox (consumer, event_id, processed_at)"
+        " SELECT 'first', gen_random_uuid(), now() - make_interval(mins => 100000 - n)"
+        " FROM generate_series(1, 100000) AS n"
+    )
+    await pool.execute("VACUUM ANALYZE inbox")
+    plan = await pool.fetchval(f"EXPLAIN (FORMAT JSON) {FORGET_EXPIRED}", 35 * 24 * 3600)
+    assert "inbox_processed_at" in plan and "Seq Scan" not in plan
 
 
 async def test_redis_inbox_reports_an_aborted_transaction_without_a_claim_as_a_failure(redis) -> None:
