@@ -285,3 +285,18 @@ async def test_idempotency_keys_are_forgotten_only_after_their_retention(store: 
     remaining = await store.fetch("SELECT key FROM idempotency_keys")
     assert [row["key"] for row in remaining] == ["recent"]
     assert await store.fetchval("SELECT count(*) FROM orders WHERE id = $1", uuid.UUID(order_id)) == 1
+
+
+async def test_expired_idempotency_keys_are_found_without_reading_every_key(store: asyncpg.Pool) -> None:
+    """The hourly expiry deletes the oldest hour of the keys kept: it must not scan them all."""
+    order_id = await placed_order(store)
+    await store.execute(
+        "INSERT INTO idempotency_keys (user_id, key, fingerprint, order_id, created_at)"
+        " SELECT $1, 'key-' || n, 'fingerprint', $2, now() - make_interval(secs => (100000 - n) * 1.764)"
+        " FROM generate_series(1, 100000) AS n",
+        USER,
+        uuid.UUID(order_id),
+    )
+    await store.execute("VACUUM ANALYZE idempotency_keys")
+    plan = await store.fetchval(f"EXPLAIN (FORMAT JSON) {repository.FORGET_KEYS}", 48 * 3600)
+    assert "idempotency_keys_created_at" in plan and "Seq Scan" not in plan

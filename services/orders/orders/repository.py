@@ -158,9 +158,11 @@ async def claim_key(conn: asyncpg.Connection, user_id: str, key: str, fingerprin
     )
 
 
+FORGET_KEYS = "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)"
+"""Served by the BRIN index on `created_at`, not a scan of every key kept."""
+
+
 async def forget_keys_older_than(pool: asyncpg.Pool, hours: float) -> int:
     """Deletes idempotency keys claimed more than `hours` ago; their orders stay."""
-    deleted = await pool.execute(
-        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)", hours * 3600
-    )
+    deleted = await pool.execute(FORGET_KEYS, hours * 3600)
     return int(deleted.split()[-1])

@@ -118,10 +118,10 @@ async def test_postgres_inbox_forgets_only_claims_older_than_it_keeps(pool) -> N
 
 
 async def test_postgres_inbox_finds_expired_claims_without_reading_every_claim(pool) -> None:
-    """A month of claims is millions of rows: the hourly expiry must not scan them all."""
+    """The hourly expiry deletes the oldest hour of 35 days of claims: it must not scan them all."""
     await pool.execute(
         "INSERT INTO inbox (consumer, event_id, processed_at)"
-        " SELECT 'first', gen_random_uuid(), now() - make_interval(mins => 100000 - n)"
+        " SELECT 'first', gen_random_uuid(), now() - make_interval(secs => (100000 - n) * 30.276)"
         " FROM generate_series(1, 100000) AS n"
     )
     await pool.execute("VACUUM ANALYZE inbox")
