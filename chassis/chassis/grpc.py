@@ -1,21 +1,24 @@
 """gRPC server and client helpers (`grpc.aio`).
 
-Server side, every call passes one interceptor that: admits only the callers this service
-allows (their identity comes from the mTLS client certificate), continues the caller's trace,
-takes the caller's remaining deadline as this call's budget, verifies the user token when one
-is sent, records metrics, and turns an unexpected exception into INTERNAL without leaking it.
+Server side, every call (unary, or a server stream) passes one interceptor that: admits only
+the callers this service allows (their identity comes from the mTLS client certificate),
+continues the caller's trace, takes the caller's remaining deadline as this call's budget,
+verifies the user token when one is sent, records metrics, and turns an unexpected exception
+into INTERNAL without leaking it. A client stream has no such guard, so it is not served.
 
-Client side, every call carries a deadline (the policy's timeout, shortened to what remains of
-the budget we were given), the trace context, the request id and the user's token, and goes
-through the dependency's resilience guard (bulkhead, breaker, retry budget).
+Client side, every unary call carries a deadline (the policy's timeout, shortened to what remains
+of the budget we were given), the trace context, the request id and the user's token, and goes
+through the dependency's resilience guard (bulkhead, breaker, retry budget). A server stream
+carries the same metadata, with the timeout its caller chose, and no guard.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +108,9 @@ def _caller_of(context: grpc.aio.ServicerContext, mtls: bool) -> str | None:
 
 
 class _ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Guards unary calls and server streams alike. A method of another kind is refused as
+    UNIMPLEMENTED, so that no call ever skips the caller and token checks."""
+
     def __init__(self, settings: ServiceSettings, verifier: Callable[[], auth.TokenVerifier | None], chaos: ChaosSwitch):
         self._settings = settings
         self._verifier = verifier
@@ -112,21 +118,40 @@ class _ServerInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None or handler_call_details.method.startswith("/grpc.health"):
+        if handler is None or handler_call_details.method.startswith("/grpc.health"):
             return handler
-        behaviour = handler.unary_unary
         method = handler_call_details.method.rsplit("/", 1)[-1]
+        if handler.unary_unary is not None:
+            behaviour = handler.unary_unary
 
-        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            return await self._serve(behaviour, method, request, context)
+            async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                async with self._serving(method, context):
+                    return await behaviour(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+            return grpc.unary_unary_rpc_method_handler(
+                guarded,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            stream = handler.unary_stream
 
-    async def _serve(self, behaviour, method: str, request: Any, context: grpc.aio.ServicerContext) -> Any:  # type: ignore[no-untyped-def]
+            async def guarded_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                async with self._serving(method, context):
+                    async for response in stream(request, context):
+                        yield response
+
+            return grpc.unary_stream_rpc_method_handler(
+                guarded_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return None  # a client stream: answered UNIMPLEMENTED, as no guard covers it
+
+    @contextlib.asynccontextmanager
+    async def _serving(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        """Admits the caller and its user, and answers what the servicer raised, around the
+        servicer's whole work: one response, or every message of a stream."""
         settings = self._settings
         metadata = {key: value for key, value in (context.invocation_metadata() or ())}
         started = time.perf_counter()
@@ -163,7 +188,7 @@ class _ServerInterceptor(grpc.aio.ServerInterceptor):
                 remaining = context.time_remaining()
                 try:
                     with deadline_scope(remaining):
-                        return await behaviour(request, context)
+                        yield
                 except auth.Unauthenticated:
                     code = grpc.StatusCode.UNAUTHENTICATED
                     await context.abort(code, "a valid access token is required")
@@ -248,19 +273,7 @@ class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         idempotent = _is_idempotent(method)
 
         async def attempt(timeout: float, *, wait_for_ready: bool = False) -> Any:
-            metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier)
-            for key, value in carrier.items():
-                metadata.add(key, value)
-            if (request_id := _request_id.get()) is not None:
-                metadata.add("x-request-id", request_id)
-            if (authorization := _forwarded_authorization.get()) is not None and "authorization" not in {
-                key for key, _ in metadata
-            }:
-                metadata.add("authorization", authorization)
-            if not self._mtls:
-                metadata.add(CALLER_METADATA, self._identity)
+            metadata = _outgoing_metadata(client_call_details, self._identity, self._mtls)
             details = client_call_details._replace(timeout=timeout, metadata=metadata, wait_for_ready=wait_for_ready)
             started = time.perf_counter()
             code = "OK"
@@ -288,6 +301,39 @@ class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
             return await self._guard.call(
                 lambda timeout: attempt(timeout_for_next_call(timeout)), idempotent=idempotent
             )
+
+
+class _StreamClientInterceptor(grpc.aio.UnaryStreamClientInterceptor):
+    """A server stream carries the same metadata as a unary call, but skips the resilience
+    guard: it lasts as long as its follower wants, and would hold a bulkhead slot all that time.
+    Its caller gives it a timeout and resumes it when it breaks."""
+
+    def __init__(self, settings: ServiceSettings, identity: str):
+        self._identity = identity
+        self._mtls = settings.mtls_enabled
+
+    async def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        metadata = _outgoing_metadata(client_call_details, self._identity, self._mtls)
+        return await continuation(client_call_details._replace(metadata=metadata), request)
+
+
+def _outgoing_metadata(details: grpc.aio.ClientCallDetails, identity: str, mtls: bool) -> grpc.aio.Metadata:
+    """The call's own metadata, plus the trace, the request id, the user's token and (without
+    mTLS) the caller's name."""
+    metadata = grpc.aio.Metadata(*(details.metadata or ()))
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    for key, value in carrier.items():
+        metadata.add(key, value)
+    if (request_id := _request_id.get()) is not None:
+        metadata.add("x-request-id", request_id)
+    if (authorization := _forwarded_authorization.get()) is not None and "authorization" not in {
+        key for key, _ in metadata
+    }:
+        metadata.add("authorization", authorization)
+    if not mtls:
+        metadata.add(CALLER_METADATA, identity)
+    return metadata
 
 
 _HEALTH_SERVICE = "/grpc.health.v1.Health/"
@@ -329,7 +375,7 @@ def open_channel(
         ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[1]),
     ]
     identity = identity or settings.service
-    interceptors = [_ClientInterceptor(settings, target, guard, identity)]
+    interceptors = [_ClientInterceptor(settings, target, guard, identity), _StreamClientInterceptor(settings, identity)]
     if settings.mtls_enabled:
         options.append(("grpc.ssl_target_name_override", "localhost"))
         return grpc.aio.secure_channel(

@@ -13,7 +13,7 @@ import pytest
 from agora_cli.certs import ensure_certificates
 from chassis import metrics
 from chassis.chaos import ChaosSwitch
-from chassis.grpc import GrpcServer, open_channel
+from chassis.grpc import GrpcServer, open_channel, set_request_context
 from chassis.resilience import Guard, load_policies
 from chassis.settings import ServiceSettings
 from tests.support import free_port
@@ -28,14 +28,18 @@ def settings(name: str, tls_dir: Path | None, *, callers: set[str] = frozenset()
     )
 
 
-async def serve(config: ServiceSettings, behaviour: Behaviour) -> GrpcServer:
+async def serve(config: ServiceSettings, behaviour: Behaviour, **others: grpc.RpcMethodHandler) -> GrpcServer:
     handler = grpc.method_handlers_generic_handler(
-        "test.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(behaviour)}
+        "test.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(behaviour), **others}
     )
     server = GrpcServer(config, verifier=lambda: None, chaos=ChaosSwitch(None, config.service))
     server.add(lambda _servicer, grpc_server: grpc_server.add_generic_rpc_handlers((handler,)), None)
     await server.start()
     return server
+
+
+async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return request
 
 
 def echo_call(channel: grpc.aio.Channel) -> Any:
@@ -61,9 +65,6 @@ def guard(name: str) -> Guard:
 
 
 async def test_only_allowed_callers_with_certificates_get_through(tls_dir: Path, running: list[GrpcServer]) -> None:
-    async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        return request
-
     server_settings = settings("hop1", tls_dir, callers={"client"})
     running.append(await serve(server_settings, echo))
     address = [f"127.0.0.1:{server_settings.grpc_port}"]
@@ -178,3 +179,50 @@ async def test_a_health_probe_is_not_refused_by_an_open_breaker(running: list[Gr
     with pytest.raises(BreakerOpen):  # traffic still waits for the open period
         await echo_call(channel)(b"0", timeout=0.5)
     await channel.close()
+
+
+async def test_a_server_stream_is_guarded_and_carries_the_callers_metadata(
+    tls_dir: Path, running: list[GrpcServer]
+) -> None:
+    seen: list[dict[str, str]] = []
+
+    async def count(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        seen.append({key: value for key, value in context.invocation_metadata() or ()})
+        for number in range(int(request.decode())):
+            yield str(number).encode()
+
+    server_settings = settings("hop1", tls_dir, callers={"client"})
+    running.append(await serve(server_settings, echo, Count=grpc.unary_stream_rpc_method_handler(count)))
+    address = [f"127.0.0.1:{server_settings.grpc_port}"]
+    before = metrics.grpc_server_requests.labels("hop1", "Count", "OK")._value.get()
+
+    allowed = open_channel(settings("client", tls_dir), "hop1", guard("hop1"), addresses=address)
+    set_request_context(request_id="request-1", authorization="Bearer some-token")
+    numbers = [message async for message in allowed.unary_stream("/test.Echo/Count")(b"3", timeout=5)]
+    assert numbers == [b"0", b"1", b"2"]
+    assert seen[0]["authorization"] == "Bearer some-token" and seen[0]["x-request-id"] == "request-1"
+
+    stranger = open_channel(settings("stranger", tls_dir), "hop1", guard("hop1"), addresses=address)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        [message async for message in stranger.unary_stream("/test.Echo/Count")(b"3", timeout=5)]
+    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert len(seen) == 1, "a refused caller's stream never starts"
+    async with asyncio.timeout(5):
+        while metrics.grpc_server_requests.labels("hop1", "Count", "OK")._value.get() < before + 1:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    set_request_context(request_id=None, authorization=None)
+    for channel in (allowed, stranger):
+        await channel.close()
+
+
+async def test_a_client_stream_is_not_served_since_no_guard_covers_it(running: list[GrpcServer]) -> None:
+    async def total(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
+        return b"".join([request async for request in requests])
+
+    server_settings = settings("hop1", None, callers={"client"})
+    running.append(await serve(server_settings, echo, Total=grpc.stream_unary_rpc_method_handler(total)))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server_settings.grpc_port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await channel.stream_unary("/test.Echo/Total")(iter([b"a", b"b"]), timeout=5,
+                                                            metadata=(("x-agora-caller", "client"),))
+    assert refused.value.code() is grpc.StatusCode.UNIMPLEMENTED
