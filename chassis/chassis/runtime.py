@@ -57,6 +57,7 @@ class ServiceApp:
         self._http: HttpServer | None = None
         self._workers: list[Worker] = []
         self._closers: list[Callable[[], Awaitable[Any]]] = []
+        self._on_stopping: list[Callable[[], None]] = []
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._bus: messaging.Bus | None = None  # connected on first use
 
@@ -140,6 +141,12 @@ class ServiceApp:
     def on_shutdown(self, close: Callable[[], Awaitable[Any]]) -> None:
         self._closers.append(close)
 
+    def on_stopping(self, end: Callable[[], None]) -> None:
+        """`end()` runs as soon as the service is told to stop, before its servers wait for the
+        calls in flight: it should end what would otherwise last the whole grace period (a
+        server stream, which its client then takes up with another instance)."""
+        self._on_stopping.append(end)
+
     # ------------------------------------------------------------ lifecycle
 
     async def run_until_stopped(self, stop: asyncio.Event) -> None:
@@ -160,6 +167,8 @@ class ServiceApp:
         await stop.wait()
         log.info("service_stopping")
         self.readiness.accepting = False
+        for end in self._on_stopping:
+            end()
         if self._http and http_task:
             await self._http.shutdown()
             await http_task

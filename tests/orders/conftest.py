@@ -258,10 +258,12 @@ async def orders_service(
     city: str | None = None,
     tokens: Tokens | None = None,
     shipping: str | None = None,
+    grpc_port: int | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Orders]:
     """`shipping` is the address of a real shipping service (in the same `city`, verifying the
-    same `tokens`); without it the double answers for shipping too."""
+    same `tokens`); without it the double answers for shipping too. `grpc_port` lets a second
+    instance take the place of one stopped."""
     city = city or unique_city()
     shop, tokens = Shop(), tokens or Tokens()
     try:
@@ -270,7 +272,7 @@ async def orders_service(
                 service="orders",
                 city=city,
                 home=home,
-                grpc_port=free_port(),
+                grpc_port=grpc_port or free_port(),
                 http_port=free_port(),
                 dsn=dsn,
                 nats_url=NATS_URL,

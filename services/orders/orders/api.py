@@ -3,7 +3,7 @@ orders become messages, and domain errors become status codes (here, and only he
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from orders import domain
 from orders.peers import Unavailable
 
 Handle = Callable[[Any], Awaitable[Any]]
+Follow = Callable[[domain.GetOrder], AsyncIterator[domain.Order]]
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -72,8 +73,9 @@ def _order(order: domain.Order) -> orders_pb2.Order:
 
 
 class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
-    def __init__(self, handle: Handle):
+    def __init__(self, handle: Handle, follow: Follow):
         self._handle = handle
+        self._follow = follow
 
     async def _run(self, command: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
@@ -106,6 +108,14 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
     async def GetOrder(self, request, context):  # type: ignore[no-untyped-def]
         query = domain.GetOrder(user_id=auth.require_principal().user_id, order_id=request.order_id)
         return _order(await self._run(query, context))
+
+    async def WatchOrder(self, request, context):  # type: ignore[no-untyped-def]
+        query = domain.GetOrder(user_id=auth.require_principal().user_id, order_id=request.order_id)
+        try:
+            async for order in self._follow(query):
+                yield _order(order)
+        except domain.OrderNotFound:
+            await context.abort(*_STATUS[domain.OrderNotFound])
 
     async def ListOrders(self, request, context):  # type: ignore[no-untyped-def]
         user_id = auth.require_principal().user_id

@@ -18,6 +18,7 @@ from chassis.periodic import Periodic
 from chassis.settings import ServiceSettings
 from orders import domain, handlers, repository
 from orders.api import OrdersApi
+from orders.changes import OrderChanges
 from orders.peers import Cart, Catalog, Shipping
 
 MIGRATIONS = {"orders": Path(__file__).parent / "migrations", "messaging": messaging.MIGRATIONS}
@@ -48,6 +49,9 @@ async def build(
 ) -> None:
     """Wires orders into `app`; tests may replace the clock, the token verifier or the outbox."""
     pool = await app.postgres(MIGRATIONS)
+    changes = OrderChanges(pool)
+    app.add_worker(changes)
+    app.on_stopping(changes.end_follows)
     dependencies = {
         "pool": pool,
         "cart": Cart(app.channel("cart")),
@@ -55,6 +59,7 @@ async def build(
         "shipping": Shipping(app.channel("shipping")),
         "outbox": outbox or await app.outbox(pool),
         "clock": clock,
+        "changes": changes,
     }
     settings = app.settings
     if not isinstance(settings, OrdersSettings):
@@ -62,7 +67,8 @@ async def build(
     retention = settings.idempotency_key_retention_hours
     app.add_worker(Periodic("forget-idempotency-keys", 3600, lambda: repository.forget_keys_older_than(pool, retention)))
     app.verify_tokens(verifier or identity_verifier(app))
-    app.add_grpc_service(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersApi(command_handler(dependencies)))
+    api = OrdersApi(command_handler(dependencies), inject(handlers.follow_order, dependencies))
+    app.add_grpc_service(orders_pb2_grpc.add_OrdersServiceServicer_to_server, api)
     await app.consume(
         {event_type: inject(handler, dependencies) for event_type, handler in handlers.SUBSCRIPTIONS.items()},
         messaging.PostgresInbox(pool),

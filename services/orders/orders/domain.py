@@ -290,6 +290,11 @@ class Order:
             self._decide(now)
 
     @property
+    def is_final(self) -> bool:
+        """Nothing changes a shipped or cancelled order any more."""
+        return self.status in (SHIPPED, CANCELLED)
+
+    @property
     def may_have_shipment(self) -> bool:
         """Shipping books a parcel on OrderConfirmed: before a customer's cancel of a confirmed
         order, shipping must cancel it, and may answer that it already left."""
@@ -312,7 +317,7 @@ class Order:
         """The carrier dispatched it. A cancelled order is never dispatched (shipping cancels the
         shipment before orders cancels a confirmed order), so a dispatch of one changes nothing
         here (the handler reports it as a broken invariant); nor does a repeat."""
-        if self.status in (SHIPPED, CANCELLED):
+        if self.is_final:
             return
         if self.status != CONFIRMED:
             raise InvalidTransition(f"a {self.status} order cannot be shipped")

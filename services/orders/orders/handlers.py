@@ -1,15 +1,17 @@
 """Orders' use cases, one verb-named function each: the message first, dependencies by keyword.
 
-Requests from the gateway (`place_order`, `get_order`, `list_orders`, `cancel_order`) and the
+Requests from the gateway (`place_order`, `get_order`, `follow_order`, `list_orders`, `cancel_order`) and the
 events of the saga (`SUBSCRIPTIONS`, at the bottom). An event handler runs inside the inbox's
 transaction, so the order's change, the events it raises and the inbox claim commit together.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Protocol
@@ -39,6 +41,12 @@ class Catalog(Protocol):
 
 class Shipping(Protocol):
     async def cancel_shipment(self, order_id: str) -> None: ...
+
+
+class Changes(Protocol):
+    ending: bool
+
+    def following(self, order_id: str) -> contextlib.AbstractContextManager[asyncio.Event]: ...
 
 
 class Event(Protocol):
@@ -90,6 +98,24 @@ async def get_order(query: GetOrder, *, pool: asyncpg.Pool) -> Order:
     if order is None:
         raise domain.OrderNotFound(query.order_id)
     return order
+
+
+async def follow_order(query: GetOrder, *, pool: asyncpg.Pool, changes: Changes) -> AsyncIterator[Order]:
+    """The caller's order now, then again at each status change, until SHIPPED or CANCELLED, or
+    until this instance stops."""
+    with changes.following(query.order_id) as changed:
+        shown = 0
+        while True:
+            changed.clear()
+            order = await repository.order_of(pool, query.user_id, query.order_id)
+            if order is None:
+                raise domain.OrderNotFound(query.order_id)
+            if len(order.history) != shown:
+                shown = len(order.history)
+                yield order
+            if order.is_final or changes.ending:  # when stopping, the caller follows again elsewhere
+                return
+            await changed.wait()
 
 
 async def list_orders(query: ListOrders, *, pool: asyncpg.Pool) -> tuple[list[Order], int]:

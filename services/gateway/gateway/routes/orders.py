@@ -25,8 +25,11 @@ from gateway.upstream import as_problem, call, optional
 from gateway.upstreams import Upstreams
 
 TERMINAL = {"SHIPPED", "CANCELLED"}
-FOLLOW_POLL_SECONDS = 0.2
 FOLLOW_MAX_SECONDS = 600
+FIRST_ANSWER_SECONDS = 2.0
+"""How long orders may take to answer a follow with the order as it is, as for GetOrder."""
+RESUME_SECONDS = 1.0
+"""The pause before following again a stream orders broke off (it restarted, say)."""
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 OrderId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -158,8 +161,21 @@ def router(upstreams: Upstreams) -> APIRouter:
                 response_class=StreamingResponse,
                 responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "unknown"}})
     async def follow_order(order_id: OrderId, _: CurrentUser) -> StreamingResponse:
-        first = await call("orders", upstreams.orders, "GetOrder", orders_pb2.GetOrderRequest(order_id=order_id))
-        return StreamingResponse(_status_changes(upstreams, first), media_type="text/event-stream",
+        if upstreams.orders is None:
+            raise Problem(503, "orders is not running in this city", headers={"Retry-After": "5"})
+        deadline = asyncio.get_running_loop().time() + FOLLOW_MAX_SECONDS
+        watch = _watch(upstreams, order_id, deadline)
+        try:
+            async with asyncio.timeout(FIRST_ANSWER_SECONDS):
+                first = await watch.read()
+        except TimeoutError:
+            watch.cancel()
+            raise Problem(504, "orders did not answer in time") from None
+        except grpc.aio.AioRpcError as error:
+            raise as_problem(error, "orders") from None
+        if first is grpc.aio.EOF:  # orders ends a follow only after a terminal status
+            raise Problem(503, "orders is unavailable; try again shortly", headers={"Retry-After": "1"})
+        return StreamingResponse(_status_changes(upstreams, first, watch, deadline), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     @routes.post("/{order_id}/cancel", status_code=202, response_model=Order, summary="Cancel before dispatch",
@@ -183,21 +199,38 @@ async def _details(upstreams: Upstreams, order_id: str) -> dict[str, Any]:
             "degraded": degraded}
 
 
-async def _status_changes(upstreams: Upstreams, first: Any) -> AsyncIterator[bytes]:
-    """Server-sent events: the current status, then each change, ending after a terminal one."""
+def _watch(upstreams: Upstreams, order_id: str, deadline: float) -> Any:
+    remaining = deadline - asyncio.get_running_loop().time()
+    return upstreams.orders.WatchOrder(orders_pb2.WatchOrderRequest(order_id=order_id), timeout=remaining)
+
+
+async def _status_changes(upstreams: Upstreams, first: Any, watch: Any, deadline: float) -> AsyncIterator[bytes]:
+    """Server-sent events: the current status, then each change as orders pushes it, ending after
+    a terminal one. A follow orders broke off is taken up again; it starts with the order as it
+    is, sent on only if its status changed meanwhile."""
     last_status = None
     order = first
-    deadline = asyncio.get_running_loop().time() + FOLLOW_MAX_SECONDS
-    while True:
-        if order.status != last_status:
-            last_status = order.status
-            yield f"event: status\ndata: {json.dumps(views.order(order))}\n\n".encode()
-            if order.status in TERMINAL:
-                return
-        if asyncio.get_running_loop().time() > deadline:
-            return
-        await asyncio.sleep(FOLLOW_POLL_SECONDS)
-        try:
-            order = await upstreams.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=first.order_id))
-        except (grpc.aio.AioRpcError, ResilienceError):
+    try:
+        while True:
+            if order.status != last_status:
+                last_status = order.status
+                yield f"event: status\ndata: {json.dumps(views.order(order))}\n\n".encode()
+                if order.status in TERMINAL:
+                    return
+            try:
+                pushed = await watch.read()
+            except grpc.aio.AioRpcError as error:
+                if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                    return
+                pushed = grpc.aio.EOF
+            if pushed is not grpc.aio.EOF:
+                order = pushed
+                continue
             yield b": orders unavailable, retrying\n\n"
+            await asyncio.sleep(RESUME_SECONDS)
+            if asyncio.get_running_loop().time() >= deadline:
+                return
+            watch.cancel()
+            watch = _watch(upstreams, first.order_id, deadline)
+    finally:
+        watch.cancel()

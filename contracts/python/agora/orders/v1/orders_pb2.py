@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from agora.common.v1 import common_pb2 as agora_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61gora/orders/v1/orders.proto\x12\x0f\x61gora.orders.v1\x1a\x1c\x61gora/common/v1/common.proto\"i\n\x07\x41\x64\x64ress\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05line1\x18\x02 \x01(\t\x12\r\n\x05line2\x18\x03 \x01(\t\x12\x0c\n\x04\x63ity\x18\x04 \x01(\t\x12\x13\n\x0bpostal_code\x18\x05 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x06 \x01(\t\"\x97\x01\n\tOrderItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12*\n\nunit_price\x18\x04 \x01(\x0b\x32\x16.agora.common.v1.Money\x12*\n\nline_total\x18\x05 \x01(\x0b\x32\x16.agora.common.v1.Money\"*\n\x0cStatusChange\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\n\n\x02\x61t\x18\x02 \x01(\t\"\x9e\x02\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x15\n\rstatus_reason\x18\x03 \x01(\t\x12)\n\x05items\x18\x04 \x03(\x0b\x32\x1a.agora.orders.v1.OrderItem\x12%\n\x05total\x18\x05 \x01(\x0b\x32\x16.agora.common.v1.Money\x12\x32\n\x10shipping_address\x18\x06 \x01(\x0b\x32\x18.agora.orders.v1.Address\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12\x12\n\nupdated_at\x18\x08 \x01(\t\x12.\n\x07history\x18\t \x03(\x0b\x32\x1d.agora.orders.v1.StatusChange\"w\n\x11PlaceOrderRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x32\n\x10shipping_address\x18\x02 \x01(\x0b\x32\x18.agora.orders.v1.Address\x12\x15\n\rpayment_token\x18\x03 \x01(\t\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"4\n\x11ListOrdersRequest\x12\x0c\n\x04page\x18\x01 \x01(\x05\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"J\n\x12ListOrdersResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.agora.orders.v1.Order\x12\r\n\x05total\x18\x02 \x01(\x05\"&\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t2\xc2\x02\n\rOrdersService\x12H\n\nPlaceOrder\x12\".agora.orders.v1.PlaceOrderRequest\x1a\x16.agora.orders.v1.Order\x12\x44\n\x08GetOrder\x12 .agora.orders.v1.GetOrderRequest\x1a\x16.agora.orders.v1.Order\x12U\n\nListOrders\x12\".agora.orders.v1.ListOrdersRequest\x1a#.agora.orders.v1.ListOrdersResponse\x12J\n\x0b\x43\x61ncelOrder\x12#.agora.orders.v1.CancelOrderRequest\x1a\x16.agora.orders.v1.Orderb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61gora/orders/v1/orders.proto\x12\x0f\x61gora.orders.v1\x1a\x1c\x61gora/common/v1/common.proto\"i\n\x07\x41\x64\x64ress\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05line1\x18\x02 \x01(\t\x12\r\n\x05line2\x18\x03 \x01(\t\x12\x0c\n\x04\x63ity\x18\x04 \x01(\t\x12\x13\n\x0bpostal_code\x18\x05 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x06 \x01(\t\"\x97\x01\n\tOrderItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12*\n\nunit_price\x18\x04 \x01(\x0b\x32\x16.agora.common.v1.Money\x12*\n\nline_total\x18\x05 \x01(\x0b\x32\x16.agora.common.v1.Money\"*\n\x0cStatusChange\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\n\n\x02\x61t\x18\x02 \x01(\t\"\x9e\x02\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x15\n\rstatus_reason\x18\x03 \x01(\t\x12)\n\x05items\x18\x04 \x03(\x0b\x32\x1a.agora.orders.v1.OrderItem\x12%\n\x05total\x18\x05 \x01(\x0b\x32\x16.agora.common.v1.Money\x12\x32\n\x10shipping_address\x18\x06 \x01(\x0b\x32\x18.agora.orders.v1.Address\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12\x12\n\nupdated_at\x18\x08 \x01(\t\x12.\n\x07history\x18\t \x03(\x0b\x32\x1d.agora.orders.v1.StatusChange\"w\n\x11PlaceOrderRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x32\n\x10shipping_address\x18\x02 \x01(\x0b\x32\x18.agora.orders.v1.Address\x12\x15\n\rpayment_token\x18\x03 \x01(\t\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"%\n\x11WatchOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"4\n\x11ListOrdersRequest\x12\x0c\n\x04page\x18\x01 \x01(\x05\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"J\n\x12ListOrdersResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.agora.orders.v1.Order\x12\r\n\x05total\x18\x02 \x01(\x05\"&\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t2\x8e\x03\n\rOrdersService\x12H\n\nPlaceOrder\x12\".agora.orders.v1.PlaceOrderRequest\x1a\x16.agora.orders.v1.Order\x12\x44\n\x08GetOrder\x12 .agora.orders.v1.GetOrderRequest\x1a\x16.agora.orders.v1.Order\x12U\n\nListOrders\x12\".agora.orders.v1.ListOrdersRequest\x1a#.agora.orders.v1.ListOrdersResponse\x12J\n\x0b\x43\x61ncelOrder\x12#.agora.orders.v1.CancelOrderRequest\x1a\x16.agora.orders.v1.Order\x12J\n\nWatchOrder\x12\".agora.orders.v1.WatchOrderRequest\x1a\x16.agora.orders.v1.Order0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,12 +44,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PLACEORDERREQUEST']._serialized_end=792
   _globals['_GETORDERREQUEST']._serialized_start=794
   _globals['_GETORDERREQUEST']._serialized_end=829
-  _globals['_LISTORDERSREQUEST']._serialized_start=831
-  _globals['_LISTORDERSREQUEST']._serialized_end=883
-  _globals['_LISTORDERSRESPONSE']._serialized_start=885
-  _globals['_LISTORDERSRESPONSE']._serialized_end=959
-  _globals['_CANCELORDERREQUEST']._serialized_start=961
-  _globals['_CANCELORDERREQUEST']._serialized_end=999
-  _globals['_ORDERSSERVICE']._serialized_start=1002
-  _globals['_ORDERSSERVICE']._serialized_end=1324
+  _globals['_WATCHORDERREQUEST']._serialized_start=831
+  _globals['_WATCHORDERREQUEST']._serialized_end=868
+  _globals['_LISTORDERSREQUEST']._serialized_start=870
+  _globals['_LISTORDERSREQUEST']._serialized_end=922
+  _globals['_LISTORDERSRESPONSE']._serialized_start=924
+  _globals['_LISTORDERSRESPONSE']._serialized_end=998
+  _globals['_CANCELORDERREQUEST']._serialized_start=1000
+  _globals['_CANCELORDERREQUEST']._serialized_end=1038
+  _globals['_ORDERSSERVICE']._serialized_start=1041
+  _globals['_ORDERSSERVICE']._serialized_end=1439
 # @@protoc_insertion_point(module_scope)

@@ -83,6 +83,12 @@ class GetOrderRequest(_message.Message):
     order_id: str
     def __init__(self, order_id: _Optional[str] = ...) -> None: ...
 
+class WatchOrderRequest(_message.Message):
+    __slots__ = ("order_id",)
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    def __init__(self, order_id: _Optional[str] = ...) -> None: ...
+
 class ListOrdersRequest(_message.Message):
     __slots__ = ("page", "page_size")
     PAGE_FIELD_NUMBER: _ClassVar[int]

@@ -57,6 +57,11 @@ class OrdersServiceStub:
                 request_serializer=agora_dot_orders_dot_v1_dot_orders__pb2.CancelOrderRequest.SerializeToString,
                 response_deserializer=agora_dot_orders_dot_v1_dot_orders__pb2.Order.FromString,
                 _registered_method=True)
+        self.WatchOrder = channel.unary_stream(
+                '/agora.orders.v1.OrdersService/WatchOrder',
+                request_serializer=agora_dot_orders_dot_v1_dot_orders__pb2.WatchOrderRequest.SerializeToString,
+                response_deserializer=agora_dot_orders_dot_v1_dot_orders__pb2.Order.FromString,
+                _registered_method=True)
 
 
 class OrdersServiceServicer:
@@ -102,6 +107,16 @@ class OrdersServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchOrder(self, request, context):
+        """Follows one of the caller's orders: the order as it is now, then the order again each time
+        its status changes, pushed as the change commits. The stream ends after SHIPPED or
+        CANCELLED, or earlier when the instance serving it stops: the caller then watches again.
+        NOT_FOUND (before any message) for an unknown order or another user's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrdersServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -123,6 +138,11 @@ def add_OrdersServiceServicer_to_server(servicer, server):
             'CancelOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelOrder,
                     request_deserializer=agora_dot_orders_dot_v1_dot_orders__pb2.CancelOrderRequest.FromString,
+                    response_serializer=agora_dot_orders_dot_v1_dot_orders__pb2.Order.SerializeToString,
+            ),
+            'WatchOrder': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchOrder,
+                    request_deserializer=agora_dot_orders_dot_v1_dot_orders__pb2.WatchOrderRequest.FromString,
                     response_serializer=agora_dot_orders_dot_v1_dot_orders__pb2.Order.SerializeToString,
             ),
     }
@@ -236,6 +256,33 @@ class OrdersService:
             target,
             '/agora.orders.v1.OrdersService/CancelOrder',
             agora_dot_orders_dot_v1_dot_orders__pb2.CancelOrderRequest.SerializeToString,
+            agora_dot_orders_dot_v1_dot_orders__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/agora.orders.v1.OrdersService/WatchOrder',
+            agora_dot_orders_dot_v1_dot_orders__pb2.WatchOrderRequest.SerializeToString,
             agora_dot_orders_dot_v1_dot_orders__pb2.Order.FromString,
             options,
             channel_credentials,

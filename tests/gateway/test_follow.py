@@ -1,0 +1,84 @@
+"""Following an order at the edge (`GET /api/v1/orders/{id}/events`) with a real orders service
+behind the gateway: each status change is pushed as it commits, and a follow that orders broke
+off, because it restarted, is taken up again without losing the change made meanwhile."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from agora.orders.v1 import orders_pb2_grpc
+
+from chassis.grpc import open_channel
+from chassis.health import Readiness
+from chassis.resilience import Guard, load_policies
+from gateway.app import create_api
+from gateway.ratelimit import RateLimiter
+from gateway.settings import GatewaySettings
+from gateway.upstreams import Upstreams
+from tests.orders.conftest import Tokens, confirm, orders_service
+from tests.orders.test_api import fill_cart
+from tests.orders.test_watch import dispatched
+from tests.support import free_port, serving_http
+
+RESUMING = ": orders unavailable, retrying"
+
+
+@contextlib.asynccontextmanager
+async def gateway_before(orders_port: int, tokens: Tokens) -> AsyncIterator[str]:
+    settings = GatewaySettings(service="gateway", http_port=free_port(), mtls="off")
+    channel = open_channel(settings, "orders", Guard("orders", load_policies().for_dependency("orders")),
+                           addresses=[f"127.0.0.1:{orders_port}"])
+    upstreams = Upstreams(None, None, None, orders_pb2_grpc.OrdersServiceStub(channel), None, None, None, None, None)
+    api = create_api(settings, Readiness(), upstreams, tokens.verifier(), RateLimiter(None, "unused:"))  # type: ignore[arg-type]
+    try:
+        async with serving_http(api, settings.http_port) as url:
+            yield url
+    finally:
+        await channel.close()
+
+
+async def lines_of(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    """The stream's lines that say something: each status change's data, and comments."""
+    async for raw in response.content:
+        line = raw.decode().rstrip("\r\n")
+        if line.startswith("data: "):
+            yield json.loads(line.removeprefix("data: "))["status"]
+        elif line.startswith(":"):
+            yield line
+
+
+async def test_a_follow_outlives_a_restart_of_orders_and_misses_no_change(fresh_database: str, tmp_path: Path):
+    port, tokens = free_port(), Tokens()
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(gateway_before(port, tokens))
+        http = await stack.enter_async_context(aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {tokens.issue('ada')}"}, timeout=aiohttp.ClientTimeout(total=30)))
+        async with orders_service(fresh_database, tmp_path, grpc_port=port, tokens=tokens) as first:
+            fill_cart(first, "ada", (first.shop.add_product("Espresso cup", 1250), 1))
+            order = await first.place("ada")
+            response = await stack.enter_async_context(http.get(f"{url}/api/v1/orders/{order.order_id}/events"))
+            assert response.status == 200 and response.content_type == "text/event-stream"
+            stream = lines_of(response)
+            assert await anext(stream) == "PENDING"
+
+        assert await anext(stream) == RESUMING
+        async with asyncpg.create_pool(fresh_database, min_size=1, max_size=1) as pool:
+            await confirm(pool, order.order_id)  # while no instance of orders runs
+        async with orders_service(fresh_database, tmp_path, grpc_port=port, tokens=tokens) as second:
+            assert await next_status(stream) == "CONFIRMED"
+            await dispatched(second, order.order_id)
+            assert await next_status(stream) == "SHIPPED"
+            assert [line async for line in stream] == [], "the stream ends after a terminal status"
+
+
+async def next_status(stream: AsyncIterator[str]) -> str:
+    """The next status sent, past the comments of further attempts to follow again."""
+    async for line in stream:
+        if line != RESUMING:
+            return line
+    raise AssertionError("the stream ended")
