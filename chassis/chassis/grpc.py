@@ -14,6 +14,7 @@ carries the same metadata, with the timeout its caller chose, and no guard.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import json
@@ -204,6 +205,9 @@ class _ServerInterceptor(grpc.aio.ServerInterceptor):
                     auth.current_principal.reset(principal_token)
             except grpc.aio.AbortError:
                 code = context.code() or code
+                raise
+            except asyncio.CancelledError:  # the caller gave up, or its deadline passed
+                code = grpc.StatusCode.CANCELLED
                 raise
             except Exception:
                 code = grpc.StatusCode.INTERNAL

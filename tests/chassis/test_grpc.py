@@ -123,11 +123,14 @@ async def test_the_remaining_deadline_travels_to_the_next_hop_and_expiry_cancels
     assert await echo_call(client)(b"0", timeout=0.8) == b"done"
     assert 0 < seen_budget[0] <= 0.8 + GRPC_TIMEOUT_ROUNDING
 
+    cancelled = metrics.grpc_server_requests.labels("hop2", "Echo", "CANCELLED")._value.get
+    cancelled_before = cancelled()
     with pytest.raises(grpc.aio.AioRpcError) as expired:
         await echo_call(client)(b"2", timeout=0.3)
     assert expired.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     await asyncio.sleep(0.5)
     assert hop2_outcome == ["finished", "cancelled"]
+    assert cancelled() == cancelled_before + 1, "a call cut short is not counted as OK"
     assert seen_budget[1] <= 0.3 + GRPC_TIMEOUT_ROUNDING
     await client.close()
     await to_hop2.close()
