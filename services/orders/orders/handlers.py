@@ -1,8 +1,9 @@
 """Orders' use cases, one verb-named function each: the message first, dependencies by keyword.
 
-Requests from the gateway (`place_order`, `get_order`, `follow_order`, `list_orders`, `cancel_order`) and the
-events of the saga (`SUBSCRIPTIONS`, at the bottom). An event handler runs inside the inbox's
-transaction, so the order's change, the events it raises and the inbox claim commit together.
+Requests from the gateway (`place_order`, `get_order`, `follow_order`, `list_orders`,
+`cancel_order`) and the events of the saga (`SUBSCRIPTIONS`, at the bottom). An event handler
+runs inside the inbox's transaction, so the order's change, the events it raises and the inbox
+claim commit together.
 """
 
 from __future__ import annotations
