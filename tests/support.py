@@ -1,4 +1,5 @@
-"""Helpers many test packages share: free ports, and access tokens signed the way identity signs them."""
+"""Helpers many test packages share: free ports, running services, and access tokens signed the way identity
+signs them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -16,6 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chassis import auth
 from chassis.http import UvicornServer
+
+if TYPE_CHECKING:
+    from chassis.runtime import ServiceApp
 
 ISSUER, AUDIENCE = "agora-identity", "agora"
 
@@ -41,6 +45,23 @@ async def serving_http(app: Any, port: int) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await server.shutdown()
+        await task
+
+
+@contextlib.asynccontextmanager
+async def running_service(app: ServiceApp) -> AsyncIterator[ServiceApp]:
+    """Runs a built `app` in this event loop until the block ends; the block starts once it accepts calls."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(app.run_until_stopped(stop))
+    try:
+        async with asyncio.timeout(10):
+            while not app.readiness.accepting:
+                if task.done():
+                    await task  # a service that failed to start raises its error now, not at the timeout
+                await asyncio.sleep(0.01)
+        yield app
+    finally:
+        stop.set()
         await task
 
 

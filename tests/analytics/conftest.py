@@ -25,7 +25,7 @@ from chassis.grpc import CALLER_METADATA
 from chassis.messaging import Envelope, NatsBus, PostgresInbox
 from chassis.runtime import ServiceApp
 from tests.conftest import NATS_URL, unique_city
-from tests.support import Tokens, free_port
+from tests.support import Tokens, free_port, running_service
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 ADDRESS = {"name": "Ada", "line1": "1 Main St", "city": "London", "postal_code": "N1", "country": "GB"}
@@ -230,16 +230,8 @@ class Service:
 async def running(settings: AnalyticsSettings, verifier: auth.TokenVerifier) -> AsyncIterator[ServiceApp]:
     app = ServiceApp(settings)
     await build(app, verifier=verifier)
-    stop = asyncio.Event()
-    task = asyncio.create_task(app.run_until_stopped(stop))
-    try:
-        async with asyncio.timeout(10):
-            while not app.readiness.accepting:  # noqa: ASYNC110 (the chassis exposes a flag, not an event)
-                await asyncio.sleep(0.01)
+    async with running_service(app):
         yield app
-    finally:
-        stop.set()
-        await task
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import subprocess
@@ -26,7 +25,7 @@ from chassis.grpc import CALLER_METADATA
 from chassis.messaging import Envelope, NatsBus
 from chassis.runtime import ServiceApp
 from tests.conftest import NATS_URL, REDIS_URL, unique_city
-from tests.support import Tokens, free_port
+from tests.support import Tokens, free_port, running_service
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 
@@ -134,16 +133,8 @@ class Cart:
 async def running(settings: CartSettings, verifier: auth.TokenVerifier) -> AsyncIterator[ServiceApp]:
     app = ServiceApp(settings)
     await build(app, verifier=verifier)
-    stop = asyncio.Event()
-    task = asyncio.create_task(app.run_until_stopped(stop))
-    try:
-        async with asyncio.timeout(10):
-            while not app.readiness.accepting:  # noqa: ASYNC110 (the chassis exposes a flag, not an event)
-                await asyncio.sleep(0.01)
+    async with running_service(app):
         yield app
-    finally:
-        stop.set()
-        await task
 
 
 def cart_connection_name(city: str) -> str:

@@ -24,7 +24,7 @@ from chassis.messaging import NatsBus
 from chassis.runtime import ServiceApp
 from identity.bootstrap import IdentitySettings, build
 from tests.conftest import NATS_URL, unique_city
-from tests.support import free_port
+from tests.support import free_port, running_service
 
 PASSWORD = "correct horse battery"
 
@@ -113,16 +113,8 @@ def identity_settings(dsn: str, home: Path, city: str) -> IdentitySettings:
 async def running(settings: IdentitySettings, clock: Callable[[], datetime]) -> AsyncIterator[ServiceApp]:
     app = ServiceApp(settings)
     await build(app, clock=clock)
-    stop = asyncio.Event()
-    task = asyncio.create_task(app.run_until_stopped(stop))
-    try:
-        async with asyncio.timeout(10):
-            while not app.readiness.accepting:  # noqa: ASYNC110 (the chassis exposes a flag, not an event)
-                await asyncio.sleep(0.01)
+    async with running_service(app):
         yield app
-    finally:
-        stop.set()
-        await task
 
 
 @pytest.fixture

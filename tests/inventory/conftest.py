@@ -3,7 +3,6 @@ drives them, and the gRPC API through the real bootstrap and chassis server."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
@@ -23,7 +22,7 @@ from chassis.runtime import ServiceApp
 from inventory import handlers
 from inventory.bootstrap import MIGRATIONS, InventorySettings, build
 from tests.conftest import NATS_URL, unique_city
-from tests.support import Tokens, free_port
+from tests.support import Tokens, free_port, running_service
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 
@@ -151,16 +150,8 @@ class Service:
 async def running(settings: InventorySettings, verifier: auth.TokenVerifier) -> AsyncIterator[ServiceApp]:
     app = ServiceApp(settings)
     await build(app, verifier=verifier)
-    stop = asyncio.Event()
-    task = asyncio.create_task(app.run_until_stopped(stop))
-    try:
-        async with asyncio.timeout(10):
-            while not app.readiness.accepting:  # noqa: ASYNC110 (the chassis exposes a flag, not an event)
-                await asyncio.sleep(0.01)
+    async with running_service(app):
         yield app
-    finally:
-        stop.set()
-        await task
 
 
 @pytest.fixture

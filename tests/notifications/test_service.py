@@ -22,6 +22,7 @@ from tests.notifications.conftest import (
     shipment_dispatched,
     user_registered,
 )
+from tests.support import running_service
 
 
 class City:
@@ -50,19 +51,11 @@ async def city(fresh_database: str, smtp_server: SmtpServer, tmp_path: Path) -> 
     await bus.connect()
     for producer in ("identity", "orders", "shipping"):
         await bus.ensure_stream(producer)
-    stop = asyncio.Event()
-    task: asyncio.Task[None] | None = None
     try:
         await build(app)
-        task = asyncio.create_task(app.run_until_stopped(stop))
-        async with asyncio.timeout(10):
-            while not app.readiness.accepting:  # noqa: ASYNC110 (the chassis exposes a flag, not an event)
-                await asyncio.sleep(0.01)
-        yield City(bus)
+        async with running_service(app):
+            yield City(bus)
     finally:
-        stop.set()
-        if task is not None:
-            await task
         await bus.delete_streams()
         await bus.close()
 

@@ -33,7 +33,7 @@ from chassis.runtime import ServiceApp
 from orders import handlers
 from orders.bootstrap import MIGRATIONS, OrdersSettings, build
 from tests.conftest import ADMIN_DSN, NATS_URL, unique_city
-from tests.support import free_port
+from tests.support import free_port, running_service
 
 ISSUER, AUDIENCE, KID = "agora-identity", "agora", "test-key"
 
@@ -239,15 +239,8 @@ def _utc_now() -> datetime:
 async def running(settings: OrdersSettings, **overrides: Any) -> AsyncIterator[ServiceApp]:
     app = ServiceApp(settings)
     await build(app, **overrides)
-    stop = asyncio.Event()
-    task = asyncio.create_task(app.run_until_stopped(stop))
-    try:
-        while not app.readiness.accepting:  # noqa: ASYNC110 - readiness is a flag, not an event
-            await asyncio.sleep(0.01)
+    async with running_service(app):
         yield app
-    finally:
-        stop.set()
-        await task
 
 
 @contextlib.asynccontextmanager

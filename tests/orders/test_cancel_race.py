@@ -20,7 +20,7 @@ from shipping.bootstrap import ShippingSettings
 from shipping.bootstrap import build as build_shipping
 from tests.conftest import NATS_URL, unique_city
 from tests.orders.conftest import Orders, Tokens, confirm, orders_service, throwaway_database
-from tests.support import free_port
+from tests.support import free_port, running_service
 
 DISPATCH_DELAY = 0.5
 ORDERS = 16
@@ -43,16 +43,8 @@ async def shipping_service(dsn: str, home: Path, *, city: str, tokens: Tokens) -
     )
     app = ServiceApp(settings)
     await build_shipping(app, verifier=tokens.verifier())
-    stop = asyncio.Event()
-    task = asyncio.create_task(app.run_until_stopped(stop))
-    try:
-        async with asyncio.timeout(10):
-            while not app.readiness.accepting:  # noqa: ASYNC110 (the chassis exposes a flag, not an event)
-                await asyncio.sleep(0.01)
+    async with running_service(app):
         yield f"127.0.0.1:{settings.grpc_port}"
-    finally:
-        stop.set()
-        await task
 
 
 @dataclass

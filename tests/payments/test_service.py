@@ -22,7 +22,7 @@ from chassis.runtime import ServiceApp
 from payments.bootstrap import PaymentsSettings, build
 from tests.conftest import NATS_URL, unique_city
 from tests.payments.conftest import USER, new_order_id, order_confirmed, order_placed
-from tests.support import Tokens, free_port
+from tests.support import Tokens, free_port, running_service
 
 OTHER_USER = "5d1c0a3b-0000-4000-8000-000000000002"
 
@@ -80,19 +80,15 @@ async def service(fresh_database: str, tmp_path: Path) -> AsyncIterator[Service]
     tokens = Tokens()
     app = ServiceApp(settings)
     await build(app, verifier=auth.TokenVerifier(tokens.jwks, issuer="agora-identity", audience="agora"))
-    stop = asyncio.Event()
-    running = asyncio.create_task(app.run_until_stopped(stop))
     bus = NatsBus(NATS_URL, city)
     await bus.connect()
     try:
-        async with asyncio.timeout(10):
-            while not app.readiness.accepting:  # noqa: ASYNC110 (the chassis exposes a flag, not an event)
-                await asyncio.sleep(0.01)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel:
+        async with (
+            running_service(app),
+            grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel,
+        ):
             yield Service(payments_pb2_grpc.PaymentsServiceStub(channel), tokens, bus, city)
     finally:
-        stop.set()
-        await running
         with contextlib.suppress(Exception):
             await bus.delete_streams()
         await bus.close()

@@ -3,7 +3,6 @@ consumer drives it, and the gRPC API through the real bootstrap, chassis server 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -21,7 +20,7 @@ from chassis.runtime import ServiceApp
 from recommendations import handlers
 from recommendations.bootstrap import MIGRATIONS, RecommendationsSettings, build
 from tests.conftest import NATS_URL, unique_city
-from tests.support import free_port
+from tests.support import free_port, running_service
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 ADDRESS = {"name": "Ada", "line1": "1 Main St", "city": "London", "postal_code": "N1", "country": "GB"}
@@ -119,16 +118,8 @@ class Service:
 async def running(settings: RecommendationsSettings) -> AsyncIterator[ServiceApp]:
     app = ServiceApp(settings)
     await build(app)
-    stop = asyncio.Event()
-    task = asyncio.create_task(app.run_until_stopped(stop))
-    try:
-        async with asyncio.timeout(10):
-            while not app.readiness.accepting:  # noqa: ASYNC110 (the chassis exposes a flag, not an event)
-                await asyncio.sleep(0.01)
+    async with running_service(app):
         yield app
-    finally:
-        stop.set()
-        await task
 
 
 @pytest.fixture

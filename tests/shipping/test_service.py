@@ -18,7 +18,7 @@ from chassis.runtime import ServiceApp
 from shipping.bootstrap import ShippingSettings, build
 from tests.conftest import NATS_URL, unique_city
 from tests.shipping.conftest import USER, new_order_id, order_cancelled, order_confirmed
-from tests.support import Tokens, free_port
+from tests.support import Tokens, free_port, running_service
 
 
 class Service:
@@ -76,20 +76,14 @@ async def service(fresh_database: str, tmp_path: Path) -> AsyncIterator[Service]
     app = ServiceApp(settings)
     bus = NatsBus(NATS_URL, city)
     await bus.connect()
-    stop = asyncio.Event()
-    task: asyncio.Task[None] | None = None
     try:
         await build(app, verifier=tokens.verifier())
-        task = asyncio.create_task(app.run_until_stopped(stop))
-        async with asyncio.timeout(10):
-            while not app.readiness.accepting:  # noqa: ASYNC110 (the chassis exposes a flag, not an event)
-                await asyncio.sleep(0.01)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel:
+        async with (
+            running_service(app),
+            grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc_port}") as channel,
+        ):
             yield Service(shipping_pb2_grpc.ShippingServiceStub(channel), bus, tokens)
     finally:
-        stop.set()
-        if task is not None:
-            await task
         await bus.delete_streams()
         await bus.close()
 
