@@ -24,10 +24,20 @@ if TYPE_CHECKING:
 ISSUER, AUDIENCE = "agora-identity", "agora"
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port free now and never handed out before in this run. A test that stops a service and
+    starts another on its port leaves that port free meanwhile, and services bind with
+    SO_REUSEPORT: handed out again, it would let a second server share it with the first."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 @contextlib.asynccontextmanager
