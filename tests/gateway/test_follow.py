@@ -20,10 +20,10 @@ from gateway.app import create_api
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 from gateway.upstreams import Upstreams
-from tests.orders.conftest import Tokens, confirm, orders_service
+from tests.orders.conftest import confirm, orders_service
 from tests.orders.test_api import fill_cart
 from tests.orders.test_watch import dispatched
-from tests.support import free_port, serving_http
+from tests.support import Tokens, free_port, serving_http
 
 RESUMING = ": orders unavailable, retrying"
 
@@ -57,7 +57,7 @@ async def test_a_follow_outlives_a_restart_of_orders_and_misses_no_change(fresh_
     async with contextlib.AsyncExitStack() as stack:
         url = await stack.enter_async_context(gateway_before(port, tokens))
         http = await stack.enter_async_context(aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {tokens.issue('ada')}"}, timeout=aiohttp.ClientTimeout(total=30)))
+            headers={"Authorization": f"Bearer {tokens.sign('ada')}"}, timeout=aiohttp.ClientTimeout(total=30)))
         async with orders_service(fresh_database, tmp_path, grpc_port=port, tokens=tokens) as first:
             fill_cart(first, "ada", (first.shop.add_product("Espresso cup", 1250), 1))
             order = await first.place("ada")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
@@ -24,38 +23,15 @@ from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from agora.common.v1 import common_pb2
 from agora.orders.v1 import orders_pb2, orders_pb2_grpc
 from agora.shipping.v1 import shipping_pb2, shipping_pb2_grpc
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from chassis import auth, db, messaging
+from chassis import db, messaging
 from chassis.grpc import CALLER_METADATA
 from chassis.messaging import NatsBus
 from chassis.runtime import ServiceApp
 from orders import handlers
 from orders.bootstrap import MIGRATIONS, OrdersSettings, build
 from tests.conftest import ADMIN_DSN, NATS_URL, unique_city
-from tests.support import free_port, running_service
-
-ISSUER, AUDIENCE, KID = "agora-identity", "agora", "test-key"
-
-
-class Tokens:
-    """Signs access tokens the way identity does, and verifies them from its JWKS."""
-
-    def __init__(self) -> None:
-        self._key = Ed25519PrivateKey.generate()
-        jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(self._key.public_key()))
-        self.jwks = {"keys": [{**jwk, "kid": KID, "alg": "EdDSA", "use": "sig"}]}
-
-    def issue(self, user_id: str) -> str:
-        now = int(time.time())
-        claims = {"sub": user_id, "roles": ["customer"], "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}
-        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": KID})
-
-    def verifier(self) -> auth.TokenVerifier:
-        async def fetch_jwks() -> dict[str, Any]:
-            return self.jwks
-
-        return auth.TokenVerifier(fetch_jwks, issuer=ISSUER, audience=AUDIENCE)
+from tests.support import Tokens, free_port, running_service
 
 
 def _user_of(context: grpc.aio.ServicerContext) -> str:
@@ -185,7 +161,7 @@ class Orders:
     async def call(self, method: str, request: Any, *, user: str | None) -> Any:
         metadata = [(CALLER_METADATA, "gateway")]
         if user is not None:
-            metadata.append(("authorization", f"Bearer {self.tokens.issue(user)}"))
+            metadata.append(("authorization", f"Bearer {self.tokens.sign(user)}"))
         return await getattr(self.stub, method)(request, metadata=metadata, timeout=10)
 
     async def place(

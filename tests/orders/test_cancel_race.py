@@ -19,8 +19,8 @@ from chassis.runtime import ServiceApp
 from shipping.bootstrap import ShippingSettings
 from shipping.bootstrap import build as build_shipping
 from tests.conftest import NATS_URL, unique_city
-from tests.orders.conftest import Orders, Tokens, confirm, orders_service, throwaway_database
-from tests.support import free_port, running_service
+from tests.orders.conftest import Orders, confirm, orders_service, throwaway_database
+from tests.support import Tokens, free_port, running_service
 
 DISPATCH_DELAY = 0.5
 ORDERS = 16

@@ -30,7 +30,7 @@ PUSHED_WITHIN_SECONDS = 10
 def watch(orders: Orders, user: str | None, order_id: str) -> Any:
     metadata = [(CALLER_METADATA, "gateway")]
     if user is not None:
-        metadata.append(("authorization", f"Bearer {orders.tokens.issue(user)}"))
+        metadata.append(("authorization", f"Bearer {orders.tokens.sign(user)}"))
     return orders.stub.WatchOrder(orders_pb2.WatchOrderRequest(order_id=order_id), metadata=metadata, timeout=60)
 
 
