@@ -56,10 +56,16 @@ def as_problem(error: Exception, service: str) -> Problem:
     raise error
 
 
-async def call(service: str, stub: Any, method: str, request: Any, *, timeout: float | None = None) -> Any:
-    """One upstream call; failures become the problem the client should see."""
+def running(service: str, stub: Any) -> Any:
+    """The stub of a service the route needs; 503 when this city does not run it."""
     if stub is None:
         raise Problem(503, f"{service} is not running in this city", headers={"Retry-After": "5"})
+    return stub
+
+
+async def call(service: str, stub: Any, method: str, request: Any, *, timeout: float | None = None) -> Any:
+    """One upstream call; failures become the problem the client should see."""
+    running(service, stub)
     try:
         return await getattr(stub, method)(request, timeout=timeout)
     except (grpc.aio.AioRpcError, ResilienceError) as error:

@@ -21,7 +21,7 @@ from chassis.resilience import ResilienceError
 from gateway import views
 from gateway.models import NOT_BLANK, STORABLE, Money
 from gateway.security import CurrentUser
-from gateway.upstream import as_problem, call, optional
+from gateway.upstream import as_problem, call, optional, running
 from gateway.upstreams import Upstreams
 
 TERMINAL = {"SHIPPED", "CANCELLED"}
@@ -130,10 +130,8 @@ def router(upstreams: Upstreams) -> APIRouter:
             ),
             payment_token=body.payment.token,
         )
-        if upstreams.orders is None:
-            raise Problem(503, "orders is not running in this city", headers={"Retry-After": "5"})
         try:
-            order = await upstreams.orders.PlaceOrder(request)
+            order = await running("orders", upstreams.orders).PlaceOrder(request)
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.FAILED_PRECONDITION:  # the cart is empty
                 raise Problem(422, error.details() or "the cart is empty") from None
@@ -161,8 +159,7 @@ def router(upstreams: Upstreams) -> APIRouter:
                 response_class=StreamingResponse,
                 responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "unknown"}})
     async def follow_order(order_id: OrderId, _: CurrentUser) -> StreamingResponse:
-        if upstreams.orders is None:
-            raise Problem(503, "orders is not running in this city", headers={"Retry-After": "5"})
+        running("orders", upstreams.orders)
         deadline = asyncio.get_running_loop().time() + FOLLOW_MAX_SECONDS
         watch = _watch(upstreams, order_id, deadline)
         try:
