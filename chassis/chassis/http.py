@@ -103,6 +103,9 @@ def _validation_errors(error: RequestValidationError) -> list[dict[str, str]]:
     return found
 
 
+_UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's words when decoding the body raised
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, error: Problem) -> Response:
@@ -113,12 +116,18 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = error.detail if isinstance(error.detail, str) else _TITLES.get(error.status_code, "Error")
         if error.status_code == 404 and detail == "Not Found":
             detail = f"no resource at {request.url.path}"
+        elif error.status_code == 400 and detail == _UNPARSABLE_BODY:  # not UTF-8, nested too deep, ...
+            detail = "the body is not valid JSON"
         elif error.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
         return problem_response(error.status_code, detail, headers=dict(error.headers or {}))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> Response:
+        unreadable = next((item for item in error.errors() if item.get("type") == "json_invalid"), None)
+        if unreadable is not None:  # not JSON at all, so no field is at fault: a bad request
+            reason, position = unreadable.get("ctx", {}).get("error", "malformed"), unreadable.get("loc", ("?",))[-1]
+            return problem_response(400, f"the body is not valid JSON: {reason} at character {position}")
         return problem_response(422, "the request is not valid", errors=_validation_errors(error))
 
     @app.exception_handler(Exception)
@@ -195,7 +204,11 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 responding = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), *extra_headers]
+                own = message.get("headers", [])
+                # A route's own answer wins: a login refused by its own limit tells that limit,
+                # not the edge-wide one that let it through.
+                named = {name.lower() for name, _ in own}
+                message["headers"] = [*own, *(header for header in extra_headers if header[0] not in named)]
             await send(message)
 
         # What `trace.use_span` does, without its generator-based context manager.

@@ -78,11 +78,17 @@ async def test_every_error_is_a_problem_document(base_url: str, method: str, pat
             assert problem["errors"][0]["field"] == "quantity"
 
 
-async def test_malformed_json_is_a_422_not_a_500(base_url: str) -> None:
+@pytest.mark.parametrize(("body", "where"), [(b"{not json", ": Expecting property name enclosed in double quotes at character 1"),
+                                            (b'{"quantity": ', ": Expecting value at character 13"),
+                                            (b"\xff\xfe{", "")])
+async def test_a_body_that_is_not_json_is_a_400_saying_where_it_breaks(base_url: str, body: bytes, where: str) -> None:
     async with aiohttp.ClientSession() as http, http.put(
-        f"{base_url}/widgets/w1", data=b"{not json", headers={"Content-Type": "application/json"}
+        f"{base_url}/widgets/w1", data=body, headers={"Content-Type": "application/json"}
     ) as response:
-        assert response.status == 422
+        problem = await response.json(content_type=None)
+        assert response.status == 400 and response.headers["Content-Type"] == "application/problem+json"
+        assert problem["detail"] == f"the body is not valid JSON{where}"
+        assert "errors" not in problem
 
 
 @pytest.mark.parametrize("chunked", [False, True])

@@ -180,6 +180,9 @@ async def test_login_brute_force_is_stopped_within_twenty_attempts(city: City, h
             statuses.append(answer.status)
             if answer.status == 429:
                 assert int(answer.headers["Retry-After"]) >= 1
+                # The login limit's own figures, not the edge-wide limit's as well.
+                assert answer.headers.getall("RateLimit-Remaining") == ["0"]
+                assert len(answer.headers.getall("RateLimit-Limit")) == 1
                 break
     assert statuses[-1] == 429 and set(statuses[:-1]) == {401}
 
