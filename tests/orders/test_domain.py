@@ -235,6 +235,14 @@ def test_an_empty_cart_or_a_product_no_longer_sold_cannot_be_ordered():
         domain.price_lines([("p1", 1), ("p2", 1)], {"p1": ("a", Money(1, "USD")), "p2": ("b", Money(1, "EUR"))})
 
 
+def test_a_total_beyond_what_can_be_stored_cannot_be_ordered():
+    prices = {"p1": ("a", Money(2**62, "USD")), "p2": ("b", Money(2**62, "USD"))}
+
+    assert domain.price_lines([("p1", 1)], prices)[0].line_total.amount == 2**62
+    with pytest.raises(domain.NotOrderable, match="too large"):
+        domain.price_lines([("p1", 1), ("p2", 1)], prices)
+
+
 def test_place_order_names_every_bad_field():
     bad = PlaceOrder(
         user_id="u1",

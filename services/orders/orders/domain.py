@@ -23,6 +23,7 @@ AUTHORIZED, DECLINED = "authorized", "declined"
 
 MAX_KEY_LENGTH = 255
 MAX_FIELD_LENGTH = 200
+MAX_TOTAL = 2**63 - 1  # what the orders table, the events and the Money message hold
 MAX_TOKEN_LENGTH = 255
 _PRINTABLE = re.compile(r"^[\x20-\x7e]+$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -157,7 +158,8 @@ class EmptyCart(Exception):
 
 
 class NotOrderable(Exception):
-    """The cart holds something the catalog no longer sells, or prices in several currencies."""
+    """The cart holds something the catalog no longer sells, prices in several currencies, or
+    totals more than can be paid."""
 
 
 class OrderNotFound(Exception):
@@ -215,6 +217,8 @@ def price_lines(quantities: Iterable[tuple[str, int]], prices: Mapping[str, tupl
         raise EmptyCart("cart is empty")
     if len({line.unit_price.currency for line in lines}) > 1:
         raise NotOrderable("the cart's products are priced in different currencies")
+    if sum(line.line_total.amount for line in lines) > MAX_TOTAL:
+        raise NotOrderable("the order's total is too large to be paid")
     return tuple(lines)
 
 
