@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import asyncpg
 import pytest
+from agora.catalog.v1 import catalog_pb2
+from agora.common.v1 import common_pb2
 
 from catalog import repository
+from catalog.api import CatalogApi
 from catalog.bootstrap import MIGRATIONS
 from catalog.seed import seed_catalog
-from chassis import db
+from chassis import auth, db
+from chassis.grpc import InvalidArgument
 from chassis.messaging import Outbox
 
 
@@ -89,3 +94,51 @@ async def test_a_taken_sku_or_unknown_category_creates_nothing(pool: asyncpg.Poo
                 await repository.create_product(conn, product.__class__(**{**product.__dict__, "sku": "NEW-1",
                                                                             "categories": ("nope",)}))
     assert await pool.fetchval("SELECT count(*) FROM products WHERE sku = 'NEW-1'") == 0
+
+
+@pytest.fixture
+def as_admin() -> Iterator[None]:
+    token = auth.current_principal.set(auth.Principal("admin-1", frozenset({"admin"})))
+    yield
+    auth.current_principal.reset(token)
+
+
+def new_product(**changes: Any) -> catalog_pb2.CreateProductRequest:
+    fields: dict[str, Any] = {"sku": "NEW-1", "name": "Lamp", "description": "Bright", "categories": ["kitchen"],
+                              "price": common_pb2.Money(amount=1250, currency="USD")}
+    return catalog_pb2.CreateProductRequest(**{**fields, **changes})
+
+
+@pytest.mark.parametrize(("request_", "violation"), [
+    (new_product(name="La\x00mp"), ("name", "must not contain NUL")),
+    (new_product(description="\x00"), ("description", "must not contain NUL")),
+    (new_product(image_url="https://x.test/\x00.png"), ("image_url", "must not contain NUL")),
+    (new_product(categories=["kitchen", "kit\x00chen"]), ("categories.1", "must not contain NUL")),
+    (new_product(price=common_pb2.Money(amount=10_000_000_001, currency="USD")),
+     ("price.amount", "must be between 0 and 10000000000")),
+    (new_product(price=common_pb2.Money(amount=-1, currency="USD")), ("price.amount", "must be between 0 and 10000000000")),
+    (new_product(price=common_pb2.Money(amount=100, currency="EUR")),
+     ("price.currency", "must be USD: the shop sells in one currency")),
+])
+async def test_a_product_catalog_cannot_store_or_sell_is_refused_whoever_sends_it(
+    pool: asyncpg.Pool, as_admin: None, request_: catalog_pb2.CreateProductRequest, violation: tuple[str, str]
+) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        await CatalogApi(pool, Outbox("catalog")).CreateProduct(request_, None)
+
+    assert refused.value.violations == [violation]
+    assert await pool.fetchval("SELECT count(*) FROM products WHERE sku = 'NEW-1'") == 0
+
+
+async def test_the_dearest_product_allowed_is_created(pool: asyncpg.Pool, as_admin: None) -> None:
+    dearest = new_product(price=common_pb2.Money(amount=10_000_000_000, currency="USD"))
+
+    assert (await CatalogApi(pool, Outbox("catalog")).CreateProduct(dearest, None)).price.amount == 10_000_000_000
+
+
+@pytest.mark.parametrize("field", ["q", "category"])
+async def test_a_search_with_nul_is_refused_before_it_reaches_the_database(pool: asyncpg.Pool, field: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        await CatalogApi(pool, Outbox("catalog")).ListProducts(catalog_pb2.ListProductsRequest(**{field: "a\x00"}), None)
+
+    assert refused.value.violations == [(field, "must not contain NUL")]

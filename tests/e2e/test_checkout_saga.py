@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -102,6 +104,8 @@ async def test_an_idempotency_key_places_one_order_however_often_it_is_sent(admi
     missing = await shopper.request("POST", "/api/v1/orders", json={
         "shipping_address": first.body["shipping_address"], "payment": {"token": "tok_visa"}})
     assert missing.status == 400
+    missing_with_a_bad_body = await shopper.request("POST", "/api/v1/orders", json={})
+    assert missing_with_a_bad_body.status == 400, "the missing key is named, whatever else is wrong"
 
     await shopper.until_settled(first.body["order_id"])
     await shopper.request("PUT", f"/api/v1/cart/items/{product}", json={"quantity": 1})
@@ -168,3 +172,53 @@ async def test_the_sales_report_is_rebuilt_from_history_with_the_same_figures(ad
     assert replayed.returncode == 0, replayed.stderr
     after = await admin.request("GET", "/api/v1/admin/sales")
     assert after.body == before.body
+
+
+async def test_a_key_of_printable_characters_with_spaces_places_an_order(admin: Client, shopper: Client) -> None:
+    product = await new_product(admin, stock=10)
+    await shopper.request("PUT", f"/api/v1/cart/items/{product}", json={"quantity": 1})
+
+    placed = await shopper.place(key="checkout 42 of user 7")
+
+    assert placed.status == 202, placed.body
+
+
+async def test_an_id_longer_than_any_id_names_nothing(admin: Client, shopper: Client) -> None:
+    too_long = "x" * 65
+    for client, method, path, body in [
+        (shopper, "GET", f"/api/v1/products/{too_long}", None),
+        (shopper, "PUT", f"/api/v1/cart/items/{too_long}", {"quantity": 1}),
+        (shopper, "GET", f"/api/v1/orders/{too_long}", None),
+        (shopper, "GET", f"/api/v1/orders/{too_long}/events", None),
+        (shopper, "POST", f"/api/v1/orders/{too_long}/cancel", None),
+        (admin, "GET", f"/api/v1/admin/inventory/{too_long}", None),
+        (admin, "PUT", f"/api/v1/admin/inventory/{too_long}", {"quantity": 1}),
+    ]:
+        answer = await client.request(method, path, json=body)
+        assert answer.status == 404 and answer.headers["Content-Type"] == "application/problem+json", path
+    removed = await shopper.request("DELETE", f"/api/v1/cart/items/{too_long}")
+    assert removed.status == 200 and removed.body["items"] == []
+    # Who may ask is judged before what is asked for.
+    anonymous = Client(shopper.http, shopper.base_url)
+    assert (await anonymous.request("GET", f"/api/v1/orders/{too_long}")).status == 401
+    assert (await anonymous.request("PUT", f"/api/v1/cart/items/{too_long}", json={"quantity": 1})).status == 401
+    assert (await shopper.request("GET", f"/api/v1/admin/inventory/{too_long}")).status == 403
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"name": "Tea\u0000pot"}, "name"),
+    ({"categories": ["kitchen\u0000"]}, "categories.0"),
+    ({"price": {"amount": 10_000_000_001, "currency": "USD"}}, "price.amount"),
+    ({"price": {"amount": 2**64, "currency": "USD"}}, "price.amount"),
+    ({"price": {"amount": 100, "currency": "EUR"}}, "price.currency"),
+])
+async def test_a_product_the_shop_cannot_store_or_sell_is_refused_at_the_edge(
+    admin: Client, change: dict[str, Any], field: str
+) -> None:
+    created = await admin.request("POST", "/api/v1/admin/products", json={
+        "sku": f"TEST-{uuid.uuid4().hex[:10]}", "name": "Teapot", "description": "", "categories": ["kitchen"],
+        "price": {"amount": 1250, "currency": "USD"}, **change,
+    })
+
+    assert created.status == 422, created.body
+    assert field in {error["field"] for error in created.body["errors"]}

@@ -128,11 +128,11 @@ async def test_requests_are_counted_per_route_template(edge: Edge) -> None:
     def served(route: str, status: str) -> float:
         return metrics.http_requests.labels("gateway", "GET", route, status)._value.get()
 
-    before = served("/api/v1/products/{product_id}", "422"), served("/api/v1/products", "200")
+    before = served("/api/v1/products/{product_id}", "404"), served("/api/v1/products", "200")
     await get(f"{edge.url}/api/v1/products/{'x' * 65}")
     await get(f"{edge.url}/api/v1/products")
 
-    assert (served("/api/v1/products/{product_id}", "422"), served("/api/v1/products", "200")) == (
+    assert (served("/api/v1/products/{product_id}", "404"), served("/api/v1/products", "200")) == (
         before[0] + 1, before[1] + 1)
 
 
@@ -144,6 +144,9 @@ async def test_requests_are_counted_per_route_template(edge: Edge) -> None:
     (f"q={'x' * 201}&page_size=0", [("q", "String should have at most 200 characters"),
                                      ("page_size", "Input should be greater than or equal to 1")]),
     (f"category={'c' * 65}", [("category", "String should have at most 64 characters")]),
+    # PostgreSQL text holds no NUL: refused here, not failed on in catalog's database.
+    ("q=lamp%00", [("q", "String should match pattern '^[^\\x00]*$'")]),
+    ("category=%00", [("category", "String should match pattern '^[^\\x00]*$'")]),
 ])
 async def test_the_product_list_refuses_invalid_parameters_field_by_field(
     edge: Edge, query: str, errors: list[tuple[str, str]]
@@ -164,8 +167,8 @@ async def test_the_product_list_passes_valid_parameters_on_with_their_defaults(e
     assert asked == [("", "", 1, 20), ("lamp", "lamps", 2, 7)]
 
 
-async def test_a_product_id_over_64_characters_is_refused(edge: Edge) -> None:
+async def test_a_product_id_longer_than_any_id_is_unknown_without_asking_catalog(edge: Edge) -> None:
     status, problem, _ = await get(f"{edge.url}/api/v1/products/{'x' * 65}")
 
-    assert status == 422
-    assert problem["errors"] == [{"field": "product_id", "message": "String should have at most 64 characters"}]
+    assert status == 404 and problem["detail"] == "no such product"
+    assert edge.catalog.calls == []

@@ -18,7 +18,12 @@ from chassis.messaging import Outbox
 MAX_PAGE_SIZE = 100
 MAX_IDS = 500
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+SHOP_CURRENCY = "USD"
+"""The shop prices everything in one currency: a cart and an order have one total, and the
+sales report (analytics) adds up its money in this currency."""
+MAX_PRICE = 10_000_000_000
+"""100 million in major units: any cart of such products still totals within a 64-bit integer."""
+NUL = "\x00"  # PostgreSQL text cannot hold it
 
 
 def _errors(error: Exception) -> tuple[grpc.StatusCode, str] | None:
@@ -50,6 +55,7 @@ class CatalogApi(catalog_pb2_grpc.CatalogServiceServicer):
             violations.append(("page_size", f"must be between 1 and {MAX_PAGE_SIZE}"))
         if len(request.q) > 200:
             violations.append(("q", "must be at most 200 characters"))
+        violations += [(name, "must not contain NUL") for name in ("q", "category") if NUL in getattr(request, name)]
         if violations:
             raise InvalidArgument(violations)
         products, total = await repository.list_products(
@@ -79,10 +85,13 @@ class CatalogApi(catalog_pb2_grpc.CatalogServiceServicer):
             violations.append(("name", "must be 1 to 200 characters"))
         if len(request.description) > 10_000:
             violations.append(("description", "must be at most 10000 characters"))
-        if request.price.amount < 0:
-            violations.append(("price.amount", "must not be negative"))
-        if not _CURRENCY.match(request.price.currency):
-            violations.append(("price.currency", "must be a three-letter ISO 4217 code"))
+        texts = {"name": request.name, "description": request.description, "image_url": request.image_url}
+        texts.update({f"categories.{index}": category for index, category in enumerate(request.categories)})
+        violations += [(name, "must not contain NUL") for name, text in texts.items() if NUL in text]
+        if not 0 <= request.price.amount <= MAX_PRICE:
+            violations.append(("price.amount", f"must be between 0 and {MAX_PRICE}"))
+        if request.price.currency != SHOP_CURRENCY:
+            violations.append(("price.currency", f"must be {SHOP_CURRENCY}: the shop sells in one currency"))
         if not request.categories:
             violations.append(("categories", "name at least one category"))
         if len(request.image_url) > 2000:

@@ -10,12 +10,18 @@ from the same models so that the document and the validation cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
+from fastapi import Path
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from chassis.http import Problem
+
 Location = Literal["path", "query"]
+
+MAX_ID_LENGTH = 64
+"""Longer than any id Agora makes (they are UUIDs)."""
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -39,3 +45,19 @@ def documented(**models: type[BaseModel]) -> dict[str, Any]:
             for name, field in schema["properties"].items()
         ]
     return {"parameters": parameters, "responses": {"422": {"description": "Validation Error"}}}
+
+
+def known(identifier: str, what: str) -> str:
+    """An id too long to be one of ours names nothing: 404, as for any unknown id, without
+    asking a service to look it up."""
+    if len(identifier) > MAX_ID_LENGTH:
+        raise Problem(404, f"no such {what}")
+    return identifier
+
+
+async def product_id(product_id: Annotated[str, Path(min_length=1)]) -> str:
+    return known(product_id, "product")
+
+
+async def order_id(order_id: Annotated[str, Path(min_length=1)]) -> str:
+    return known(order_id, "order")

@@ -8,27 +8,34 @@ from agora.analytics.v1 import analytics_pb2
 from agora.catalog.v1 import catalog_pb2
 from agora.common.v1 import common_pb2
 from agora.inventory.v1 import inventory_pb2
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from chassis.http import Problem
-from gateway import views
-from gateway.models import Money, ProductSummary
+from gateway import params, views
+from gateway.models import NOT_BLANK, STORABLE, Money, ProductSummary
 from gateway.security import CurrentAdmin
 from gateway.upstream import call
 from gateway.upstreams import Upstreams
 
-ProductId = Annotated[str, Path(min_length=1, max_length=64)]
+ProductId = Annotated[str, Depends(params.product_id)]
+MAX_PRICE = 10_000_000_000
+"""100 million in major units: any cart of such products still totals within a 64-bit integer."""
+Storable = Annotated[str, Field(pattern=STORABLE)]
+
+
+class Price(Money):
+    amount: int = Field(ge=0, le=MAX_PRICE, description="Minor units (cents)")
 
 
 class NewProduct(BaseModel):
     sku: Annotated[str, Field(min_length=1, max_length=64)]
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    description: Annotated[str, Field(max_length=10_000)]
-    price: Money
-    categories: Annotated[list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=20)]
-    image_url: Annotated[str, Field(max_length=2000)] | None = None
+    name: Annotated[str, Field(max_length=200, pattern=NOT_BLANK)]
+    description: Annotated[Storable, Field(max_length=10_000)]
+    price: Price
+    categories: Annotated[list[Annotated[Storable, Field(max_length=64)]], Field(min_length=1, max_length=20)]
+    image_url: Annotated[Storable, Field(max_length=2000)] | None = None
 
 
 class Product(ProductSummary):
@@ -85,7 +92,7 @@ def router(upstreams: Upstreams) -> APIRouter:
 
     @routes.put("/inventory/{product_id}", response_model=StockSet, summary="Set the stock available for sale",
                 responses={404: {"description": "unknown product"}})
-    async def set_stock(product_id: ProductId, body: StockLevel, _: CurrentAdmin) -> JSONResponse:
+    async def set_stock(_: CurrentAdmin, product_id: ProductId, body: StockLevel) -> JSONResponse:
         await known_product(product_id)
         stock = await call("inventory", upstreams.inventory, "SetStock",
                            inventory_pb2.SetStockRequest(product_id=product_id, quantity=body.quantity))
@@ -93,7 +100,7 @@ def router(upstreams: Upstreams) -> APIRouter:
 
     @routes.get("/inventory/{product_id}", response_model=Stock, summary="Stock levels of one product",
                 responses={404: {"description": "unknown product"}})
-    async def get_stock(product_id: ProductId, _: CurrentAdmin) -> JSONResponse:
+    async def get_stock(_: CurrentAdmin, product_id: ProductId) -> JSONResponse:
         await known_product(product_id)
         stock = await call("inventory", upstreams.inventory, "GetStock", inventory_pb2.GetStockRequest(product_id=product_id))
         return JSONResponse({"product_id": stock.product_id, "available": stock.available,

@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from agora.cart.v1 import cart_pb2
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Depends, Path, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from gateway import views
+from gateway import params, views
 from gateway.models import Money
 from gateway.security import CurrentUser
 from gateway.upstream import call
 from gateway.upstreams import Upstreams
 
-ProductId = Annotated[str, Path(min_length=1, max_length=64)]
+ProductId = Annotated[str, Depends(params.product_id)]
 
 
 class Quantity(BaseModel):
@@ -44,15 +44,19 @@ def router(upstreams: Upstreams) -> APIRouter:
         return JSONResponse(views.cart(await call("cart", upstreams.cart, "GetCart", cart_pb2.GetCartRequest())))
 
     @routes.put("/items/{product_id}", response_model=Cart, summary="Set a line's quantity (0 removes it)",
-                responses={404: {"description": "unknown product"}, 422: {"description": "quantity out of range"}})
-    async def set_item(product_id: ProductId, body: Quantity, _: CurrentUser) -> JSONResponse:
+                responses={404: {"description": "unknown product"}, 422: {"description": "quantity out of range"},
+                           409: {"description": "the cart holds products priced in another currency"}})
+    async def set_item(_: CurrentUser, product_id: ProductId, body: Quantity) -> JSONResponse:
         cart = await call("cart", upstreams.cart, "SetItem",
                           cart_pb2.SetItemRequest(product_id=product_id, quantity=body.quantity))
         return JSONResponse(views.cart(cart))
 
     @routes.delete("/items/{product_id}", response_model=Cart, summary="Remove a line")
-    async def remove_item(product_id: ProductId, _: CurrentUser) -> JSONResponse:
-        cart = await call("cart", upstreams.cart, "RemoveItem", cart_pb2.RemoveItemRequest(product_id=product_id))
+    async def remove_item(product_id: Annotated[str, Path(min_length=1)], _: CurrentUser) -> JSONResponse:
+        if len(product_id) > params.MAX_ID_LENGTH:  # names no product, so no line: nothing to remove
+            cart = await call("cart", upstreams.cart, "GetCart", cart_pb2.GetCartRequest())
+        else:
+            cart = await call("cart", upstreams.cart, "RemoveItem", cart_pb2.RemoveItemRequest(product_id=product_id))
         return JSONResponse(views.cart(cart))
 
     @routes.delete("", status_code=204, response_class=Response, summary="Empty the cart")

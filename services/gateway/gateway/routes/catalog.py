@@ -17,8 +17,8 @@ from chassis.http import Problem
 from chassis.logs import get_logger
 from gateway import views
 from gateway.microcache import MicroCache
-from gateway.models import CategoryList, ProductList, ProductPage
-from gateway.params import documented, validated
+from gateway.models import STORABLE, CategoryList, ProductList, ProductPage
+from gateway.params import documented, known, validated
 from gateway.upstream import call
 from gateway.upstreams import Upstreams
 
@@ -28,14 +28,14 @@ log = get_logger(__name__)
 
 
 class ProductQuery(BaseModel):
-    q: str = Field("", max_length=200)
-    category: str = Field("", max_length=64)
+    q: str = Field("", max_length=200, pattern=STORABLE)
+    category: str = Field("", max_length=64, pattern=STORABLE)
     page: int = Field(1, ge=1, le=1_000_000)
     page_size: int = Field(20, ge=1, le=100)
 
 
 class ProductPath(BaseModel):
-    product_id: str = Field(max_length=64)
+    product_id: str = Field(min_length=1)
 
 
 def router(upstreams: Upstreams, cache: MicroCache) -> APIRouter:
@@ -59,7 +59,7 @@ def router(upstreams: Upstreams, cache: MicroCache) -> APIRouter:
     @routes.get("/products/{product_id}", response_model=ProductPage, summary="A product page",
                 responses={404: {"description": "unknown product"}}, openapi_extra=documented(path=ProductPath))
     async def get_product(request: Request) -> Response:
-        product_id = validated(ProductPath, "path", request.path_params).product_id
+        product_id = known(validated(ProductPath, "path", request.path_params).product_id, "product")
         return raw_json(await cache.get(("product", product_id), lambda: _product_page(upstreams, product_id)))
 
     @routes.get("/categories", response_model=CategoryList, summary="All categories")

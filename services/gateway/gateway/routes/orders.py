@@ -12,13 +12,13 @@ import grpc
 from agora.orders.v1 import orders_pb2
 from agora.payments.v1 import payments_pb2
 from agora.shipping.v1 import shipping_pb2
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from chassis.http import Problem
 from chassis.resilience import ResilienceError
-from gateway import views
+from gateway import params, views
 from gateway.models import NOT_BLANK, STORABLE, Money
 from gateway.security import CurrentUser
 from gateway.upstream import as_problem, call, optional, running
@@ -30,9 +30,9 @@ FIRST_ANSWER_SECONDS = 2.0
 """How long orders may take to answer a follow with the order as it is, as for GetOrder."""
 RESUME_SECONDS = 1.0
 """The pause before following again a stream orders broke off (it restarted, say)."""
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 
-OrderId = Annotated[str, Path(min_length=1, max_length=64)]
+OrderId = Annotated[str, Depends(params.order_id)]
 # The orders service's rules, stated here so the OpenAPI document tells clients what is valid.
 Line = Annotated[str, Field(max_length=200, pattern=NOT_BLANK)]
 
@@ -105,6 +105,16 @@ class OrderList(BaseModel):
     total: int
 
 
+async def _idempotency_key(key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> str:
+    """Judged before the body, as a dependency: a request without a key is refused as such (400),
+    whatever else is wrong with it."""
+    if key is None:
+        raise Problem(400, "the Idempotency-Key header is required to place an order")
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise Problem(400, "Idempotency-Key must be 1 to 255 printable characters")
+    return key
+
+
 def router(upstreams: Upstreams) -> APIRouter:
     routes = APIRouter(prefix="/api/v1/orders", tags=["orders"],
                        responses={401: {"description": "no valid access token"}})
@@ -114,13 +124,8 @@ def router(upstreams: Upstreams) -> APIRouter:
                             409: {"description": "the same key is still being processed"},
                             422: {"description": "empty cart, invalid body, or key reused with another body"}})
     async def place_order(
-        body: PlaceOrder, _: CurrentUser,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        _: CurrentUser, idempotency_key: Annotated[str, Depends(_idempotency_key)], body: PlaceOrder
     ) -> JSONResponse:
-        if idempotency_key is None:
-            raise Problem(400, "the Idempotency-Key header is required to place an order")
-        if not _IDEMPOTENCY_KEY.match(idempotency_key):
-            raise Problem(400, "Idempotency-Key must be 1 to 255 printable characters")
         address = body.shipping_address
         request = orders_pb2.PlaceOrderRequest(
             idempotency_key=idempotency_key,
@@ -152,13 +157,13 @@ def router(upstreams: Upstreams) -> APIRouter:
 
     @routes.get("/{order_id}", response_model=OrderDetails, summary="One of the caller's orders",
                 responses={404: {"description": "unknown, or not the caller's"}})
-    async def get_order(order_id: OrderId, _: CurrentUser) -> JSONResponse:
+    async def get_order(_: CurrentUser, order_id: OrderId) -> JSONResponse:
         return JSONResponse(await _details(upstreams, order_id))
 
     @routes.get("/{order_id}/events", summary="Follow an order: one event per status change",
                 response_class=StreamingResponse,
                 responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "unknown"}})
-    async def follow_order(order_id: OrderId, _: CurrentUser) -> StreamingResponse:
+    async def follow_order(_: CurrentUser, order_id: OrderId) -> StreamingResponse:
         running("orders", upstreams.orders)
         deadline = asyncio.get_running_loop().time() + FOLLOW_MAX_SECONDS
         watch = _watch(upstreams, order_id, deadline)
@@ -177,7 +182,7 @@ def router(upstreams: Upstreams) -> APIRouter:
 
     @routes.post("/{order_id}/cancel", status_code=202, response_model=Order, summary="Cancel before dispatch",
                  responses={404: {"description": "unknown"}, 409: {"description": "already shipped or cancelled"}})
-    async def cancel_order(order_id: OrderId, _: CurrentUser) -> JSONResponse:
+    async def cancel_order(_: CurrentUser, order_id: OrderId) -> JSONResponse:
         order = await call("orders", upstreams.orders, "CancelOrder", orders_pb2.CancelOrderRequest(order_id=order_id))
         return JSONResponse(views.order(order), status_code=202)
 
