@@ -31,6 +31,7 @@ from opentelemetry.trace import SpanKind
 
 from chassis import auth, metrics
 from chassis.chaos import ChaosSwitch, InjectedFault
+from chassis.health import Readiness
 from chassis.logs import get_logger
 from chassis.resilience import Guard, deadline_scope, timeout_for_next_call
 from chassis.settings import ServiceSettings
@@ -222,6 +223,21 @@ class _ServerInterceptor(grpc.aio.ServerInterceptor):
                 structlog.contextvars.unbind_contextvars("request_id", "rpc")
 
 
+class _ReadinessHealth(health.aio.HealthServicer):
+    """The standard health service, answering NOT_SERVING while the service is not ready (its
+    database unreachable, say), as its `/readyz` does: a caller that asks, such as the gateway's
+    own readiness, learns what the service can really do, not merely that it runs."""
+
+    def __init__(self, readiness: Readiness | None):
+        super().__init__()
+        self._readiness = readiness
+
+    async def Check(self, request, context):  # type: ignore[no-untyped-def]
+        if self._readiness is not None and await self._readiness.failing():
+            return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.NOT_SERVING)
+        return await super().Check(request, context)
+
+
 class GrpcServer:
     """A `grpc.aio` server with the chassis interceptor, mTLS and the standard health service."""
 
@@ -231,6 +247,7 @@ class GrpcServer:
         *,
         verifier: Callable[[], auth.TokenVerifier | None],
         chaos: ChaosSwitch,
+        readiness: Readiness | None = None,
     ):
         self._settings = settings
         self._server = grpc.aio.server(
@@ -238,7 +255,7 @@ class GrpcServer:
             # A rolling restart starts the new process on the same port before the old one stops.
             options=[("grpc.so_reuseport", 1)],
         )
-        self.health = health.aio.HealthServicer()
+        self.health = _ReadinessHealth(readiness)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
 
     def add(self, add_to_server: Callable[[Any, grpc.aio.Server], None], servicer: Any) -> None:

@@ -126,7 +126,8 @@ class ServiceApp:
 
     def add_grpc_service(self, add_to_server: Callable[[Any, grpc.aio.Server], None], servicer: Any) -> None:
         if self._grpc is None:
-            self._grpc = GrpcServer(self.settings, verifier=lambda: self._verifier, chaos=self.chaos)
+            self._grpc = GrpcServer(self.settings, verifier=lambda: self._verifier, chaos=self.chaos,
+                                    readiness=self.readiness)
         self._grpc.add(add_to_server, servicer)
 
     def serve_http(self, server: HttpServer) -> None:

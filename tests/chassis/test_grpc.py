@@ -184,6 +184,38 @@ async def test_a_health_probe_is_not_refused_by_an_open_breaker(running: list[Gr
     await channel.close()
 
 
+async def test_the_health_service_answers_what_readiness_says(running: list[GrpcServer]) -> None:
+    """A service that runs but cannot serve (its database is down, say) says NOT_SERVING, so the
+    gateway's readiness, which asks it, does not claim to serve what it cannot."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from chassis.health import Readiness
+
+    database_up = True
+
+    async def database() -> None:
+        if not database_up:
+            raise ConnectionError("database unreachable")
+
+    readiness = Readiness()
+    readiness.add("postgres", database)
+    config = settings("hop1", None)
+    server = GrpcServer(config, verifier=lambda: None, chaos=ChaosSwitch(None, "hop1"), readiness=readiness)
+    await server.start()
+    running.append(server)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{config.grpc_port}") as channel:
+        async def status() -> int:
+            return (await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)).status
+
+        assert await status() == health_pb2.HealthCheckResponse.NOT_SERVING  # still starting
+        readiness.accepting = True
+        assert await status() == health_pb2.HealthCheckResponse.SERVING
+        database_up = False
+        assert await status() == health_pb2.HealthCheckResponse.NOT_SERVING
+        database_up = True
+        assert await status() == health_pb2.HealthCheckResponse.SERVING
+
+
 async def test_a_server_stream_is_guarded_and_carries_the_callers_metadata(
     tls_dir: Path, running: list[GrpcServer]
 ) -> None:

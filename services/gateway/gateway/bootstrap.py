@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chassis import runtime
@@ -16,14 +18,24 @@ from gateway.upstreams import Upstreams
 ESSENTIAL = ("identity", "catalog")
 
 
+def _serving(name: str, health: health_pb2_grpc.HealthStub) -> Callable[[], Awaitable[None]]:
+    """Ready while `name` answers SERVING: it says NOT_SERVING while it cannot serve (chassis.grpc)."""
+
+    async def check() -> None:
+        answer = await health.Check(health_pb2.HealthCheckRequest())
+        if answer.status != health_pb2.HealthCheckResponse.SERVING:
+            raise ConnectionError(f"{name} is not serving")
+
+    return check
+
+
 async def build(app: runtime.ServiceApp) -> None:
     settings: GatewaySettings = app.settings  # type: ignore[assignment]
     redis = await app.redis()
     upstreams = Upstreams.connect(app)
     for name in ESSENTIAL:
         if name in settings.peers:
-            health = health_pb2_grpc.HealthStub(app.channel(name))
-            app.add_readiness_check(name, lambda health=health: health.Check(health_pb2.HealthCheckRequest()))
+            app.add_readiness_check(name, _serving(name, health_pb2_grpc.HealthStub(app.channel(name))))
     limiter = RateLimiter(redis, prefix=f"{settings.city}:gateway:")
     app.add_worker(limiter)
     api = create_api(settings, app.readiness, upstreams, identity_verifier(app), limiter)
