@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+import structlog.testing
 from pydantic import BaseModel, Field
 
 from chassis.health import Readiness
@@ -104,3 +105,12 @@ async def test_a_body_over_one_mebibyte_is_refused_with_413(base_url: str, chunk
     ) as response:
         assert response.status == 413
         assert response.headers["Content-Type"] == "application/problem+json"
+
+
+async def test_the_line_logged_for_a_failed_request_names_its_trace_and_span(base_url: str) -> None:
+    with structlog.testing.capture_logs() as logged:
+        async with aiohttp.ClientSession() as http, http.get(f"{base_url}/nowhere") as response:
+            _, trace_id, span_id, _ = response.headers["traceparent"].split("-")
+
+    line = next(entry for entry in logged if entry["event"] == "http_request")
+    assert (line["status"], line["trace_id"], line["span_id"]) == (404, trace_id, span_id)
