@@ -49,6 +49,13 @@ async def _exercise(stub: identity_pb2_grpc.IdentityServiceStub) -> list[str]:
         await rpc_error(stub.Login(identity_pb2.LoginRequest(email=email, password="wrong " + PASSWORD),
                                    metadata=gateway))
     first = await stub.Login(identity_pb2.LoginRequest(email="ada@example.com", password=PASSWORD), metadata=gateway)
+    # Only the edge, which limits guesses, may try passwords: another caller identity accepts may not.
+    for attempt in (stub.Login(identity_pb2.LoginRequest(email="ada@example.com", password=PASSWORD), metadata=cli),
+                    stub.Register(identity_pb2.RegisterRequest(email="eve@example.com", password=PASSWORD, name="Eve"),
+                                  metadata=cli),
+                    stub.Refresh(identity_pb2.RefreshRequest(refresh_token=first.refresh_token), metadata=cli),
+                    stub.Logout(identity_pb2.LogoutRequest(refresh_token=first.refresh_token), metadata=cli)):
+        assert (await rpc_error(attempt)).code() is grpc.StatusCode.PERMISSION_DENIED
     await stub.GetUser(identity_pb2.GetUserRequest(), metadata=[*gateway, ("authorization", f"Bearer {first.access_token}")])
     await rpc_error(stub.GetUser(identity_pb2.GetUserRequest(),
                                  metadata=[*gateway, ("authorization", f"Bearer {first.access_token}x")]))

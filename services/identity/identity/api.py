@@ -18,6 +18,9 @@ Handle = Callable[[Any], Awaitable[Any]]
 
 # Who may run the operator commands (`agora up`'s first admin, `agora keys rotate`).
 OPERATOR = "cli"
+# Who may handle credentials: the edge, which rate-limits guesses. Every service may call
+# identity for its keys, and none of the others may try passwords past the edge's limit.
+EDGE = "gateway"
 
 _STATUS: dict[type[Exception], tuple[grpc.StatusCode, str]] = {
     domain.EmailTaken: (grpc.StatusCode.ALREADY_EXISTS, "an account with this email already exists"),
@@ -51,17 +54,21 @@ class IdentityApi(identity_pb2_grpc.IdentityServiceServicer):
             await context.abort(*_STATUS[type(error)])
 
     async def Register(self, request, context):  # type: ignore[no-untyped-def]
+        auth.require_caller(EDGE)
         command = domain.Register(email=request.email, password=request.password, name=request.name)
         return _user(await self._run(command, context))
 
     async def Login(self, request, context):  # type: ignore[no-untyped-def]
+        auth.require_caller(EDGE)
         command = domain.Login(email=request.email, password=request.password)
         return _token_pair(await self._run(command, context))
 
     async def Refresh(self, request, context):  # type: ignore[no-untyped-def]
+        auth.require_caller(EDGE)
         return _token_pair(await self._run(domain.Refresh(request.refresh_token), context))
 
     async def Logout(self, request, context):  # type: ignore[no-untyped-def]
+        auth.require_caller(EDGE)
         await self._run(domain.Logout(request.refresh_token), context)
         return identity_pb2.LogoutResponse()
 
