@@ -182,7 +182,11 @@ class TokenVerifier:
     def _fetch(self) -> asyncio.Future[None]:
         """The JWKS fetch in progress, or a new one."""
         if self._pending is None:
-            self._pending = asyncio.ensure_future(self._fetch_when_allowed())
+            # In a context of its own: the fetch every waiting caller shares must not carry the
+            # first one's token, deadline or trace (identity would judge the fetch by that token).
+            self._pending = asyncio.get_running_loop().create_task(
+                self._fetch_when_allowed(), context=contextvars.Context()
+            )
         return self._pending
 
     async def _fetch_when_allowed(self) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import hashlib
 import hmac
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import jwt
@@ -159,6 +161,23 @@ async def test_forged_key_ids_cannot_make_us_hammer_identity(keys: Keys) -> None
         await refused()
     assert keys.fetches == 4
     assert time.monotonic() - started >= 3 * 0.2 * 0.9
+
+
+async def test_the_shared_key_fetch_carries_nothing_of_the_caller_that_started_it(keys: Keys) -> None:
+    """Else a forged token's caller would lend the fetch its token, and identity, refusing that
+    token, would fail the fetch for every valid token waiting on it."""
+    forwarded = contextvars.ContextVar[str | None]("forwarded", default=None)
+    seen: list[str | None] = []
+
+    async def fetch_jwks() -> Mapping[str, Any]:
+        seen.append(forwarded.get())
+        return await keys.jwks()
+
+    verifier = auth.TokenVerifier(fetch_jwks, issuer=ISSUER, audience=AUDIENCE)
+    forwarded.set("Bearer forged")
+    await verifier.verify(keys.sign())
+
+    assert seen == [None]
 
 
 async def test_a_key_rotated_in_just_after_a_refresh_is_still_found(keys: Keys) -> None:
