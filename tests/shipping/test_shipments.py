@@ -4,12 +4,14 @@ dispatched once, and never both dispatched and cancelled."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from chassis import tracing
 from shipping import handlers
 from shipping.carrier import CarrierAdapter
 from shipping.dispatcher import Dispatcher
@@ -365,3 +367,20 @@ async def test_a_cancel_lost_after_the_carrier_cancelled_is_recorded_by_the_disp
     assert await shipping.status(order_id) == "cancelled"
     assert [name for name, _ in await shipping.published(order_id)] == ["ShipmentCreated", "ShipmentCancelled"]
     assert await shipping.dispatch_next() is False
+
+
+async def test_the_dispatch_continues_the_trace_the_shipment_was_created_in(shipping: Shipping) -> None:
+    """The dispatcher finds a due shipment by polling, with no trace of its own: without the stored
+    trace, SHIPPED and everything after it would start a new trace, and a checkout be two."""
+    tracing.configure("shipping")  # spans as in a service (a no-op if this process already has a provider)
+    order_id = new_order_id()
+    with tracing.tracer().start_as_current_span("checkout") as checkout:
+        await shipping.deliver(order_confirmed(order_id))
+
+    assert await shipping.dispatch_next() is True
+
+    rows = await shipping.pool.fetch(
+        "SELECT envelope FROM outbox WHERE envelope::jsonb->>'subject' = $1 ORDER BY id", order_id
+    )
+    traces = [json.loads(row["envelope"])["traceparent"].split("-")[1] for row in rows]
+    assert traces == [f"{checkout.get_span_context().trace_id:032x}"] * 2  # ShipmentCreated, ShipmentDispatched

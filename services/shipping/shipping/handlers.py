@@ -31,7 +31,9 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 import asyncpg
+from opentelemetry import propagate, trace
 
+from chassis import tracing
 from chassis.auth import Principal
 from chassis.logs import get_logger
 from shipping import repository
@@ -73,8 +75,11 @@ async def create_shipment(
     if consignment.status != "created":
         # Only a cancel of this order touches its booking, and its tombstone is on the way: retried.
         raise CarrierRefused("--", f"booking of order {order_id} is {consignment.status}")
+    created_in: dict[str, str] = {}
+    propagate.inject(created_in)
     await repository.add(
-        conn, order_id, order["user_id"], carrier=carrier.name, consignment_no=consignment.number, delay=dispatch_delay
+        conn, order_id, order["user_id"], carrier=carrier.name, consignment_no=consignment.number,
+        delay=dispatch_delay, trace=created_in,
     )
     await outbox.add(
         conn,
@@ -145,25 +150,33 @@ async def dispatch_next(pool: asyncpg.Pool, *, carrier: CarrierAdapter, outbox: 
         shipment = await repository.claim_due(conn)
         if shipment is None:
             return False
-        assert shipment.consignment_no is not None
-        try:
-            consignment = await carrier.dispatch(shipment.consignment_no)
-            if consignment.tracking_number is None:
-                raise CarrierRefused("--", f"consignment {consignment.number} is {consignment.status}")
-        except ConsignmentCancelled:
-            await repository.cancel(conn, shipment.order_id)
-            await outbox.add(conn, "ShipmentCancelled", {"order_id": shipment.order_id}, subject=shipment.order_id)
-            log.warning("shipment_cancelled_at_the_carrier", order_id=shipment.order_id)
-            return True
-        except Exception as error:  # the carrier is another system: whatever it does, try later
-            await repository.postpone(conn, shipment.order_id, latest=RETRY_LATEST)
-            log.warning(
-                "shipment_dispatch_failed", order_id=shipment.order_id, error=str(error) or type(error).__name__
-            )
-            return True
-        await repository.mark_dispatched(conn, shipment.order_id, consignment.tracking_number)
-        await _publish_dispatched(conn, outbox, shipment, consignment.tracking_number)
-    log.info("shipment_dispatched", order_id=shipment.order_id)
+        # The poll that found it due has no trace: the dispatch continues the checkout's.
+        with tracing.tracer().start_as_current_span("dispatch", context=propagate.extract(shipment.trace)) as span:
+            dispatched = await _dispatch(conn, shipment, carrier=carrier, outbox=outbox)
+    if dispatched:
+        with trace.use_span(span):
+            log.info("shipment_dispatched", order_id=shipment.order_id)
+    return True
+
+
+async def _dispatch(conn: asyncpg.Connection, shipment: Shipment, *, carrier: CarrierAdapter, outbox: Outbox) -> bool:
+    """Asks the carrier to take the claimed parcel; False if it was cancelled or must wait."""
+    assert shipment.consignment_no is not None
+    try:
+        consignment = await carrier.dispatch(shipment.consignment_no)
+        if consignment.tracking_number is None:
+            raise CarrierRefused("--", f"consignment {consignment.number} is {consignment.status}")
+    except ConsignmentCancelled:
+        await repository.cancel(conn, shipment.order_id)
+        await outbox.add(conn, "ShipmentCancelled", {"order_id": shipment.order_id}, subject=shipment.order_id)
+        log.warning("shipment_cancelled_at_the_carrier", order_id=shipment.order_id)
+        return False
+    except Exception as error:  # the carrier is another system: whatever it does, try later
+        await repository.postpone(conn, shipment.order_id, latest=RETRY_LATEST)
+        log.warning("shipment_dispatch_failed", order_id=shipment.order_id, error=str(error) or type(error).__name__)
+        return False
+    await repository.mark_dispatched(conn, shipment.order_id, consignment.tracking_number)
+    await _publish_dispatched(conn, outbox, shipment, consignment.tracking_number)
     return True
 
 

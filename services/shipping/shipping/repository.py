@@ -3,7 +3,8 @@ dispatcher and a cancel changes `created` first decides, and the other changes n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import asyncpg
@@ -17,6 +18,8 @@ class Shipment:
     carrier: str | None
     consignment_no: str | None
     tracking_number: str | None
+    trace: dict[str, str] = field(default_factory=dict)
+    """The trace context the shipment was created in (W3C headers)."""
 
     @property
     def is_tombstone(self) -> bool:
@@ -34,16 +37,24 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, order_id: str) -> Shipmen
 
 
 async def add(
-    conn: asyncpg.Connection, order_id: str, user_id: str, *, carrier: str, consignment_no: str, delay: timedelta
+    conn: asyncpg.Connection,
+    order_id: str,
+    user_id: str,
+    *,
+    carrier: str,
+    consignment_no: str,
+    delay: timedelta,
+    trace: dict[str, str],
 ) -> None:
     await conn.execute(
-        "INSERT INTO shipments (order_id, user_id, status, carrier, consignment_no, dispatch_at)"
-        " VALUES ($1, $2, 'created', $3, $4, now() + $5)",
+        "INSERT INTO shipments (order_id, user_id, status, carrier, consignment_no, dispatch_at, trace)"
+        " VALUES ($1, $2, 'created', $3, $4, now() + $5, $6)",
         order_id,
         user_id,
         carrier,
         consignment_no,
         delay,
+        json.dumps(trace),
     )
 
 
@@ -118,4 +129,5 @@ def _shipment(row: asyncpg.Record) -> Shipment:
         carrier=row["carrier"],
         consignment_no=row["consignment_no"],
         tracking_number=row["tracking_number"],
+        trace=json.loads(row["trace"]),
     )
