@@ -14,6 +14,7 @@ from rich.table import Table
 from agora_cli import state
 from agora_cli.config import home_from_env
 from agora_cli.errors import AgoraError
+from agora_cli.infra import operator_nats_url
 
 if TYPE_CHECKING:
     from chassis.settings import ServiceSettings
@@ -41,9 +42,12 @@ def _settings() -> ServiceSettings:
     bus = "rabbitmq" if "rabbitmq" in infra else "nats"
     return ServiceSettings(
         service="cli", http_port=0, city=city["city"], bus=bus,
-        nats_url=infra["nats"]["url"] if "nats" in infra else "nats://127.0.0.1:4222",
+        nats_url=operator_nats_url(home, infra["nats"]) if "nats" in infra else "nats://127.0.0.1:4222",
         rabbitmq_url=os.environ.get("AGORA_RABBITMQ_URL"),
     )
+
+
+BUS_TIMEOUT_SECONDS = 15.0
 
 
 async def _with_bus(work: Any) -> Any:
@@ -54,10 +58,27 @@ async def _with_bus(work: Any) -> Any:
         await bus.close()
 
 
+def _run(work: Any) -> Any:
+    """`work(bus)` on the city's bus; whatever goes wrong is one line and exit status 1, and a
+    bus that does not answer (NATS stopped, say) is given up on instead of waited for forever."""
+    try:
+        return asyncio.run(asyncio.wait_for(_with_bus(work), BUS_TIMEOUT_SECONDS))
+    except AgoraError as error:
+        message = str(error)
+    except TimeoutError:
+        message = f"the city's event bus did not answer within {BUS_TIMEOUT_SECONDS:.0f} s (see `agora status`)"
+    except LookupError as error:
+        message = str(error.args[0]) if error.args else "not found"
+    except Exception as error:  # the broker's client raises its own kinds of connection errors
+        message = f"cannot use the city's event bus: {str(error) or type(error).__name__}"
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
 @dlq_app.command("list")
 def list_letters(consumer: Annotated[str | None, typer.Option(help="Only this consumer's.")] = None) -> None:
     """Every dead letter: which consumer, which event, why, and its ref for `replay`."""
-    letters = asyncio.run(_with_bus(lambda bus: _messaging().list_dead_letters(bus, consumer)))
+    letters = _run(lambda bus: _messaging().list_dead_letters(bus, consumer))
     if not letters:
         console.print("no dead letters")
         return
@@ -75,8 +96,8 @@ def replay(
 ) -> None:
     """Sends letters back to their consumers. The inbox still guarantees nothing applies twice."""
     if ref is not None:
-        asyncio.run(_with_bus(lambda bus: _messaging().replay_dead_letter(bus, ref)))
+        _run(lambda bus: _messaging().replay_dead_letter(bus, ref))
         console.print(f"replayed {ref}")
         return
-    count = asyncio.run(_with_bus(lambda bus: _messaging().replay_all(bus, consumer)))
+    count = _run(lambda bus: _messaging().replay_all(bus, consumer))
     console.print(f"replayed {count} dead letter(s)")

@@ -8,12 +8,14 @@ supervisor spawns the child and waits until `answers` is true.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import pwd
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -22,8 +24,9 @@ import asyncpg
 
 from agora_cli.config import HOST, Home
 from agora_cli.errors import AgoraError
-from agora_cli.net import address_of, http_status, redact, tcp_answers
+from agora_cli.net import address_of, http_status, redact, tcp_answers, with_login
 from agora_cli.processes import Child
+from agora_cli.secrets_store import password
 
 _POSTGRES_USER = "embedded_postgres"
 
@@ -199,17 +202,62 @@ def _plain_env() -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": "/tmp"}
 
 
-def nats(home: Home, port: int, monitor_port: int) -> Infra:
+def nats(home: Home, port: int, monitor_port: int, *, city: str, passwords: Mapping[str, str], operator: str) -> Infra:
+    """The embedded NATS with JetStream, where each of `passwords`' users must log in (the services
+    and the `operator`), and each service may publish only its own events (`nats_authorization`)."""
     executable = Path(sys.executable).parent / "nats-server"
     if not executable.exists():
         executable = Path(shutil.which("nats-server") or "nats-server")
+    config = home.root / "nats.conf"
+    descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the passwords
+    with os.fdopen(descriptor, "w") as file:
+        json.dump(nats_authorization(city, passwords, operator), file, indent=2)
     child = Child(
         "nats",
-        [str(executable), "-js", "-sd", str(home.root / "nats"), "-a", HOST, "-p", str(port), "-m", str(monitor_port)],
+        [
+            str(executable), "-c", str(config), "-js", "-sd", str(home.root / "nats"),
+            "-a", HOST, "-p", str(port), "-m", str(monitor_port),
+        ],
         _plain_env(),
         home.log_of("nats"),
     )
     return Infra("nats", f"nats://{HOST}:{port}", child=child, port=monitor_port, health_path="/healthz")
+
+
+OPERATOR = "cli"
+"""The operator's name (the `agora` commands): its certificate, and its login to the embedded NATS."""
+
+
+def operator_nats_url(home: Home, entry: Mapping[str, object]) -> str:
+    """The city's NATS from its state's infra entry, logged in as the operator if it is embedded."""
+    url = str(entry["url"])
+    return nats_login(home, url, OPERATOR) if entry.get("embedded") else url
+
+
+def nats_login(home: Home, url: str, user: str) -> str:
+    """`url` of the city's embedded NATS, with `user`'s password in it."""
+    return with_login(url, user, password(home.secrets, f"nats-{user}")[0])
+
+
+def nats_authorization(city: str, passwords: Mapping[str, str], operator: str) -> dict[str, object]:
+    """NATS's `authorization` block (its config reads JSON). A service publishes its own events
+    (`<city>.<service>.>`) and dead letters, and speaks the JetStream API; it receives only on its
+    inboxes, where its pull requests and API calls are answered. So no service, and no one without
+    a password, can publish an event in another's name: a forged OrderCancelled would refund.
+    The operator (`agora dlq replay`) may do anything."""
+
+    def permissions(service: str) -> dict[str, object]:
+        own = [f"{city}.{service}.>", f"{city}.dlq.{service}"]
+        return {
+            "publish": {"allow": ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", *own]},
+            "subscribe": {"allow": ["_INBOX.>"]},
+        }
+
+    users = [
+        {"user": user, "password": secret, **({} if user == operator else {"permissions": permissions(user)})}
+        for user, secret in passwords.items()
+    ]
+    return {"authorization": {"users": users}}
 
 
 def redis(home: Home, port: int) -> Infra:

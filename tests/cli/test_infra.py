@@ -52,10 +52,12 @@ async def postgres(home: Home) -> AsyncIterator[infra.Infra]:
 
 
 async def test_nats_redis_and_smtp_start_answer_and_stop(home: Home) -> None:
-    servers = [infra.nats(home, free_port(), free_port()), infra.redis(home, free_port()), infra.smtp(home, free_port())]
+    nats = infra.nats(home, free_port(), free_port(), city="c", passwords={"cli": "operator-secret"}, operator="cli")
+    servers = [nats, infra.redis(home, free_port()), infra.smtp(home, free_port())]
     await asyncio.gather(*(started(server) for server in servers))
     for server in servers:
         await stop(server)
+    assert (home.root / "nats.conf").stat().st_mode & 0o777 == 0o600  # it holds the passwords
 
 
 async def test_a_service_role_reaches_only_its_own_database_and_needs_its_password(

@@ -61,3 +61,11 @@ def test_up_after_the_supervisor_was_killed_clears_what_it_left(city: City) -> N
     assert again.returncode == 0, again.stderr
     assert not [pid for pid, _ in everything if alive(pid)]
     assert all(alive(pid) for pid, _ in city.processes())
+
+
+def test_dlq_without_a_running_city_is_one_line_not_a_traceback(city: City) -> None:
+    for command in (("dlq", "list"), ("dlq", "replay", "some-ref")):
+        result = city.agora(*command)
+
+        assert result.returncode == 1, command
+        assert result.stderr.strip() == f"error: no city is running in {city.home}"

@@ -18,6 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from agora_cli.config import Home
+from agora_cli.infra import operator_nats_url
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +41,10 @@ class City:
 
     def status(self) -> dict:
         return json.loads(self.agora("status", "--json").stdout)
+
+    def nats_url(self) -> str:
+        """The city's NATS, logged in as the operator: only a login may publish or read there."""
+        return operator_nats_url(Home(self.home), next(e for e in self.status()["infra"] if e["name"] == "nats"))
 
     def pids(self) -> set[int]:
         status = self.status()

@@ -18,8 +18,7 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_a_poison_message_is_dead_lettered_listed_and_replayable(city: City) -> None:
-    status = city.status()
-    nats_url = next(entry["url"] for entry in status["infra"] if entry["name"] == "nats")
+    nats_url = city.nats_url()
     city_id = city.env.get("AGORA_CITY", "agora")
     marker = uuid.uuid4().hex
     poison = f'{{"poison": "{marker}"'.encode()
@@ -48,6 +47,8 @@ async def test_a_poison_message_is_dead_lettered_listed_and_replayable(city: Cit
 
         replayed = city.agora("dlq", "replay", letters["inventory"].ref)
         assert f"replayed {letters['inventory'].ref}" in replayed.stdout
+        unknown = city.agora("dlq", "replay", "no-such-ref", check=False)
+        assert (unknown.returncode, unknown.stderr.strip()) == (1, "error: no dead letter 'no-such-ref'")
         again = None
         for _ in range(100):  # still poison: it comes straight back, under a new ref
             again = (await own_letters()).get("inventory")

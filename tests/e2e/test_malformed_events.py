@@ -55,7 +55,7 @@ async def test_malformed_events_into_every_consumer_are_dead_lettered_with_their
                 for producer in {malformed.producer(event_type) for _, event_type in pairs}}
     before = instances(city)
     assert all(healthy for _, _, healthy in before.values()), before
-    nats_url = next(entry["url"] for entry in city.status()["infra"] if entry["name"] == "nats")
+    nats_url = city.nats_url()
     city_id = city.env.get("AGORA_CITY", "agora")
 
     messages: list[tuple[str, malformed.Malformed]] = []  # (event type whose subject it goes to, message)

@@ -19,11 +19,15 @@ import aiohttp
 import asyncpg
 import grpc
 import jwt
+import nats
+import nats.errors
 import pytest
 from agora.orders.v1 import orders_pb2, orders_pb2_grpc
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agora_cli.config import Home
+from agora_cli.infra import nats_login
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, City
 from tests.e2e.shop import Client, admin_client, new_product
 
@@ -128,6 +132,29 @@ async def test_a_service_refuses_callers_the_topology_does_not_allow(city: City,
         with pytest.raises(grpc.aio.AioRpcError) as no_tls:
             await orders_pb2_grpc.OrdersServiceStub(plain).ListOrders(orders_pb2.ListOrdersRequest(), timeout=3)
     assert no_tls.value.code() is grpc.StatusCode.UNAVAILABLE
+
+
+async def test_only_a_service_itself_may_publish_its_events_on_the_bus(city: City) -> None:
+    """A forged OrderCancelled would make payments refund and inventory restock an order that
+    shipped: NATS takes no one without a login, and each service's login publishes only its own."""
+    entry = next(e for e in city.status()["infra"] if e["name"] == "nats")
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await nats.connect(entry["url"], allow_reconnect=False, connect_timeout=2)
+
+    refused: list[Exception] = []
+
+    async def on_error(error: Exception) -> None:
+        refused.append(error)
+
+    payments = await nats.connect(nats_login(Home(city.home), entry["url"], "payments"), error_cb=on_error)
+    try:
+        forged = payments.jetstream(timeout=1).publish(f"{city.env.get('AGORA_CITY', 'agora')}.orders.OrderCancelled",
+                                                        b"{}", headers={"Nats-Msg-Id": uuid.uuid4().hex})
+        with pytest.raises(nats.errors.TimeoutError):  # the server drops it and says why
+            await forged
+    finally:
+        await payments.close()
+    assert any("permissions violation for publish" in str(error).lower() for error in refused), refused
 
 
 async def test_a_client_cannot_set_roles_price_status_or_user(city: City, http: aiohttp.ClientSession) -> None:

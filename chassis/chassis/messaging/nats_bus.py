@@ -15,6 +15,7 @@ import contextlib
 import json
 from collections.abc import Collection, Mapping
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import nats
 from nats.aio.msg import Msg
@@ -33,6 +34,16 @@ DLQ = "dlq"
 
 def stream_name(city: str, producer: str) -> str:
     return f"{city}_{producer}".upper()
+
+
+def _without_login(url: str) -> tuple[str, dict[str, str]]:
+    """The server's URL, and the user and password it held, passed to nats-py on their own so
+    that no error or log line it writes can show the password with the URL."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    server = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    return server, {"user": unquote(parts.username), "password": unquote(parts.password or "")}
 
 
 class _NatsDelivery:
@@ -156,8 +167,10 @@ class NatsBus:
         self._closing = False
 
     async def connect(self) -> None:
+        server, login = _without_login(self._url)
         self._nc = await nats.connect(
-            self._url,
+            server,
+            **login,
             name=self._name,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.25,
