@@ -1,8 +1,9 @@
 """Server-side fault injection, switched on per service by `agora chaos delay|fail`.
 
 Off unless set: the switch reads `<AGORA_CHAOS_DIR>/<service>.json`, written by the CLI as
-`{"delay_ms": 500, "fail_rate": 0.2, "until": <unix time>}`. The file is re-read at most twice
-a second, so a fault takes effect quickly and costs nothing measurable on the hot path.
+`{"delay_ms": 500, "delay_until": <unix time>, "fail_rate": 0.2, "fail_until": null}`: each fault
+ends at its own time (`null`: when cleared). The file is re-read at most twice a second, so a
+fault takes effect quickly and costs nothing measurable on the hot path.
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ class InjectedFault(Exception):
 @dataclass(frozen=True)
 class Faults:
     delay_ms: float = 0.0
+    delay_until: float | None = None
     fail_rate: float = 0.0
-    until: float | None = None
+    fail_until: float | None = None
 
-    def active(self, now: float) -> bool:
-        return (self.delay_ms > 0 or self.fail_rate > 0) and (self.until is None or now < self.until)
+    def delaying(self, now: float) -> bool:
+        return self.delay_ms > 0 and (self.delay_until is None or now < self.delay_until)
+
+    def failing(self, now: float) -> bool:
+        return self.fail_rate > 0 and (self.fail_until is None or now < self.fail_until)
 
 
 class ChaosSwitch:
@@ -49,10 +54,8 @@ class ChaosSwitch:
         return self._faults
 
     async def before_call(self, method: str) -> None:
-        faults = self.current()
-        if not faults.active(time.time()):
-            return
-        if faults.delay_ms > 0:
+        faults, now = self.current(), time.time()
+        if faults.delaying(now):
             await asyncio.sleep(faults.delay_ms / 1000)
-        if faults.fail_rate > 0 and self._rng.random() < faults.fail_rate:
+        if faults.failing(now) and self._rng.random() < faults.fail_rate:
             raise InjectedFault(f"chaos: injected failure in {method}")

@@ -21,13 +21,14 @@ def inject(
     fail_rate: float | None = None,
     seconds: float | None = None,
 ) -> dict[str, Any]:
-    """Adds a delay or a failure rate to what the service already suffers; returns the new faults."""
-    faults = current(directory).get(service, {"delay_ms": 0.0, "fail_rate": 0.0, "until": None})
+    """Adds a delay or a failure rate to what the service already suffers, for `seconds` (until
+    cleared if None); a fault already in force keeps its own end. Returns the new faults."""
+    faults = current(directory).get(service, dict(_NONE))
+    until = time.time() + seconds if seconds else None
     if delay_ms is not None:
-        faults["delay_ms"] = delay_ms
+        faults.update(delay_ms=delay_ms, delay_until=until)
     if fail_rate is not None:
-        faults["fail_rate"] = fail_rate
-    faults["until"] = time.time() + seconds if seconds else None
+        faults.update(fail_rate=fail_rate, fail_until=until)
     directory.mkdir(parents=True, exist_ok=True)
     partial = directory / f".{service}.json.part"
     partial.write_text(json.dumps(faults))
@@ -46,12 +47,19 @@ def clear(directory: Path, service: str | None = None) -> list[str]:
 
 def current(directory: Path) -> dict[str, dict[str, Any]]:
     """The faults in force, by service; expired ones are left out."""
-    active = {}
+    active, now = {}, time.time()
     for path in sorted(directory.glob("*.json")):
         try:
-            faults = json.loads(path.read_text())
-        except (OSError, ValueError):
+            faults = {**_NONE, **json.loads(path.read_text())}
+        except (OSError, ValueError, TypeError):
             continue
-        if faults.get("until") is None or faults["until"] > time.time():
+        for fault in ("delay", "fail"):
+            if faults[f"{fault}_until"] is not None and faults[f"{fault}_until"] <= now:
+                faults.update({_AMOUNT[fault]: 0.0, f"{fault}_until": None})
+        if faults["delay_ms"] > 0 or faults["fail_rate"] > 0:
             active[path.stem] = faults
     return active
+
+
+_NONE: dict[str, Any] = {"delay_ms": 0.0, "delay_until": None, "fail_rate": 0.0, "fail_until": None}
+_AMOUNT = {"delay": "delay_ms", "fail": "fail_rate"}

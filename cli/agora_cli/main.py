@@ -597,11 +597,12 @@ def chaos_status() -> None:
 
 
 def _describe_faults(faults: dict[str, Any]) -> str:
+    def ending(until: float | None) -> str:
+        return f" until {time.strftime('%H:%M:%S', time.localtime(until))}" if until else ""
+
     parts = []
     if faults.get("delay_ms"):
-        parts.append(f"delay {faults['delay_ms']:g} ms")
+        parts.append(f"delay {faults['delay_ms']:g} ms{ending(faults.get('delay_until'))}")
     if faults.get("fail_rate"):
-        parts.append(f"fail {faults['fail_rate']:.0%} of calls")
-    if faults.get("until"):
-        parts.append(f"until {time.strftime('%H:%M:%S', time.localtime(faults['until']))}")
+        parts.append(f"fail {faults['fail_rate']:.0%} of calls{ending(faults.get('fail_until'))}")
     return ", ".join(parts) or "no faults"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from chassis.chaos import ChaosSwitch
 from tests.cli.conftest import City, alive
@@ -58,8 +59,12 @@ def test_chaos_faults_are_what_the_chassis_reads(city: City) -> None:
     assert city.agora("chaos", "fail", "tinyalpha", "0.5").returncode == 0
 
     faults = ChaosSwitch(chaos_dir, "tinyalpha").current()
-    assert faults.delay_ms == 250 and faults.fail_rate == 0.5 and faults.until is None
-    assert "tinyalpha" in city.agora("chaos", "status").stdout
+    assert faults.delay_ms == 250 and faults.fail_rate == 0.5
+    # Each fault ends at its own time: the untimed failure does not make the delay permanent.
+    assert faults.delay_until is not None and 55 < faults.delay_until - time.time() <= 60
+    assert faults.fail_until is None
+    status = city.agora("chaos", "status").stdout
+    assert "tinyalpha: delay 250 ms until " in status and status.rstrip().endswith("fail 50% of calls")
 
     assert city.agora("chaos", "clear").returncode == 0
     assert ChaosSwitch(chaos_dir, "tinyalpha").current().fail_rate == 0
