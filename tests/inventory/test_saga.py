@@ -8,6 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chassis.messaging import Envelope
+from inventory.domain import STARTER_STOCK
 from tests.inventory.conftest import Inventory, cancelled, confirmed, new_id, placed
 
 
@@ -223,3 +225,35 @@ async def test_stock_is_conserved_and_never_negative_whatever_the_order_of_event
     for product in products:
         if product in rows:
             assert held[product] == (rows[product]["reserved"], rows[product]["sold"])
+
+
+def product_created(product_id: str, *, starter: bool) -> Envelope:
+    return Envelope.new("catalog", "ProductCreated", {
+        "product_id": product_id, "sku": "SKU-1", "name": "Lamp", "description": "", "categories": ["lighting"],
+        "price": {"amount": 1250, "currency": "USD"}, "image_url": "", "starter": starter,
+    }, subject=product_id)
+
+
+async def test_a_starter_product_opens_with_stock_once_and_on_the_ledger(inventory: Inventory) -> None:
+    product = new_id()
+    event = product_created(product, starter=True)
+
+    assert await inventory.deliver(event) is True
+    assert await inventory.deliver(event) is False  # a redelivery is absorbed by the inbox
+    await inventory.deliver(product_created(product, starter=True))  # even a second announcement adds nothing
+
+    assert await inventory.stock(product) == (STARTER_STOCK, 0, 0)
+    [row] = [row for row in await inventory.audit() if row["product_id"] == product]
+    assert row["adjusted"] == row["available"] == STARTER_STOCK
+
+
+async def test_an_admins_figure_set_first_stays_and_other_products_open_empty(inventory: Inventory) -> None:
+    stocked_by_admin, created_by_admin = new_id(), new_id()
+    await inventory.set_stock(stocked_by_admin, 3)
+
+    await inventory.deliver(product_created(stocked_by_admin, starter=True))
+    await inventory.deliver(product_created(created_by_admin, starter=False))
+
+    assert await inventory.stock(stocked_by_admin) == (3, 0, 0)
+    assert await inventory.stock(created_by_admin) == (0, 0, 0)
+    assert created_by_admin not in {row["product_id"] for row in await inventory.audit()}

@@ -112,6 +112,7 @@ async def announce(conn: asyncpg.Connection, outbox: Outbox, products: Iterable[
             "product_id": product.id, "sku": product.sku, "name": product.name, "description": product.description,
             "price": {"amount": product.price_amount, "currency": product.currency},
             "categories": list(product.categories), "image_url": product.image_url or "",
+            "starter": isinstance(product, SeedProduct),
         }
         await outbox.add(conn, "ProductCreated", data, subject=product.id)
 

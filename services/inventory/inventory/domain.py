@@ -65,6 +65,10 @@ class Stock:
     sold: int = 0
 
 
+STARTER_STOCK = 100
+"""The opening stock of each product of the starter catalog a new city is seeded with."""
+
+
 def check_stock_quantity(quantity: int) -> int:
     if quantity < 0:
         raise InvalidQuantity("must not be negative")

@@ -64,6 +64,13 @@ async def _save(repo: Repository, outbox: Outbox, reservation: Reservation, conn
     reservation.events.clear()
 
 
+async def open_starter_stock(event: Envelope, conn: asyncpg.Connection, *, outbox: Outbox) -> None:
+    """ProductCreated: a product of the starter catalog gets an opening stock, so a new city sells
+    at once. Only a product never stocked: a figure an admin set first stays."""
+    if event.data.get("starter"):
+        await Repository(conn).open(event.data["product_id"], domain.STARTER_STOCK)
+
+
 async def set_stock(product_id: str, quantity: int, *, pool: asyncpg.Pool) -> Stock:
     domain.check_stock_quantity(quantity)
     async with pool.acquire() as conn, conn.transaction():
@@ -75,6 +82,7 @@ async def get_stock(product_ids: Sequence[str], *, pool: asyncpg.Pool) -> dict[s
 
 
 SUBSCRIPTIONS = {
+    "agora.catalog.ProductCreated.v1": open_starter_stock,
     "agora.orders.OrderPlaced.v1": reserve_stock,
     "agora.orders.OrderConfirmed.v1": sell_stock,
     "agora.orders.OrderCancelled.v1": return_stock,

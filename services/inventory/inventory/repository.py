@@ -84,6 +84,22 @@ class Repository:
             rows,
         )
 
+    async def open(self, product_id: str, quantity: int) -> None:
+        """Stocks a product never stocked before with `quantity` on sale (an adjustment); leaves
+        any other as it is."""
+        opened = await self._conn.fetchval(
+            "INSERT INTO stock (product_id, available) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+            product_id,
+            quantity,
+        )
+        if opened:
+            await self._conn.execute(
+                """INSERT INTO stock_movements (product_id, kind, available_delta, reserved_delta, sold_delta)
+                   VALUES ($1, 'adjust', $2, 0, 0)""",
+                product_id,
+                quantity,
+            )
+
     async def set_available(self, product_id: str, quantity: int) -> Stock:
         """Sets the units on sale, recording the difference as an adjustment."""
         await self._conn.execute("INSERT INTO stock (product_id) VALUES ($1) ON CONFLICT DO NOTHING", product_id)
