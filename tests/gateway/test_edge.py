@@ -172,3 +172,22 @@ async def test_a_product_id_longer_than_any_id_is_unknown_without_asking_catalog
 
     assert status == 404 and problem["detail"] == "no such product"
     assert edge.catalog.calls == []
+
+
+async def test_the_document_says_which_operations_want_a_bearer_token(edge: Edge) -> None:
+    _, document, _ = await get(f"{edge.url}/api/openapi.json")
+
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert document["paths"]["/api/v1/cart"]["get"]["security"] == [{"bearer": []}]
+    assert document["paths"]["/api/v1/admin/sales"]["get"]["security"] == [{"bearer": []}]
+    assert "security" not in document["paths"]["/api/v1/products"]["get"]
+    assert "security" not in document["paths"]["/api/v1/auth/login"]["post"]
+
+
+async def test_the_starter_catalogs_pictures_are_served(edge: Edge) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{edge.url}/static/products/kit-0001.svg") as picture:
+            assert picture.status == 200 and picture.content_type == "image/svg+xml"
+            assert "KIT-0001" in await picture.text()
+        async with http.get(f"{edge.url}/static/products/..%2Fsecrets.svg") as unknown:
+            assert unknown.status == 404 and unknown.content_type == "application/problem+json"

@@ -4,6 +4,7 @@ off, because it restarted, is taken up again without losing the change made mean
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from chassis.health import Readiness
 from chassis.resilience import Guard, load_policies
 from gateway.app import create_api
 from gateway.ratelimit import RateLimiter
+from gateway.routes.orders import GATEWAY_STOPPING
 from gateway.settings import GatewaySettings
 from gateway.upstreams import Upstreams
 from tests.orders.conftest import confirm, orders_service
@@ -29,12 +31,12 @@ RESUMING = ": orders unavailable, retrying"
 
 
 @contextlib.asynccontextmanager
-async def gateway_before(orders_port: int, tokens: Tokens) -> AsyncIterator[str]:
+async def gateway_before(orders_port: int, tokens: Tokens, stopping: asyncio.Event | None = None) -> AsyncIterator[str]:
     settings = GatewaySettings(service="gateway", http_port=free_port(), mtls="off")
     channel = open_channel(settings, "orders", Guard("orders", load_policies().for_dependency("orders")),
                            addresses=[f"127.0.0.1:{orders_port}"])
     upstreams = Upstreams(None, None, None, orders_pb2_grpc.OrdersServiceStub(channel), None, None, None, None, None)
-    api = create_api(settings, Readiness(), upstreams, tokens.verifier(), RateLimiter(None, "unused:"))  # type: ignore[arg-type]
+    api = create_api(settings, Readiness(), upstreams, tokens.verifier(), RateLimiter(None, "unused:"), stopping)  # type: ignore[arg-type]
     try:
         async with serving_http(api, settings.http_port) as url:
             yield url
@@ -82,3 +84,22 @@ async def next_status(stream: AsyncIterator[str]) -> str:
         if line != RESUMING:
             return line
     raise AssertionError("the stream ended")
+
+
+async def test_a_stopping_gateway_ends_its_follows_at_once_for_clients_to_follow_again(fresh_database: str, tmp_path: Path):
+    """Else each follow would hold the gateway's stop (a rolling restart) for its whole grace."""
+    port, tokens, stopping = free_port(), Tokens(), asyncio.Event()
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(gateway_before(port, tokens, stopping))
+        http = await stack.enter_async_context(aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {tokens.sign('ada')}"}, timeout=aiohttp.ClientTimeout(total=30)))
+        service = await stack.enter_async_context(orders_service(fresh_database, tmp_path, grpc_port=port, tokens=tokens))
+        fill_cart(service, "ada", (service.shop.add_product("Espresso cup", 1250), 1))
+        order = await service.place("ada")
+        response = await stack.enter_async_context(http.get(f"{url}/api/v1/orders/{order.order_id}/events"))
+        stream = lines_of(response)
+        assert await anext(stream) == "PENDING"
+
+        stopping.set()
+        async with asyncio.timeout(2):
+            assert [line async for line in stream] == [GATEWAY_STOPPING.decode().strip()]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+import zlib
 
 from agora.identity.v1 import identity_pb2
 from fastapi import FastAPI, Request
@@ -11,7 +14,7 @@ from starlette.routing import compile_path
 
 from chassis import auth
 from chassis.health import Readiness
-from chassis.http import create_app, problem_response
+from chassis.http import Problem, create_app, problem_response
 from gateway.microcache import MicroCache
 from gateway.openapi import document_problems
 from gateway.ratelimit import RateLimiter
@@ -33,7 +36,9 @@ def create_api(
     upstreams: Upstreams,
     verifier: auth.TokenVerifier,
     limiter: RateLimiter,
+    stopping: asyncio.Event | None = None,
 ) -> FastAPI:
+    """`stopping` is set when the gateway begins to stop (long-lived answers then end)."""
     guard = EdgeGuard(verifier=verifier, limiter=limiter, per_minute=settings.rate_limit_per_minute)
     app = create_app(
         service="gateway", readiness=readiness, title="Agora", version="1.0.0", description=DESCRIPTION, guard=guard
@@ -43,7 +48,8 @@ def create_api(
     # of the routing. Routes are matched in order, one by one, so the catalog reads that most
     # requests are for go first, ahead of the probes and the documentation.
     app.router.routes[:0] = catalog.router(upstreams, MicroCache(settings.catalog_cache_seconds)).routes
-    for routes in (identity.router(upstreams, limiter, settings), cart.router(upstreams), orders.router(upstreams),
+    for routes in (identity.router(upstreams, limiter, settings), cart.router(upstreams),
+                   orders.router(upstreams, stopping or asyncio.Event()),
                    admin.router(upstreams)):
         app.router.routes.extend(routes.routes)
     document_problems(app)
@@ -66,4 +72,26 @@ def create_api(
         body = json.dumps(auth.jwks_from_json(response.jwks_json))
         return Response(body, media_type="application/json", headers={"Cache-Control": "public, max-age=60"})
 
+    @app.get("/static/products/{sku}.svg", include_in_schema=False)
+    async def product_picture(sku: str) -> Response:
+        """The starter catalog's pictures (its `image_url`s): a drawn card with the product's SKU."""
+        if not _PICTURE_SKU.match(sku):
+            raise Problem(404, "no such picture")
+        return Response(_picture(sku.upper()), media_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
     return app
+
+
+_PICTURE_SKU = re.compile(r"^[a-z]{3}-[0-9]{4}$")
+
+
+def _picture(sku: str) -> str:
+    hue = zlib.crc32(sku.encode()) % 360
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="400" height="400" viewBox="0 0 400 400">'
+        f'<rect width="400" height="400" fill="hsl({hue},45%,85%)"/>'
+        f'<circle cx="200" cy="170" r="90" fill="hsl({hue},45%,60%)"/>'
+        f'<text x="200" y="330" font-family="sans-serif" font-size="36" text-anchor="middle" '
+        f'fill="hsl({hue},45%,25%)">{sku}</text></svg>'
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -38,7 +39,9 @@ async def build(app: runtime.ServiceApp) -> None:
             app.add_readiness_check(name, _serving(name, health_pb2_grpc.HealthStub(app.channel(name))))
     limiter = RateLimiter(redis, prefix=f"{settings.city}:gateway:")
     app.add_worker(limiter)
-    api = create_api(settings, app.readiness, upstreams, identity_verifier(app), limiter)
+    stopping = asyncio.Event()
+    app.on_stopping(stopping.set)
+    api = create_api(settings, app.readiness, upstreams, identity_verifier(app), limiter, stopping)
     app.serve_http(UvicornServer(api, settings.host, settings.http_port, graceful_seconds=settings.shutdown_grace_seconds))
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from pydantic.json_schema import models_json_schema
 
 from chassis.http import PROBLEM_JSON
 from gateway.models import ProblemDocument
-from gateway.security import PROBES
+from gateway.security import PROBES, require_admin, require_user
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
 _PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": _REF_TEMPLATE.format(model="ProblemDocument")}}}
@@ -22,6 +24,8 @@ _EDGE_ERRORS = {
 }
 _BODY_ERRORS = {"400": "the body is not valid JSON", "413": "request body over 1 MiB"}
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+_BEARER = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+           "description": "The access token from `POST /api/v1/auth/login`."}
 
 
 def document_problems(app: FastAPI) -> None:
@@ -30,6 +34,7 @@ def document_problems(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             _with_problems(generate())
+            _with_bearer(app.openapi_schema, app)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -51,3 +56,19 @@ def _with_problems(document: dict[str, Any]) -> None:
             for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400:
                     response["content"] = _PROBLEM_CONTENT
+
+
+def _with_bearer(document: dict[str, Any], app: FastAPI) -> None:
+    """The operations that want an access token say so, and `/api/docs` can send one."""
+    document["components"]["securitySchemes"] = {"bearer": _BEARER}
+    for route in app.routes:
+        if isinstance(route, APIRoute) and _wants_token(route.dependant):
+            for method in route.methods:
+                document["paths"][route.path_format][method.lower()]["security"] = [{"bearer": []}]
+
+
+def _wants_token(dependant: Dependant) -> bool:
+    return any(
+        dependency.call in (require_user, require_admin) or _wants_token(dependency)
+        for dependency in dependant.dependencies
+    )

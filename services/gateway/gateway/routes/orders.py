@@ -28,6 +28,7 @@ TERMINAL = {"SHIPPED", "CANCELLED"}
 FOLLOW_MAX_SECONDS = 600
 FIRST_ANSWER_SECONDS = 2.0
 """How long orders may take to answer a follow with the order as it is, as for GetOrder."""
+GATEWAY_STOPPING = b": this gateway is stopping; follow again\n\n"
 RESUME_SECONDS = 1.0
 """The pause before following again a stream orders broke off (it restarted, say)."""
 _IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
@@ -115,7 +116,9 @@ async def _idempotency_key(key: Annotated[str | None, Header(alias="Idempotency-
     return key
 
 
-def router(upstreams: Upstreams) -> APIRouter:
+def router(upstreams: Upstreams, stopping: asyncio.Event) -> APIRouter:
+    """`stopping` is set when this gateway begins to stop: its follows end then, and their
+    clients follow again through another instance, instead of holding the stop for its grace."""
     routes = APIRouter(prefix="/api/v1/orders", tags=["orders"],
                        responses={401: {"description": "no valid access token"}})
 
@@ -177,7 +180,8 @@ def router(upstreams: Upstreams) -> APIRouter:
             raise as_problem(error, "orders") from None
         if first is grpc.aio.EOF:  # orders ends a follow only after a terminal status
             raise Problem(503, "orders is unavailable; try again shortly", headers={"Retry-After": "1"})
-        return StreamingResponse(_status_changes(upstreams, first, watch, deadline), media_type="text/event-stream",
+        return StreamingResponse(_status_changes(upstreams, first, watch, deadline, stopping),
+                                 media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     @routes.post("/{order_id}/cancel", status_code=202, response_model=Order, summary="Cancel before dispatch",
@@ -206,12 +210,15 @@ def _watch(upstreams: Upstreams, order_id: str, deadline: float) -> Any:
     return upstreams.orders.WatchOrder(orders_pb2.WatchOrderRequest(order_id=order_id), timeout=remaining)
 
 
-async def _status_changes(upstreams: Upstreams, first: Any, watch: Any, deadline: float) -> AsyncIterator[bytes]:
+async def _status_changes(
+    upstreams: Upstreams, first: Any, watch: Any, deadline: float, stopping: asyncio.Event
+) -> AsyncIterator[bytes]:
     """Server-sent events: the current status, then each change as orders pushes it, ending after
-    a terminal one. A follow orders broke off is taken up again; it starts with the order as it
-    is, sent on only if its status changed meanwhile."""
+    a terminal one, or early when the gateway stops. A follow orders broke off is taken up again;
+    it starts with the order as it is, sent on only if its status changed meanwhile."""
     last_status = None
     order = first
+    stopped = asyncio.ensure_future(stopping.wait())
     try:
         while True:
             if order.status != last_status:
@@ -219,8 +226,14 @@ async def _status_changes(upstreams: Upstreams, first: Any, watch: Any, deadline
                 yield f"event: status\ndata: {json.dumps(views.order(order))}\n\n".encode()
                 if order.status in TERMINAL:
                     return
+            reading = asyncio.ensure_future(watch.read())
+            await asyncio.wait((reading, stopped), return_when=asyncio.FIRST_COMPLETED)
+            if not reading.done():
+                reading.cancel()
+                yield GATEWAY_STOPPING
+                return
             try:
-                pushed = await watch.read()
+                pushed = reading.result()
             except grpc.aio.AioRpcError as error:
                 if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
                     return
@@ -235,4 +248,5 @@ async def _status_changes(upstreams: Upstreams, first: Any, watch: Any, deadline
             watch.cancel()
             watch = _watch(upstreams, first.order_id, deadline)
     finally:
+        stopped.cancel()
         watch.cancel()
