@@ -301,6 +301,7 @@ async def _health_report(city: dict[str, Any]) -> dict[str, list[dict[str, Any]]
         healthy = alive and await http_status(host, int(port), "/readyz") == 200
         return {
             "name": entry["name"],
+            "instance": entry["instance"],
             "pid": entry["pid"],
             "healthy": healthy,
             "stopped": entry.get("stopped", False),
@@ -327,7 +328,9 @@ async def _health_report(city: dict[str, Any]) -> dict[str, list[dict[str, Any]]
 
 
 def _print_status(city: dict[str, Any], report: dict[str, list[dict[str, Any]]]) -> None:
-    table = Table(title=f"city {city['city']}: {city['status']} ({city['home']})", title_justify="left")
+    unhealthy = sum(not health["healthy"] for health in report["services"] + report["infra"])
+    condition = f"degraded, {unhealthy} not healthy" if city["status"] == "ready" and unhealthy else city["status"]
+    table = Table(title=f"city {city['city']}: {condition} ({city['home']})", title_justify="left")
     for column in ("name", "pid", "health", "http", "gRPC", "restarts"):
         table.add_column(column)
     for entry, health in zip(city["services"], report["services"], strict=True):

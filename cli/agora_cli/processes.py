@@ -44,6 +44,8 @@ class Child:
     stopping: bool = False
     # Stopped by the operator (`agora chaos stop`): not restarted until `resume`.
     held: bool = False
+    # Where this run's lines begin in the log, which earlier runs' lines precede.
+    log_start: int | None = None
 
     @property
     def pid(self) -> int | None:
@@ -51,6 +53,8 @@ class Child:
 
     def spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.log_start is None:
+            self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.process = self._fork() or self._exec()
         self.started_at = time.monotonic()
         self.created = create_time(self.process.pid)
@@ -141,11 +145,12 @@ def same_process_alive(pid: int | None, started: float | None) -> bool:
         return False
 
 
-def tail(path: Path, lines: int = 20) -> list[str]:
+def tail(path: Path, lines: int = 20, *, since: int = 0) -> list[str]:
+    """The last `lines` lines of the log, of those written after byte `since`."""
     try:
         with open(path, "rb") as file:
             file.seek(0, os.SEEK_END)
-            file.seek(max(0, file.tell() - 64 * 1024))
+            file.seek(max(since, file.tell() - 64 * 1024))
             return file.read().decode(errors="replace").splitlines()[-lines:]
     except FileNotFoundError:
         return []

