@@ -95,6 +95,16 @@ async def check_external(server: Infra) -> None:
         await connection.close()
 
 
+async def close_maintenance_databases(admin_url: str) -> None:
+    """Service roles connect only to their own database, not to the embedded cluster's `postgres`
+    and `template1` either (an external server's are its operator's business)."""
+    connection = await asyncpg.connect(admin_url, timeout=5)
+    try:
+        await connection.execute("REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC")
+    finally:
+        await connection.close()
+
+
 async def _logs_in(url: str) -> bool:
     try:
         connection = await asyncpg.connect(url, timeout=2)

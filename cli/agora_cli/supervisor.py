@@ -231,6 +231,8 @@ class Supervisor:
         self._write_state()
         if not await wait_until(lambda: infra.answers(server), timeout=self.timeout):
             raise AgoraError(f"{name} did not start (see {server.child.log_path})", tail(server.child.log_path))
+        if name == "postgres":
+            await infra.close_maintenance_databases(server.url)
         self._infra_ready.add(name)
         self._milestone(f"{name} ready")
 

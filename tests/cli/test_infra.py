@@ -73,6 +73,10 @@ async def test_a_service_role_reaches_only_its_own_database_and_needs_its_passwo
 
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await asyncpg.connect(beta.rsplit("/", 1)[0] + f"/{city}_alpha")
+    await infra.close_maintenance_databases(postgres.url)
+    for maintenance in ("postgres", "template1"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await asyncpg.connect(beta.rsplit("/", 1)[0] + f"/{maintenance}")
     with pytest.raises(asyncpg.InvalidPasswordError):
         await asyncpg.connect(alpha.replace("alpha-secret", "guess"))
 
