@@ -36,6 +36,9 @@ from agora_cli.secrets_store import password
 from agora_cli.topology import Service, callers_of
 
 CLI_IDENTITY = infra.OPERATOR
+# The services the operator's commands call: identity (the first admin, `agora keys rotate`) and
+# analytics (`agora replay analytics`). No other service accepts the operator's certificate.
+OPERATOR_CALLS = frozenset({"identity", "analytics"})
 _POLL_SECONDS = 0.1
 # A service that keeps exiting before it was ever ready fails `agora up` at once, not at its timeout.
 _CRASHES_WHILE_STARTING = 3
@@ -301,7 +304,9 @@ class Supervisor:
             AGORA_PEERS=json.dumps(
                 {callee: self._grpc_addresses(callee) for callee in service.calls if self._grpc_addresses(callee)}
             ),
-            AGORA_ALLOWED_CALLERS=",".join([*callers_of(self.services, service.name), CLI_IDENTITY]),
+            AGORA_ALLOWED_CALLERS=",".join(
+                [*callers_of(self.services, service.name), *([CLI_IDENTITY] if service.name in OPERATOR_CALLS else [])]
+            ),
             AGORA_TLS_DIR=str(home.tls),
             AGORA_MTLS="on" if self.config.mtls else "off",
             AGORA_CHAOS_DIR=str(home.chaos),

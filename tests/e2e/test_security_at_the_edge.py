@@ -118,16 +118,17 @@ async def test_forged_tokens_get_401_at_the_gateway_and_are_refused_by_the_servi
 
 async def test_a_service_refuses_callers_the_topology_does_not_allow(city: City, shopper: Client) -> None:
     tls = city.home / "tls"
-    credentials = grpc.ssl_channel_credentials(
-        (tls / "ca.pem").read_bytes(), (tls / "payments.key").read_bytes(), (tls / "payments.pem").read_bytes()
-    )
     orders_address = next(s["grpc"] for s in city.status()["services"] if s["name"] == "orders")
-    async with grpc.aio.secure_channel(orders_address, credentials,
-                                       options=[("grpc.ssl_target_name_override", "localhost")]) as channel:
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await orders_pb2_grpc.OrdersServiceStub(channel).ListOrders(
-                orders_pb2.ListOrdersRequest(), metadata=[("authorization", f"Bearer {shopper.token}")], timeout=5)
-    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    for caller in ("payments", "cli"):  # the operator's commands call identity and analytics only
+        credentials = grpc.ssl_channel_credentials(
+            (tls / "ca.pem").read_bytes(), (tls / f"{caller}.key").read_bytes(), (tls / f"{caller}.pem").read_bytes()
+        )
+        async with grpc.aio.secure_channel(orders_address, credentials,
+                                           options=[("grpc.ssl_target_name_override", "localhost")]) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await orders_pb2_grpc.OrdersServiceStub(channel).ListOrders(
+                    orders_pb2.ListOrdersRequest(), metadata=[("authorization", f"Bearer {shopper.token}")], timeout=5)
+        assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED, caller
     async with grpc.aio.insecure_channel(orders_address) as plain:
         with pytest.raises(grpc.aio.AioRpcError) as no_tls:
             await orders_pb2_grpc.OrdersServiceStub(plain).ListOrders(orders_pb2.ListOrdersRequest(), timeout=3)
