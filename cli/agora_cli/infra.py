@@ -244,6 +244,11 @@ def operator_nats_url(home: Home, entry: Mapping[str, object]) -> str:
     return nats_login(home, url, OPERATOR) if entry.get("embedded") else url
 
 
+_HISTORY_ERASERS = [
+    f"$JS.API.STREAM.{operation}.>" for operation in ("DELETE", "PURGE", "MSG.DELETE", "SNAPSHOT", "RESTORE")
+]
+
+
 def nats_login(home: Home, url: str, user: str) -> str:
     """`url` of the city's embedded NATS, with `user`'s password in it."""
     return with_login(url, user, password(home.secrets, f"nats-{user}")[0])
@@ -253,13 +258,14 @@ def nats_authorization(city: str, passwords: Mapping[str, str], operator: str) -
     """NATS's `authorization` block (its config reads JSON). A service publishes its own events
     (`<city>.<service>.>`) and dead letters, and speaks the JetStream API; it receives only on its
     inboxes, where its pull requests and API calls are answered. So no service, and no one without
-    a password, can publish an event in another's name: a forged OrderCancelled would refund.
-    The operator (`agora dlq replay`) may do anything."""
+    a password, can publish an event in another's name: a forged OrderCancelled would refund. Nor
+    can a service erase history: deleting or purging a stream, or a message in one, is the
+    operator's (`agora dlq replay`), who may do anything."""
 
     def permissions(service: str) -> dict[str, object]:
         own = [f"{city}.{service}.>", f"{city}.dlq.{service}"]
         return {
-            "publish": {"allow": ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", *own]},
+            "publish": {"allow": ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", *own], "deny": _HISTORY_ERASERS},
             "subscribe": {"allow": ["_INBOX.>"]},
         }
 

@@ -147,15 +147,19 @@ async def test_only_a_service_itself_may_publish_its_events_on_the_bus(city: Cit
     async def on_error(error: Exception) -> None:
         refused.append(error)
 
+    city_id = city.env.get("AGORA_CITY", "agora")
     payments = await nats.connect(nats_login(Home(city.home), entry["url"], "payments"), error_cb=on_error)
     try:
-        forged = payments.jetstream(timeout=1).publish(f"{city.env.get('AGORA_CITY', 'agora')}.orders.OrderCancelled",
-                                                        b"{}", headers={"Nats-Msg-Id": uuid.uuid4().hex})
+        js = payments.jetstream(timeout=1)
         with pytest.raises(nats.errors.TimeoutError):  # the server drops it and says why
-            await forged
+            await js.publish(f"{city_id}.orders.OrderCancelled", b"{}", headers={"Nats-Msg-Id": uuid.uuid4().hex})
+        with pytest.raises(nats.errors.TimeoutError):  # nor may it erase the history others rebuild from
+            await js.purge_stream(f"{city_id}_ORDERS".upper())
     finally:
         await payments.close()
-    assert any("permissions violation for publish" in str(error).lower() for error in refused), refused
+    violations = [str(error).lower() for error in refused]
+    assert any("permissions violation for publish to" in error and "ordercancelled" in error for error in violations)
+    assert any("permissions violation for publish to" in error and "purge" in error for error in violations)
 
 
 async def test_a_client_cannot_set_roles_price_status_or_user(city: City, http: aiohttp.ClientSession) -> None:
