@@ -212,16 +212,20 @@ def _plain_env() -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": "/tmp"}
 
 
-def nats(home: Home, port: int, monitor_port: int, *, city: str, passwords: Mapping[str, str], operator: str) -> Infra:
+OPERATOR = "cli"
+"""The operator's name (the `agora` commands): its certificate, and its login to the embedded NATS."""
+
+
+def nats(home: Home, port: int, monitor_port: int, *, city: str, passwords: Mapping[str, str]) -> Infra:
     """The embedded NATS with JetStream, where each of `passwords`' users must log in (the services
-    and the `operator`), and each service may publish only its own events (`nats_authorization`)."""
+    and the `OPERATOR`), and each service may publish only its own events (`nats_authorization`)."""
     executable = Path(sys.executable).parent / "nats-server"
     if not executable.exists():
         executable = Path(shutil.which("nats-server") or "nats-server")
     config = home.root / "nats.conf"
     descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the passwords
     with os.fdopen(descriptor, "w") as file:
-        json.dump(nats_authorization(city, passwords, operator), file, indent=2)
+        json.dump(nats_authorization(city, passwords), file, indent=2)
     child = Child(
         "nats",
         [
@@ -232,10 +236,6 @@ def nats(home: Home, port: int, monitor_port: int, *, city: str, passwords: Mapp
         home.log_of("nats"),
     )
     return Infra("nats", f"nats://{HOST}:{port}", child=child, port=monitor_port, health_path="/healthz")
-
-
-OPERATOR = "cli"
-"""The operator's name (the `agora` commands): its certificate, and its login to the embedded NATS."""
 
 
 def operator_nats_url(home: Home, entry: Mapping[str, object]) -> str:
@@ -254,7 +254,7 @@ def nats_login(home: Home, url: str, user: str) -> str:
     return with_login(url, user, password(home.secrets, f"nats-{user}")[0])
 
 
-def nats_authorization(city: str, passwords: Mapping[str, str], operator: str) -> dict[str, object]:
+def nats_authorization(city: str, passwords: Mapping[str, str]) -> dict[str, object]:
     """NATS's `authorization` block (its config reads JSON). A service publishes its own events
     (`<city>.<service>.>`) and dead letters, and speaks the JetStream API; it receives only on its
     inboxes, where its pull requests and API calls are answered. So no service, and no one without
@@ -270,7 +270,7 @@ def nats_authorization(city: str, passwords: Mapping[str, str], operator: str) -
         }
 
     users = [
-        {"user": user, "password": secret, **({} if user == operator else {"permissions": permissions(user)})}
+        {"user": user, "password": secret, **({} if user == OPERATOR else {"permissions": permissions(user)})}
         for user, secret in passwords.items()
     ]
     return {"authorization": {"users": users}}

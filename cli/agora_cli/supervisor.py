@@ -248,10 +248,7 @@ class Supervisor:
         if name == "nats":
             users = [*self.services, CLI_IDENTITY]
             passwords = {user: password(home.secrets, f"nats-{user}")[0] for user in users}
-            return infra.nats(
-                home, self._ports.pick(), self._ports.pick(), city=self.config.city, passwords=passwords,
-                operator=CLI_IDENTITY,
-            )
+            return infra.nats(home, self._ports.pick(), self._ports.pick(), city=self.config.city, passwords=passwords)
         if name == "redis":
             return infra.redis(home, self._ports.pick())
         return infra.smtp(home, self._ports.pick())
