@@ -75,6 +75,17 @@ async def running_service(app: ServiceApp) -> AsyncIterator[ServiceApp]:
         await task
 
 
+class Dependency:
+    """A readiness check on a dependency a test takes away (`down = True`) and brings back."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    async def check(self) -> None:
+        if self.down:
+            raise ConnectionError("unreachable")
+
+
 class Tokens:
     """Signs access tokens the way identity does; a service verifies them against this JWKS."""
 

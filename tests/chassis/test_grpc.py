@@ -16,7 +16,7 @@ from chassis.chaos import ChaosSwitch
 from chassis.grpc import GrpcServer, open_channel, set_request_context
 from chassis.resilience import Guard, load_policies
 from chassis.settings import ServiceSettings
-from tests.support import free_port
+from tests.support import Dependency, free_port
 
 Behaviour = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
 
@@ -191,14 +191,9 @@ async def test_the_health_service_answers_what_readiness_says(running: list[Grpc
 
     from chassis.health import Readiness
 
-    database_up = True
-
-    async def database() -> None:
-        if not database_up:
-            raise ConnectionError("database unreachable")
-
+    database = Dependency()
     readiness = Readiness()
-    readiness.add("postgres", database)
+    readiness.add("postgres", database.check)
     config = settings("hop1", None)
     server = GrpcServer(config, verifier=lambda: None, chaos=ChaosSwitch(None, "hop1"), readiness=readiness)
     await server.start()
@@ -210,9 +205,9 @@ async def test_the_health_service_answers_what_readiness_says(running: list[Grpc
         assert await status() == health_pb2.HealthCheckResponse.NOT_SERVING  # still starting
         readiness.accepting = True
         assert await status() == health_pb2.HealthCheckResponse.SERVING
-        database_up = False
+        database.down = True
         assert await status() == health_pb2.HealthCheckResponse.NOT_SERVING
-        database_up = True
+        database.down = False
         assert await status() == health_pb2.HealthCheckResponse.SERVING
 
 

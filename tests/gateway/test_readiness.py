@@ -10,18 +10,13 @@ from chassis.grpc import GrpcServer
 from chassis.health import Readiness
 from chassis.settings import ServiceSettings
 from gateway.bootstrap import _serving
-from tests.support import free_port
+from tests.support import Dependency, free_port
 
 
 async def test_an_essential_service_that_runs_but_cannot_serve_makes_the_gateway_unready() -> None:
-    catalog_database_up = True
-
-    async def catalog_database() -> None:
-        if not catalog_database_up:
-            raise ConnectionError("database unreachable")
-
+    catalog_database = Dependency()
     catalog_readiness = Readiness()
-    catalog_readiness.add("postgres", catalog_database)
+    catalog_readiness.add("postgres", catalog_database.check)
     catalog_readiness.accepting = True
     config = ServiceSettings(service="catalog", http_port=free_port(), grpc_port=free_port(), mtls="off")
     catalog = GrpcServer(config, verifier=lambda: None, chaos=ChaosSwitch(None, "catalog"), readiness=catalog_readiness)
@@ -32,8 +27,8 @@ async def test_an_essential_service_that_runs_but_cannot_serve_makes_the_gateway
         gateway.add("catalog", _serving("catalog", health_pb2_grpc.HealthStub(channel)))
 
         assert await gateway.failing() == []
-        catalog_database_up = False
+        catalog_database.down = True
         assert await gateway.failing() == ["catalog"]
-        catalog_database_up = True
+        catalog_database.down = False
         assert await gateway.failing() == []
     await catalog.stop(0)
