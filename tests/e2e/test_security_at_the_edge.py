@@ -219,6 +219,19 @@ async def test_login_brute_force_is_stopped_within_twenty_attempts(city: City, h
     assert statuses[-1] == 429 and set(statuses[:-1]) == {401}
 
 
+async def test_only_wrong_guesses_count_against_the_login_limit(city: City, http: aiohttp.ClientSession) -> None:
+    """A client that knows the password (a test suite signing the admin in per test, say) is not
+    locked out, while a guesser still is (above)."""
+    user = await Client(http, city.base_url).sign_up()
+    me = await user.request("GET", "/api/v1/me")
+    statuses = []
+    for _ in range(25):  # more than the city's login limit of 20 a minute
+        async with http.post(city.base_url + "/api/v1/auth/login",
+                             json={"email": me.body["email"], "password": "correct horse battery"}) as answer:
+            statuses.append(answer.status)
+    assert set(statuses) == {200}
+
+
 def test_no_password_or_token_reaches_the_logs(city: City) -> None:
     logs = "\n".join(path.read_text(errors="replace") for path in Path(city.home / "logs").glob("*.log"))
     for secret in (ADMIN_PASSWORD, "correct horse battery", "long enough pw", "tok_visa"):

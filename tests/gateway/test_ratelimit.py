@@ -72,3 +72,26 @@ async def test_a_new_window_starts_a_new_count(redis: Redis, prefix: str) -> Non
     now[0] += 60
     assert limiter.hit_fast("api", "u", 1).allowed
     await limiter.sync()
+
+
+async def test_a_refunded_hit_no_longer_counts_in_the_window_it_was_taken_from(redis: Redis, prefix: str) -> None:
+    now = [1000.0]
+    limiter = RateLimiter(redis, prefix, window_seconds=60, clock=lambda: now[0])
+    hits = [await limiter.hit("login", "ada|1.2.3.4", 3) for _ in range(3)]
+    for hit in hits[:2]:
+        await limiter.refund(hit)
+    assert [(await limiter.hit("login", "ada|1.2.3.4", 3)).allowed for _ in range(3)] == [True, True, False]
+
+    late = await limiter.hit("login", "bob|1.2.3.4", 1)
+    now[0] += 60  # the refund arrives in the next window: it is taken from the one the hit went to
+    await limiter.refund(late)
+    assert [(await limiter.hit("login", "bob|1.2.3.4", 1)).allowed for _ in range(2)] == [True, False]
+
+
+async def test_a_hit_counted_in_memory_while_redis_was_away_is_refunded_there() -> None:
+    unreachable = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    limiter = RateLimiter(unreachable, "nowhere:")
+    await limiter.refund(await limiter.hit("login", "x", 1))
+    assert (await limiter.hit("login", "x", 1)).allowed
+    assert not (await limiter.hit("login", "x", 1)).allowed
+    await unreachable.aclose()

@@ -37,6 +37,8 @@ class Verdict(NamedTuple):
     limit: int
     remaining: int
     reset_seconds: int
+    counter: str = ""
+    """The window's counter the hit went to, which `RateLimiter.refund` takes it back from."""
 
     def headers(self) -> dict[str, str]:
         headers = {
@@ -74,11 +76,11 @@ class RateLimiter:
         reset = max(1, int((window + 1) * self._window - now + 0.999))
         return f"{self._prefix}rl:{scope}:{key}:{window}", reset
 
-    def _verdict(self, scope: str, count: int, limit: int, reset: int) -> Verdict:
+    def _verdict(self, scope: str, count: int, limit: int, reset: int, counter: str) -> Verdict:
         allowed = count <= limit
         if not allowed:
             limited.labels(scope).inc()
-        return Verdict(allowed, limit, max(0, limit - count), reset)
+        return Verdict(allowed, limit, max(0, limit - count), reset, counter)
 
     async def hit(self, scope: str, key: str, limit: int) -> Verdict:
         """Exact: one Redis round trip."""
@@ -92,7 +94,20 @@ class RateLimiter:
             limiter_unavailable.inc()
             log.warning("ratelimit_unavailable", error=str(error))
             return self.hit_fast(scope, key, limit)
-        return self._verdict(scope, count, limit, reset)
+        return self._verdict(scope, count, limit, reset, redis_key)
+
+    async def refund(self, hit: Verdict) -> None:
+        """Takes back a hit that turned out not to count (a login that succeeded), from the window
+        it went to: in memory if Redis was away when it was counted, else in Redis."""
+        window = self._windows.get(hit.counter)
+        if window is not None:
+            window.unsynced -= 1  # a sync carries it to Redis like any local count
+            return
+        try:
+            await self._redis.decr(hit.counter)
+        except (RedisError, OSError) as error:
+            limiter_unavailable.inc()
+            log.warning("ratelimit_unavailable", error=str(error))
 
     def hit_fast(self, scope: str, key: str, limit: int) -> Verdict:
         """In memory; Redis learns of it within `sync_seconds`."""
@@ -101,7 +116,7 @@ class RateLimiter:
         if window is None:
             window = self._windows[redis_key] = _Window()
         window.unsynced += 1
-        return self._verdict(scope, window.shared + window.unsynced, limit, reset)
+        return self._verdict(scope, window.shared + window.unsynced, limit, reset, redis_key)
 
     async def sync(self) -> None:
         """Adds local counts to Redis and reads back the shared totals; forgets past windows."""

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from chassis.http import Problem
 from gateway.models import NOT_BLANK, STORABLE
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import RateLimiter, Verdict
 from gateway.security import CurrentUser
 from gateway.settings import GatewaySettings
 from gateway.upstream import call
@@ -66,10 +66,11 @@ def _tokens(pair: identity_pb2.TokenPair) -> JSONResponse:
 def router(upstreams: Upstreams, limiter: RateLimiter, settings: GatewaySettings) -> APIRouter:
     routes = APIRouter(prefix="/api/v1", tags=["identity"])
 
-    async def limit(scope: str, key: str, per_minute: int) -> None:
+    async def limit(scope: str, key: str, per_minute: int) -> Verdict:
         verdict = await limiter.hit(scope, key, per_minute)
         if not verdict.allowed:
             raise Problem(429, "too many attempts; wait before trying again", headers=verdict.headers())
+        return verdict
 
     def address(request: Request) -> str:
         return request.client.host if request.client else "unknown"
@@ -86,10 +87,14 @@ def router(upstreams: Upstreams, limiter: RateLimiter, settings: GatewaySettings
     @routes.post("/auth/login", response_model=Tokens, summary="Exchange credentials for tokens",
                  responses={401: {"description": "wrong email or password"}})
     async def login(body: Credentials, request: Request) -> JSONResponse:
-        await limit("login", f"{body.email.strip().lower()}|{address(request)}", settings.login_rate_limit_per_minute)
+        attempt = await limit("login", f"{body.email.strip().lower()}|{address(request)}",
+                              settings.login_rate_limit_per_minute)
         pair = await call("identity", upstreams.identity, "Login", identity_pb2.LoginRequest(
             email=body.email, password=body.password
         ))
+        # Only wrong guesses count against the brute-force limit: a client that knows the
+        # password may log in as often as it likes (within the edge-wide limit).
+        await limiter.refund(attempt)
         return _tokens(pair)
 
     @routes.post("/auth/refresh", response_model=Tokens, summary="Rotate a refresh token for a new pair",
