@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import Path
+from fastapi import Depends, Path
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -55,9 +55,14 @@ def known(identifier: str, what: str) -> str:
     return identifier
 
 
-async def product_id(product_id: Annotated[str, Path(min_length=1)]) -> str:
+async def _product_id(product_id: Annotated[str, Path(min_length=1)]) -> str:
     return known(product_id, "product")
 
 
-async def order_id(order_id: Annotated[str, Path(min_length=1)]) -> str:
+async def _order_id(order_id: Annotated[str, Path(min_length=1)]) -> str:
     return known(order_id, "order")
+
+
+# Route parameters: a path's id, judged by `known` (404 when it is longer than any of ours).
+ProductId = Annotated[str, Depends(_product_id)]
+OrderId = Annotated[str, Depends(_order_id)]

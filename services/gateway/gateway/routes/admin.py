@@ -8,18 +8,18 @@ from agora.analytics.v1 import analytics_pb2
 from agora.catalog.v1 import catalog_pb2
 from agora.common.v1 import common_pb2
 from agora.inventory.v1 import inventory_pb2
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from chassis.http import Problem
-from gateway import params, views
+from gateway import views
 from gateway.models import NOT_BLANK, STORABLE, Money, ProductSummary
+from gateway.params import ProductId
 from gateway.security import CurrentAdmin
 from gateway.upstream import call
 from gateway.upstreams import Upstreams
 
-ProductId = Annotated[str, Depends(params.product_id)]
 MAX_PRICE = 10_000_000_000
 """100 million in major units: any cart of such products still totals within a 64-bit integer."""
 Storable = Annotated[str, Field(pattern=STORABLE)]

@@ -5,17 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from agora.cart.v1 import cart_pb2
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from gateway import params, views
 from gateway.models import Money
+from gateway.params import ProductId
 from gateway.security import CurrentUser
 from gateway.upstream import call
 from gateway.upstreams import Upstreams
-
-ProductId = Annotated[str, Depends(params.product_id)]
 
 
 class Quantity(BaseModel):

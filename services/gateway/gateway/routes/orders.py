@@ -18,8 +18,9 @@ from pydantic import BaseModel, Field
 
 from chassis.http import Problem
 from chassis.resilience import ResilienceError
-from gateway import params, views
+from gateway import views
 from gateway.models import NOT_BLANK, STORABLE, Money
+from gateway.params import OrderId
 from gateway.security import CurrentUser
 from gateway.upstream import as_problem, call, optional, running
 from gateway.upstreams import Upstreams
@@ -33,7 +34,6 @@ RESUME_SECONDS = 1.0
 """The pause before following again a stream orders broke off (it restarted, say)."""
 _IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 
-OrderId = Annotated[str, Depends(params.order_id)]
 # The orders service's rules, stated here so the OpenAPI document tells clients what is valid.
 Line = Annotated[str, Field(max_length=200, pattern=NOT_BLANK)]
 
