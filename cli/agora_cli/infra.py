@@ -15,7 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -216,15 +216,17 @@ OPERATOR = "cli"
 """The operator's name (the `agora` commands): its certificate, and its login to the embedded NATS."""
 
 
-def nats(home: Home, port: int, monitor_port: int, *, city: str, passwords: Mapping[str, str]) -> Infra:
-    """The embedded NATS with JetStream, where each of `passwords`' users must log in (the services
-    and the `OPERATOR`), and each service may publish only its own events (`nats_authorization`)."""
+def nats(home: Home, port: int, monitor_port: int, *, city: str, services: Iterable[str]) -> Infra:
+    """The embedded NATS with JetStream, where each service and the `OPERATOR` must log in with
+    its own password (`nats_login`), and each service may publish only its own events
+    (`nats_authorization`)."""
     executable = Path(sys.executable).parent / "nats-server"
     if not executable.exists():
         executable = Path(shutil.which("nats-server") or "nats-server")
     config = home.root / "nats.conf"
     descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the passwords
     with os.fdopen(descriptor, "w") as file:
+        passwords = {user: _nats_password(home, user) for user in [*services, OPERATOR]}
         json.dump(nats_authorization(city, passwords), file, indent=2)
     child = Child(
         "nats",
@@ -251,7 +253,11 @@ _HISTORY_ERASERS = [
 
 def nats_login(home: Home, url: str, user: str) -> str:
     """`url` of the city's embedded NATS, with `user`'s password in it."""
-    return with_login(url, user, password(home.secrets, f"nats-{user}")[0])
+    return with_login(url, user, _nats_password(home, user))
+
+
+def _nats_password(home: Home, user: str) -> str:
+    return password(home.secrets, f"nats-{user}")[0]
 
 
 def nats_authorization(city: str, passwords: Mapping[str, str]) -> dict[str, object]:

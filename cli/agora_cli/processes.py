@@ -51,6 +51,10 @@ class Child:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    def recent_log(self, lines: int = 20) -> list[str]:
+        """The last lines of the log that this run of the supervisor wrote."""
+        return tail(self.log_path, lines, since=self.log_start or 0)
+
     def spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self.log_start is None:

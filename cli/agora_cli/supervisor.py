@@ -246,9 +246,7 @@ class Supervisor:
             superuser_password, _ = password(home.secrets, "postgres")
             return await asyncio.to_thread(infra.postgres, home, port, superuser_password)
         if name == "nats":
-            users = [*self.services, CLI_IDENTITY]
-            passwords = {user: password(home.secrets, f"nats-{user}")[0] for user in users}
-            return infra.nats(home, self._ports.pick(), self._ports.pick(), city=self.config.city, passwords=passwords)
+            return infra.nats(home, self._ports.pick(), self._ports.pick(), city=self.config.city, services=self.services)
         if name == "redis":
             return infra.redis(home, self._ports.pick())
         return infra.smtp(home, self._ports.pick())
@@ -341,7 +339,7 @@ class Supervisor:
             if self.status == "starting" and child is not None and child.crashes_in_a_row >= _CRASHES_WHILE_STARTING:
                 raise AgoraError(
                     f"{instance.name} exited {child.crashes_in_a_row} times while starting (log: {child.log_path})",
-                    tail(child.log_path, since=child.log_start or 0),
+                    child.recent_log(),
                 )
             await asyncio.sleep(_POLL_SECONDS)
         instance.ready = True
@@ -358,7 +356,7 @@ class Supervisor:
                 log = server.child.log_path
                 return AgoraError(
                     f"{name} did not start within {self.timeout:g} s (log: {log})",
-                    tail(log, since=server.child.log_start or 0),
+                    server.child.recent_log(),
                 )
         waiting = [instance for instance in self.instances if not instance.ready]
         if not waiting:
@@ -371,7 +369,7 @@ class Supervisor:
             )
         return AgoraError(
             f"{first.name} did not become ready within {self.timeout:g} s (log: {log})",
-            tail(log, since=first.child.log_start or 0),
+            first.child.recent_log(),
         )
 
     async def _watch(self) -> None:

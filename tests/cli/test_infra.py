@@ -52,7 +52,7 @@ async def postgres(home: Home) -> AsyncIterator[infra.Infra]:
 
 
 async def test_nats_redis_and_smtp_start_answer_and_stop(home: Home) -> None:
-    nats = infra.nats(home, free_port(), free_port(), city="c", passwords={infra.OPERATOR: "operator-secret"})
+    nats = infra.nats(home, free_port(), free_port(), city="c", services=["tinyalpha"])
     servers = [nats, infra.redis(home, free_port()), infra.smtp(home, free_port())]
     await asyncio.gather(*(started(server) for server in servers))
     for server in servers:
