@@ -13,7 +13,7 @@ from rich.table import Table
 
 from agora_cli import state
 from agora_cli.config import home_from_env
-from agora_cli.errors import AgoraError
+from agora_cli.errors import AgoraError, one_line_errors
 from agora_cli.infra import operator_nats_url
 
 if TYPE_CHECKING:
@@ -59,23 +59,24 @@ async def _with_bus(work: Any) -> Any:
 
 
 def _run(work: Any) -> Any:
-    """`work(bus)` on the city's bus; whatever goes wrong is one line and exit status 1, and a
-    bus that does not answer (NATS stopped, say) is given up on instead of waited for forever."""
+    """`work(bus)` on the city's bus; what goes wrong becomes an AgoraError, and a bus that does
+    not answer (NATS stopped, say) is given up on instead of waited for forever."""
     try:
         return asyncio.run(asyncio.wait_for(_with_bus(work), BUS_TIMEOUT_SECONDS))
-    except AgoraError as error:
-        message = str(error)
+    except AgoraError:
+        raise
     except TimeoutError:
-        message = f"the city's event bus did not answer within {BUS_TIMEOUT_SECONDS:.0f} s (see `agora status`)"
+        raise AgoraError(
+            f"the city's event bus did not answer within {BUS_TIMEOUT_SECONDS:.0f} s (see `agora status`)"
+        ) from None
     except LookupError as error:
-        message = str(error.args[0]) if error.args else "not found"
+        raise AgoraError(str(error.args[0]) if error.args else "not found") from None
     except Exception as error:  # the broker's client raises its own kinds of connection errors
-        message = f"cannot use the city's event bus: {str(error) or type(error).__name__}"
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+        raise AgoraError(f"cannot use the city's event bus: {str(error) or type(error).__name__}") from None
 
 
 @dlq_app.command("list")
+@one_line_errors
 def list_letters(consumer: Annotated[str | None, typer.Option(help="Only this consumer's.")] = None) -> None:
     """Every dead letter: which consumer, which event, why, and its ref for `replay`."""
     letters = _run(lambda bus: _messaging().list_dead_letters(bus, consumer))
@@ -90,6 +91,7 @@ def list_letters(consumer: Annotated[str | None, typer.Option(help="Only this co
 
 
 @dlq_app.command("replay")
+@one_line_errors
 def replay(
     ref: Annotated[str | None, typer.Argument(help="One letter's ref (from `list`); all when omitted.")] = None,
     consumer: Annotated[str | None, typer.Option(help="With no ref: only this consumer's.")] = None,

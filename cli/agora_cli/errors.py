@@ -1,3 +1,19 @@
+"""The errors an operator can act on, and how every `agora` command reports them."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+# soft_wrap: a message stays one line, whatever the terminal's width.
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
+CommandT = TypeVar("CommandT", bound=Callable[..., Any])
+
+
 class AgoraError(Exception):
     """A failure the user can act on: the CLI prints its message as one line and exits 1.
 
@@ -7,3 +23,19 @@ class AgoraError(Exception):
     def __init__(self, message: str, details: list[str] | None = None):
         super().__init__(message)
         self.details = details or []
+
+
+def one_line_errors(command: CommandT) -> CommandT:
+    """An AgoraError becomes one line on stderr (plus its details) and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except AgoraError as error:
+            errors.print(f"[red]error:[/red] {error}", soft_wrap=True)
+            for line in error.details:
+                errors.print(f"  {line}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -12,20 +12,17 @@ import typer
 
 from agora_cli import state
 from agora_cli.config import Config
-from agora_cli.errors import AgoraError
+from agora_cli.errors import AgoraError, one_line_errors
 
 app = typer.Typer(help="Token signing keys.", no_args_is_help=True)
 _DEADLINE_SECONDS = 10.0
 
 
 @app.command()
+@one_line_errors
 def rotate() -> None:
     """Sign new access tokens with a new key; tokens already issued stay valid until they expire."""
-    try:
-        kid = asyncio.run(rotate_signing_key(Config.from_env()))
-    except AgoraError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+    kid = asyncio.run(rotate_signing_key(Config.from_env()))
     typer.echo(f"new signing key: {kid}")
 
 

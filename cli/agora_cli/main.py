@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import select
@@ -11,11 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import psutil
 import typer
@@ -25,7 +23,7 @@ from rich.table import Table
 from agora_cli import control, state
 from agora_cli.config import Config, Home, home_from_env
 from agora_cli.dlq import dlq_app
-from agora_cli.errors import AgoraError
+from agora_cli.errors import AgoraError, errors, one_line_errors
 from agora_cli.keys import app as keys_app
 from agora_cli.net import address_of, http_status, tcp_answers
 from agora_cli.processes import INFRA_GRACE_SECONDS, SERVICE_GRACE_SECONDS, same_process_alive, tail
@@ -41,29 +39,10 @@ app = typer.Typer(
 )
 # Piped output (tests, scripts) is not cut at 80 columns: tables stay whole, errors one line.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 240)
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
-CommandT = TypeVar("CommandT", bound=Callable[..., Any])
 
 # Time for the detached supervisor to report back beyond the readiness timeout it enforces itself.
 _REPORT_MARGIN_SECONDS = 30.0
 _DOWN_TIMEOUT_SECONDS = SERVICE_GRACE_SECONDS + INFRA_GRACE_SECONDS + 10.0
-
-
-def one_line_errors(command: CommandT) -> CommandT:
-    """An AgoraError becomes one line on stderr (plus its details) and exit status 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except AgoraError as error:
-            # soft_wrap: the message stays one line, whatever the terminal's width.
-            errors.print(f"[red]error:[/red] {error}", soft_wrap=True)
-            for line in error.details:
-                errors.print(f"  {line}", markup=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @app.command()

@@ -15,22 +15,19 @@ import typer
 
 from agora_cli import state
 from agora_cli.config import Config
-from agora_cli.errors import AgoraError
+from agora_cli.errors import AgoraError, one_line_errors
 
 replay_app = typer.Typer(help="Rebuild projections from the event streams.", no_args_is_help=True)
 DEFAULT_TIMEOUT_SECONDS = 600.0
 
 
 @replay_app.command()
+@one_line_errors
 def analytics(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the rebuild.")] = DEFAULT_TIMEOUT_SECONDS,
 ) -> None:
     """Wipe analytics' projections and rebuild them from the start of the streams."""
-    try:
-        applied = asyncio.run(replay_analytics(Config.from_env(), timeout=timeout))
-    except AgoraError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+    applied = asyncio.run(replay_analytics(Config.from_env(), timeout=timeout))
     typer.echo(f"analytics rebuilt from {applied} events")
 
 
