@@ -246,11 +246,6 @@ def operator_nats_url(home: Home, entry: Mapping[str, object]) -> str:
     return nats_login(home, url, OPERATOR) if entry.get("embedded") else url
 
 
-_HISTORY_ERASERS = [
-    f"$JS.API.STREAM.{operation}.>" for operation in ("DELETE", "PURGE", "MSG.DELETE", "SNAPSHOT", "RESTORE")
-]
-
-
 def nats_login(home: Home, url: str, user: str) -> str:
     """`url` of the city's embedded NATS, with `user`'s password in it."""
     return with_login(url, user, _nats_password(home, user))
@@ -262,16 +257,35 @@ def _nats_password(home: Home, user: str) -> str:
 
 def nats_authorization(city: str, passwords: Mapping[str, str]) -> dict[str, object]:
     """NATS's `authorization` block (its config reads JSON). A service publishes its own events
-    (`<city>.<service>.>`) and dead letters, and speaks the JetStream API; it receives only on its
-    inboxes, where its pull requests and API calls are answered. So no service, and no one without
-    a password, can publish an event in another's name: a forged OrderCancelled would refund. Nor
-    can a service erase history: deleting or purging a stream, or a message in one, is the
-    operator's (`agora dlq replay`), who may do anything."""
+    (`<city>.<service>.>`) and dead letters; it receives only on its inboxes, where its pull
+    requests and API calls are answered. So no service, and no one without a password, can
+    publish an event in another's name: a forged OrderCancelled would refund.
+
+    Of the JetStream API a service may use only what its bus needs (`NatsBus`): read streams'
+    info; create, pull from and ack its own durable consumers, so that none can take or ack away
+    another's deliveries; and create ephemeral ones (analytics' replay). Streams are the
+    operator's, who may do anything: it creates them at `agora up` (`settle_streams`), and only it
+    may change, purge or delete one. A stream's settings could erase history (a shorter `max_age`)
+    or republish events under another's name."""
 
     def permissions(service: str) -> dict[str, object]:
-        own = [f"{city}.{service}.>", f"{city}.dlq.{service}"]
         return {
-            "publish": {"allow": ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", *own], "deny": _HISTORY_ERASERS},
+            "publish": {
+                "allow": [
+                    f"{city}.{service}.>",
+                    f"{city}.dlq.{service}",
+                    "$JS.API.INFO",
+                    "$JS.API.STREAM.INFO.*",
+                    "$JS.API.CONSUMER.CREATE.*",
+                    f"$JS.API.CONSUMER.CREATE.*.{service}",
+                    f"$JS.API.CONSUMER.CREATE.*.{service}.>",
+                    f"$JS.API.CONSUMER.DURABLE.CREATE.*.{service}",
+                    f"$JS.API.CONSUMER.INFO.*.{service}",
+                    f"$JS.API.CONSUMER.MSG.NEXT.*.{service}",
+                    f"$JS.ACK.*.{service}.>",
+                    "$JS.FC.>",
+                ]
+            },
             "subscribe": {"allow": ["_INBOX.>"]},
         }
 
@@ -280,6 +294,22 @@ def nats_authorization(city: str, passwords: Mapping[str, str]) -> dict[str, obj
         for user, secret in passwords.items()
     ]
     return {"authorization": {"users": users}}
+
+
+async def settle_streams(url: str, city: str) -> None:
+    """Creates every producer's stream on the city's NATS, or brings it to the current settings,
+    before any service starts: `url` must carry the operator's login (`operator_nats_url`)."""
+    from chassis.messaging.envelope import contracts_dir
+    from chassis.messaging.nats_bus import DLQ, NatsBus
+
+    producers = sorted(path.name for path in contracts_dir().iterdir() if path.is_dir())
+    bus = NatsBus(url, city, name=f"{city}-operator")
+    await bus.connect()
+    try:
+        for producer in [*producers, DLQ]:
+            await bus.settle_stream(producer)
+    finally:
+        await bus.close()
 
 
 def redis(home: Home, port: int) -> Infra:

@@ -225,6 +225,8 @@ class Supervisor:
             server = infra.external(name, external_url)
             self.infra[name] = server
             await infra.check_external(server)
+            if name == "nats":
+                await infra.settle_streams(server.url, self.config.city)
             self._infra_ready.add(name)
             return
         server = await self._embedded(name)
@@ -236,6 +238,8 @@ class Supervisor:
             raise AgoraError(f"{name} did not start (see {server.child.log_path})", tail(server.child.log_path))
         if name == "postgres":
             await infra.close_maintenance_databases(server.url)
+        if name == "nats":
+            await infra.settle_streams(infra.nats_login(self.config.home, server.url, infra.OPERATOR), self.config.city)
         self._infra_ready.add(name)
         self._milestone(f"{name} ready")
 

@@ -25,6 +25,7 @@ import pytest
 from agora.orders.v1 import orders_pb2, orders_pb2_grpc
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nats.js.api import StreamConfig
 
 from agora_cli.config import Home
 from agora_cli.infra import nats_login
@@ -137,7 +138,8 @@ async def test_a_service_refuses_callers_the_topology_does_not_allow(city: City,
 
 async def test_only_a_service_itself_may_publish_its_events_on_the_bus(city: City) -> None:
     """A forged OrderCancelled would make payments refund and inventory restock an order that
-    shipped: NATS takes no one without a login, and each service's login publishes only its own."""
+    shipped: NATS takes no one without a login, and each service's login publishes only its own.
+    Nor may a service change a stream's settings or pull from another's consumer."""
     entry = next(e for e in city.status()["infra"] if e["name"] == "nats")
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
         await nats.connect(entry["url"], allow_reconnect=False, connect_timeout=2)
@@ -153,13 +155,19 @@ async def test_only_a_service_itself_may_publish_its_events_on_the_bus(city: Cit
         js = payments.jetstream(timeout=1)
         with pytest.raises(nats.errors.TimeoutError):  # the server drops it and says why
             await js.publish(f"{city_id}.orders.OrderCancelled", b"{}", headers={"Nats-Msg-Id": uuid.uuid4().hex})
+        orders = f"{city_id}_ORDERS".upper()
         with pytest.raises(nats.errors.TimeoutError):  # nor may it erase the history others rebuild from
-            await js.purge_stream(f"{city_id}_ORDERS".upper())
+            await js.purge_stream(orders)
+        with pytest.raises(nats.errors.TimeoutError):  # or age it out, or republish it as another's
+            await js.update_stream(StreamConfig(name=orders, subjects=[f"{city_id}.orders.>"], max_age=1))
+        with pytest.raises(nats.errors.TimeoutError):  # nor take another's deliveries
+            await payments.request(f"$JS.API.CONSUMER.MSG.NEXT.{orders}.inventory", b'{"batch": 1}', timeout=1)
+        assert (await js.stream_info(orders)).config.max_age > 1  # what it may do, it can
     finally:
         await payments.close()
     violations = [str(error).lower() for error in refused]
-    assert any("permissions violation for publish to" in error and "ordercancelled" in error for error in violations)
-    assert any("permissions violation for publish to" in error and "purge" in error for error in violations)
+    for refused_subject in ("ordercancelled", "stream.purge", "stream.update", "msg.next"):
+        assert any("permissions violation for publish to" in error and refused_subject in error for error in violations)
 
 
 async def test_a_client_cannot_set_roles_price_status_or_user(city: City, http: aiohttp.ClientSession) -> None:

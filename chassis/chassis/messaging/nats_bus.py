@@ -31,6 +31,8 @@ log = get_logger(__name__)
 
 DLQ = "dlq"
 
+_STREAM_EXISTS_WITH_OTHER_SETTINGS = 10058
+
 
 def stream_name(city: str, producer: str) -> str:
     return f"{city}_{producer}".upper()
@@ -201,24 +203,44 @@ class NatsBus:
         return f"{self.city}.{producer}.{name}"
 
     async def ensure_stream(self, producer: str) -> str:
-        """Creates the producer's stream, or brings an existing one to our settings."""
+        """The producer's stream, created if it is missing. An existing one keeps its settings:
+        `settle_stream` sets them, run by the operator at `agora up`. A service never changes
+        them, as the embedded NATS forbids: a shorter `max_age` would erase history, and a
+        `republish` would put events under another's name."""
         name = stream_name(self.city, producer)
         if name not in self._streams:
-            config = StreamConfig(
-                name=name,
-                subjects=[f"{self.city}.{producer}.>"],
-                storage=StorageType.FILE,
-                max_age=self._retention.max_age_seconds,
-                max_bytes=self._retention.max_bytes,
-                duplicate_window=self._retention.duplicate_window_seconds,
-                max_msg_size=-1 if producer == DLQ else self._retention.max_event_bytes,
-            )
             try:
-                await self.jetstream.add_stream(config)
-            except nats.js.errors.BadRequestError:  # exists with other limits
-                await self.jetstream.update_stream(config)
+                await self.jetstream.stream_info(name)
+            except NotFoundError:
+                try:
+                    await self.jetstream.add_stream(self._stream_config(producer))
+                except nats.js.errors.BadRequestError as error:
+                    if error.err_code != _STREAM_EXISTS_WITH_OTHER_SETTINGS:  # not a race lost to its creator
+                        raise
             self._streams.add(name)
         return name
+
+    async def settle_stream(self, producer: str) -> None:
+        """Creates the producer's stream, or brings an existing one to this bus's settings."""
+        config = self._stream_config(producer)
+        try:
+            await self.jetstream.add_stream(config)
+        except nats.js.errors.BadRequestError as error:
+            if error.err_code != _STREAM_EXISTS_WITH_OTHER_SETTINGS:
+                raise
+            await self.jetstream.update_stream(config)
+        self._streams.add(config.name or "")
+
+    def _stream_config(self, producer: str) -> StreamConfig:
+        return StreamConfig(
+            name=stream_name(self.city, producer),
+            subjects=[f"{self.city}.{producer}.>"],
+            storage=StorageType.FILE,
+            max_age=self._retention.max_age_seconds,
+            max_bytes=self._retention.max_bytes,
+            duplicate_window=self._retention.duplicate_window_seconds,
+            max_msg_size=-1 if producer == DLQ else self._retention.max_event_bytes,
+        )
 
     async def publish(self, body: bytes, event_type: str, *, msg_id: str, headers: Mapping[str, str]) -> None:
         stream = await self.ensure_stream(parse_event_type(event_type)[0])

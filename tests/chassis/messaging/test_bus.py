@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from chassis.messaging import DeadLetter, Delivery, NatsBus, connect_bus
+from chassis.messaging import DeadLetter, Delivery, NatsBus, Retention, connect_bus
 from chassis.settings import ServiceSettings
 from tests.chassis.messaging.support import connect_when_up, eventually
 from tests.conftest import NATS_URL
@@ -98,3 +98,32 @@ async def test_on_nats_2_9_a_consumer_follows_its_producers_whole_stream(bus: Na
     if bus._nc.connected_server_version.minor >= 10:
         pytest.skip("the test NATS server takes several filter subjects")
     assert await _deliveries_of_every_type(bus) == ["ThingMade", "ThingLost", "ThingKept"]
+
+
+async def test_a_service_keeps_an_existing_streams_settings_and_the_operator_changes_them(city: str) -> None:
+    """`ensure_stream` creates a missing stream but leaves an existing one as it is: its settings
+    are the operator's (`settle_stream`, at `agora up`), as they could erase history."""
+    operator = NatsBus(NATS_URL, city, retention=Retention(max_age_seconds=3600))
+    service = NatsBus(NATS_URL, city, retention=Retention(max_age_seconds=600))
+    await operator.connect()
+    await service.connect()
+    try:
+        stream = await service.ensure_stream("things")
+        assert (await service.jetstream.stream_info(stream)).config.max_age == 600
+        await operator.settle_stream("things")
+        assert (await service.jetstream.stream_info(stream)).config.max_age == 3600
+
+        await service.publish(b"{}", "agora.things.ThingMade.v1", msg_id="kept", headers={})
+        restarted = NatsBus(NATS_URL, city, retention=Retention(max_age_seconds=600))
+        await restarted.connect()
+        try:
+            assert await restarted.ensure_stream("things") == stream
+            info = await restarted.jetstream.stream_info(stream)
+            assert info.config.max_age == 3600 and info.state.messages == 1
+        finally:
+            await restarted.close()
+        await operator.settle_stream("things")  # the same settings again: nothing to change
+    finally:
+        await operator.delete_streams()
+        await operator.close()
+        await service.close()
