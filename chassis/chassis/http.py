@@ -22,13 +22,16 @@ import structlog
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
+from swagger_ui_bundle import swagger_ui_path
 
 from chassis import metrics
 from chassis.health import Readiness
@@ -294,6 +297,9 @@ class _BodyTooLarge(HTTPException):
         super().__init__(413, f"request bodies are limited to {limit} bytes")
 
 
+_DOCS_ASSETS = "/api/docs/assets"
+
+
 def create_app(
     *, service: str, readiness: Readiness, title: str, version: str, description: str = "", guard: Guard | None = None
 ) -> FastAPI:
@@ -304,7 +310,7 @@ def create_app(
     """
     app = FastAPI(
         title=title, version=version, description=description,
-        openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
+        openapi_url="/api/openapi.json", docs_url=None, redoc_url=None,
         # The edge middleware below traces and measures every request once; FastAPI's own
         # telemetry would add three more spans per request and triple the tracing cost.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -312,6 +318,19 @@ def create_app(
     install_problem_handlers(app)
     # The router's own list: routes added after this still name refused requests' series.
     app.add_middleware(EdgeMiddleware, service=service, routes=app.router.routes, guard=guard)
+
+    # Swagger UI from the installed package rather than FastAPI's CDN: the docs work offline.
+    app.mount(_DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title=f"{title} - Swagger UI",
+            swagger_js_url=f"{_DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{_DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{_DOCS_ASSETS}/favicon-32x32.png",
+        )
 
     @app.get("/healthz", tags=["health"], summary="Alive while the process lives")
     async def healthz() -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -114,3 +115,17 @@ async def test_the_line_logged_for_a_failed_request_names_its_trace_and_span(bas
 
     line = next(entry for entry in logged if entry["event"] == "http_request")
     assert (line["status"], line["trace_id"], line["span_id"]) == (404, trace_id, span_id)
+
+
+async def test_the_api_docs_load_everything_from_the_service_itself(base_url: str) -> None:
+    """Swagger UI comes from the installed package, not a CDN: the docs work on a laptop offline."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base_url}/api/docs") as page:
+            assert page.status == 200 and page.content_type == "text/html"
+            html = await page.text()
+        assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+        assert "/api/openapi.json" in html and len(assets) >= 3
+        for asset in assets:
+            assert asset.startswith("/api/docs/assets/"), asset
+            async with http.get(base_url + asset) as answer:
+                assert answer.status == 200 and len(await answer.read()) > 100, asset
