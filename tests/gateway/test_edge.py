@@ -115,13 +115,25 @@ async def test_a_request_over_the_rate_limit_is_answered_like_any_other(edge: Ed
     assert metrics.http_requests.labels("gateway", "GET", "/api/v1/products", "429")._value.get() == refused_before + 1
 
 
-async def test_every_answer_but_the_probes_carries_the_rate_limit_once(edge: Edge) -> None:
-    for path, expected in [("/api/v1/products", 200), ("/api/v1/nowhere", 404), ("/api/v1/products?page=0", 422)]:
+async def test_every_answer_carries_the_rate_limit_once(edge: Edge) -> None:
+    for path, expected in [
+        ("/api/v1/products", 200), ("/api/v1/nowhere", 404), ("/api/v1/products?page=0", 422), ("/healthz", 200)
+    ]:
         status, _, headers = await get(edge.url + path)
         assert status == expected
         assert [len(headers[name]) for name in ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")] == [1, 1, 1]
-    _, _, probe = await get(f"{edge.url}/healthz")
-    assert "ratelimit-limit" not in probe and probe["x-request-id"]
+
+
+async def test_the_probes_are_never_charged_nor_refused(edge: Edge) -> None:
+    """Supervisors and scrapers poll them: a client over its limit must not make them fail."""
+    _, _, first = await get(f"{edge.url}/api/v1/products")
+    for path in ("/healthz", "/readyz", "/healthz"):
+        _, _, probe = await get(edge.url + path)
+        assert probe["ratelimit-remaining"] == first["ratelimit-remaining"]
+    for _ in range(PER_MINUTE):
+        await get(f"{edge.url}/api/v1/products")
+    status, _, probe = await get(f"{edge.url}/healthz")
+    assert status == 200 and probe["ratelimit-remaining"] == ["0"]
 
 
 async def test_requests_are_counted_per_route_template(edge: Edge) -> None:

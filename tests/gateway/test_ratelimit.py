@@ -95,3 +95,14 @@ async def test_a_hit_counted_in_memory_while_redis_was_away_is_refunded_there() 
     assert (await limiter.hit("login", "x", 1)).allowed
     assert not (await limiter.hit("login", "x", 1)).allowed
     await unreachable.aclose()
+
+
+async def test_a_peek_tells_where_a_key_stands_without_counting(redis: Redis, prefix: str) -> None:
+    limiter = RateLimiter(redis, prefix)
+    assert limiter.peek("api", "u", 2) == limiter.peek("api", "u", 2)
+    assert limiter.peek("api", "u", 2).remaining == 2
+    limiter.hit_fast("api", "u", 2)
+    limiter.hit_fast("api", "u", 2)
+    peeked = limiter.peek("api", "u", 2)
+    assert peeked.allowed and peeked.remaining == 0
+    assert not limiter.hit_fast("api", "u", 2).allowed  # the peeks took nothing

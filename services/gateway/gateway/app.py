@@ -26,7 +26,7 @@ from gateway.upstreams import Upstreams
 
 DESCRIPTION = (
     "Agora's edge API (API.md). Errors are RFC 9457 problem documents; every response carries "
-    "X-Request-Id and traceparent; all but /healthz, /readyz and /metrics carry RateLimit-* headers."
+    "X-Request-Id, traceparent and RateLimit-* headers; /healthz, /readyz and /metrics are never rate limited."
 )
 
 

@@ -118,6 +118,14 @@ class RateLimiter:
         window.unsynced += 1
         return self._verdict(scope, window.shared + window.unsynced, limit, reset, redis_key)
 
+    def peek(self, scope: str, key: str, limit: int) -> Verdict:
+        """Where `key` stands in this window, as this replica last knew it, without a hit: for the
+        requests that are never limited."""
+        redis_key, reset = self._key(scope, key)
+        window = self._windows.get(redis_key)
+        count = window.shared + window.unsynced if window is not None else 0
+        return Verdict(True, limit, max(0, limit - count), reset, redis_key)
+
     async def sync(self) -> None:
         """Adds local counts to Redis and reads back the shared totals; forgets past windows."""
         current = int(self._clock() // self._window)

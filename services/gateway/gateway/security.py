@@ -1,10 +1,10 @@
 """Authentication and rate limits at the edge.
 
-A guard in the edge middleware runs before routing for every request but the operator's probes
-(`/healthz`, `/readyz`, `/metrics`, which supervisors and scrapers poll and must never be
-throttled): it verifies the bearer token if one is sent (keeping the result with the request),
-charges the request to the user, or to the client address when anonymous, and puts the
-`RateLimit-*` headers on the answer.
+A guard in the edge middleware runs before routing for every request: it verifies the bearer
+token if one is sent (keeping the result with the request), charges the request to the user, or
+to the client address when anonymous, and puts the `RateLimit-*` headers on the answer. The
+operator's probes (`/healthz`, `/readyz`, `/metrics`), which supervisors and scrapers poll, are
+never charged nor refused; their headers say where the caller stands.
 Routes then say what they need with `Depends(require_user)` or `Depends(require_admin)`.
 """
 
@@ -36,8 +36,6 @@ class EdgeGuard:
         self.per_minute = per_minute
 
     async def __call__(self, scope: Scope) -> Admission:
-        if scope["path"] in PROBES:
-            return [], None
         authorization = None
         for key, value in scope["headers"]:
             if key == b"authorization":
@@ -58,7 +56,10 @@ class EdgeGuard:
 
         client = scope.get("client") or ("unknown", 0)
         who = f"user:{principal.user_id}" if principal else f"addr:{client[0]}"
-        verdict = self.limiter.hit_fast("api", who, self.per_minute)
+        if scope["path"] in PROBES:
+            verdict = self.limiter.peek("api", who, self.per_minute)
+        else:
+            verdict = self.limiter.hit_fast("api", who, self.per_minute)
         headers = [
             (b"ratelimit-limit", b"%d" % verdict.limit),
             (b"ratelimit-remaining", b"%d" % verdict.remaining),
