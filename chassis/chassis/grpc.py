@@ -33,6 +33,7 @@ from chassis import auth, metrics
 from chassis.chaos import ChaosSwitch, InjectedFault
 from chassis.health import Readiness
 from chassis.logs import get_logger
+from chassis.request_id import current_request_id
 from chassis.resilience import Guard, deadline_scope, timeout_for_next_call
 from chassis.settings import ServiceSettings
 
@@ -46,7 +47,6 @@ CALLER_METADATA = "x-agora-caller"  # only trusted when mTLS is off (debugging)
 _forwarded_authorization: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "forwarded_authorization", default=None
 )
-_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 
 class InvalidArgument(Exception):
@@ -66,7 +66,7 @@ FIELD_VIOLATIONS_KEY = "x-field-violations"
 
 def set_request_context(*, request_id: str | None, authorization: str | None) -> None:
     """Used by the gateway: what the next gRPC hops should carry for this request."""
-    _request_id.set(request_id)
+    current_request_id.set(request_id)
     _forwarded_authorization.set(authorization)
 
 
@@ -160,7 +160,7 @@ class _ServerInterceptor(grpc.aio.ServerInterceptor):
         code = grpc.StatusCode.OK
         request_id = metadata.get("x-request-id")
         structlog.contextvars.bind_contextvars(request_id=request_id, rpc=method)
-        _request_id.set(request_id)
+        current_request_id.set(request_id)
         with _tracer.start_as_current_span(
             f"{settings.service}/{method}", context=propagate.extract(metadata), kind=SpanKind.SERVER
         ) as span:
@@ -346,7 +346,7 @@ def _outgoing_metadata(details: grpc.aio.ClientCallDetails, identity: str, mtls:
     propagate.inject(carrier)
     for key, value in carrier.items():
         metadata.add(key, value)
-    if (request_id := _request_id.get()) is not None:
+    if (request_id := current_request_id.get()) is not None:
         metadata.add("x-request-id", request_id)
     if (authorization := _forwarded_authorization.get()) is not None and "authorization" not in {
         key for key, _ in metadata

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, City
-from tests.e2e.shop import Client, admin_client, new_product
+from tests.e2e.shop import ADDRESS, Client, admin_client, new_product
 
 pytestmark = pytest.mark.e2e
 
@@ -188,3 +188,41 @@ async def test_a_cancel_racing_the_dispatch_either_cancels_or_ships_never_both(
         if answer == 202:
             assert order["shipment"] is None or order["shipment"]["status"] == "cancelled"
     assert sorted(set(answers)) == [202, 409]
+
+
+async def test_one_request_id_follows_a_checkout_through_every_services_logs(
+    city: City, http: aiohttp.ClientSession, admin: Client
+) -> None:
+    """The id of the request that placed the order names the log lines of every step it caused,
+    through the events of the saga and the shipment's later dispatch."""
+    shopper, _ = await sign_up(city, http)
+    product = await new_product(admin, stock=2)
+    assert (await shopper.request("PUT", f"/api/v1/cart/items/{product}", json={"quantity": 1})).status == 200
+    request_id = f"checkout-{uuid.uuid4().hex}"
+    placed = await shopper.request(
+        "POST", "/api/v1/orders", json={"shipping_address": ADDRESS, "payment": {"token": "tok_visa"}},
+        headers={"Idempotency-Key": uuid.uuid4().hex, "X-Request-Id": request_id},
+    )
+    assert placed.status == 202 and placed.headers["X-Request-Id"] == request_id
+    await shopper.until_settled(placed.body["order_id"], wanted=frozenset({"SHIPPED"}))
+
+    expected = {
+        "orders": {"order_placed", "order_advanced"},
+        "payments": {"payment_recorded"},
+        "shipping": {"shipment_created", "shipment_dispatched"},
+        "notifications": {"email_sent"},
+    }
+
+    def logged() -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for service in expected:
+            for path in (city.home / "logs").glob(f"{service}-*.log"):
+                for line in path.read_text(errors="replace").splitlines():
+                    if request_id in line and line.startswith("{"):
+                        found.setdefault(service, set()).add(json.loads(line)["event"])
+        return found
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while not all(names <= logged().get(service, set()) for service, names in expected.items()):
+        assert asyncio.get_running_loop().time() < deadline, logged()
+        await asyncio.sleep(0.2)

@@ -30,6 +30,7 @@ from chassis.messaging import _metrics
 from chassis.messaging.bus import EVENT_TYPE_HEADER, Bus, DeadLetter, Delivery, Subscription
 from chassis.messaging.envelope import Envelope, MalformedEvent
 from chassis.messaging.inbox import Inbox
+from chassis.request_id import EVENT_HEADER, serving
 
 Handler = Callable[[Envelope, Any], Awaitable[None]]
 """`handler(event, tx)`: `tx` is the inbox's transaction (an asyncpg connection in Postgres)."""
@@ -115,7 +116,11 @@ class Consumer:
             await self._ignore(delivery, event.type)
             return
         async with self._in_order(event.subject):
-            with structlog.contextvars.bound_contextvars(event_id=event.id, event_type=event.type):
+            # The handler serves the request that caused the event: its logs, calls and events say so.
+            with (
+                serving(delivery.headers.get(EVENT_HEADER)),
+                structlog.contextvars.bound_contextvars(event_id=event.id, event_type=event.type),
+            ):
                 await self._handle(delivery, event, handler)
 
     async def _ignore(self, delivery: Delivery, event_type: str) -> None:

@@ -24,6 +24,7 @@ from chassis.logs import get_logger
 from chassis.messaging import _metrics
 from chassis.messaging.bus import EVENT_TYPE_HEADER, Bus
 from chassis.messaging.envelope import Envelope
+from chassis.request_id import EVENT_HEADER, current_request_id
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 """Give this to the migration runner under its own namespace, e.g. `{"messaging": MIGRATIONS}`."""
@@ -34,15 +35,19 @@ log = get_logger(__name__)
 
 
 async def add_to_outbox(conn: asyncpg.Connection, envelope: Envelope) -> None:
-    """Stores `envelope` in the caller's open transaction; it is published after the commit."""
+    """Stores `envelope` in the caller's open transaction; it is published after the commit,
+    with the trace context and the id of the request being served as headers."""
     if not conn.is_in_transaction():
         raise RuntimeError("add_to_outbox needs the transaction that writes the state change")
+    headers = dict(envelope.trace)
+    if (request_id := current_request_id.get()) is not None:
+        headers[EVENT_HEADER] = request_id
     await conn.execute(
         "INSERT INTO outbox (event_id, event_type, envelope, headers) VALUES ($1, $2, $3, $4)",
         envelope.id,
         envelope.type,
         envelope.to_json().decode(),
-        json.dumps(envelope.trace),
+        json.dumps(headers),
     )
 
 

@@ -36,6 +36,7 @@ from opentelemetry import propagate, trace
 from chassis import tracing
 from chassis.auth import Principal
 from chassis.logs import get_logger
+from chassis.request_id import EVENT_HEADER, current_request_id, serving
 from shipping import repository
 from shipping.carrier import AlreadyDispatched, CarrierAdapter, CarrierRefused, ConsignmentCancelled
 from shipping.repository import Shipment
@@ -77,6 +78,8 @@ async def create_shipment(
         raise CarrierRefused("--", f"booking of order {order_id} is {consignment.status}")
     created_in: dict[str, str] = {}
     propagate.inject(created_in)
+    if (request_id := current_request_id.get()) is not None:
+        created_in[EVENT_HEADER] = request_id
     await repository.add(
         conn, order_id, order["user_id"], carrier=carrier.name, consignment_no=consignment.number,
         delay=dispatch_delay, trace=created_in,
@@ -150,11 +153,16 @@ async def dispatch_next(pool: asyncpg.Pool, *, carrier: CarrierAdapter, outbox: 
         shipment = await repository.claim_due(conn)
         if shipment is None:
             return False
-        # The poll that found it due has no trace: the dispatch continues the checkout's.
-        with tracing.tracer().start_as_current_span("dispatch", context=propagate.extract(shipment.trace)) as span:
+        # The poll that found it due has no trace: the dispatch continues the checkout's, and
+        # serves its request.
+        request_id = shipment.trace.get(EVENT_HEADER)
+        with (
+            serving(request_id),
+            tracing.tracer().start_as_current_span("dispatch", context=propagate.extract(shipment.trace)) as span,
+        ):
             dispatched = await _dispatch(conn, shipment, carrier=carrier, outbox=outbox)
     if dispatched:
-        with trace.use_span(span):
+        with serving(request_id), trace.use_span(span):
             log.info("shipment_dispatched", order_id=shipment.order_id)
     return True
 

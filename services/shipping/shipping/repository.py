@@ -19,7 +19,8 @@ class Shipment:
     consignment_no: str | None
     tracking_number: str | None
     trace: dict[str, str] = field(default_factory=dict)
-    """The trace context the shipment was created in (W3C headers)."""
+    """The trace context the shipment was created in (W3C headers), and the id of the request it
+    serves (`chassis.request_id.EVENT_HEADER`)."""
 
     @property
     def is_tombstone(self) -> bool:

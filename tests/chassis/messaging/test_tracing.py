@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from chassis.messaging import Consumer, Envelope, OutboxRelay, PostgresInbox
+from chassis.request_id import current_request_id, serving
 from tests.chassis.messaging.support import THING_MADE, eventually, make_thing
 
 
@@ -51,3 +52,27 @@ async def test_the_handler_runs_in_a_span_that_continues_the_producers_trace(poo
     assert span.parent is not None and span.parent.span_id == producer.span_id
     assert seen["span"] == span.context
     assert seen["log_context"] == {"event_id": event.id, "event_type": THING_MADE}
+
+
+async def test_the_handler_serves_the_request_that_caused_the_event(pool, bus) -> None:
+    """Its log lines name that request, and so do the calls it makes and the events it adds."""
+    seen: dict[str, object] = {}
+
+    async def handler(event: Envelope, conn: asyncpg.Connection) -> None:
+        seen["request_id"] = current_request_id.get()
+        seen["log_context"] = structlog.contextvars.get_contextvars()
+
+    async def handled() -> bool:
+        return "request_id" in seen
+
+    async with (
+        OutboxRelay(pool, bus, service="things"),
+        Consumer("watcher", bus, PostgresInbox(pool), {THING_MADE: handler}),
+    ):
+        with serving("checkout-42"):
+            event = await make_thing(pool, 1)
+        await eventually(handled)
+
+    assert seen["request_id"] == "checkout-42"
+    assert seen["log_context"] == {"event_id": event.id, "event_type": THING_MADE, "request_id": "checkout-42"}
+    assert current_request_id.get() is None
