@@ -11,6 +11,7 @@ import pytest
 
 ADMIN_DSN = os.environ.get("AGORA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 NATS_URL = os.environ.get("AGORA_TEST_NATS", "nats://127.0.0.1:4222")
+RABBITMQ_URL = os.environ.get("AGORA_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("AGORA_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 

@@ -7,6 +7,8 @@ supervisor spawns the child and waits until `answers` is true.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import importlib.util
 import json
 import os
@@ -310,6 +312,35 @@ async def settle_streams(url: str, city: str) -> None:
             await bus.settle_stream(producer)
     finally:
         await bus.close()
+
+
+async def declare_rabbit_consumers(url: str, city: str, services: Iterable[str]) -> None:
+    """Declares the queue of every service that consumes events, bound to the types it handles,
+    before any service starts. RabbitMQ drops an event that no queue is bound for, so otherwise
+    the catalog's first events could go out before inventory's queue exists, and be lost."""
+    from chassis.messaging.rabbit_bus import RabbitBus
+
+    subscriptions = await asyncio.to_thread(_subscriptions, services)
+    bus = RabbitBus(url, city)
+    await bus.connect()
+    try:
+        for service, event_types in subscriptions.items():
+            await bus.declare_consumer(service, event_types)
+    finally:
+        await bus.close()
+
+
+def _subscriptions(services: Iterable[str]) -> dict[str, list[str]]:
+    """The event types in each installed service's subscription table
+    (`<service>.handlers.SUBSCRIPTIONS`, the very mapping its consumer runs)."""
+    found = {}
+    for service in services:
+        if importlib.util.find_spec(service) is None or importlib.util.find_spec(f"{service}.handlers") is None:
+            continue
+        table = getattr(importlib.import_module(f"{service}.handlers"), "SUBSCRIPTIONS", None)
+        if table:
+            found[service] = sorted(table)
+    return found
 
 
 def redis(home: Home, port: int) -> Infra:

@@ -33,7 +33,7 @@ from agora_cli.net import PortPicker, answers_from, ensure_port_free, http_statu
 from agora_cli.processes import INFRA_GRACE_SECONDS, SERVICE_GRACE_SECONDS, Child, create_time, tail
 from agora_cli.provision import provision
 from agora_cli.secrets_store import password
-from agora_cli.topology import Service, callers_of
+from agora_cli.topology import Service, callers_of, load, topology_path
 
 CLI_IDENTITY = infra.OPERATOR
 # The services the operator's commands call: identity (the first admin, `agora keys rotate`) and
@@ -227,6 +227,8 @@ class Supervisor:
             await infra.check_external(server)
             if name == "nats":
                 await infra.settle_streams(server.url, self.config.city)
+            if name == "rabbitmq":  # every consumer of the topology, so events wait for those started later
+                await infra.declare_rabbit_consumers(server.url, self.config.city, load(topology_path()))
             self._infra_ready.add(name)
             return
         server = await self._embedded(name)
@@ -645,7 +647,7 @@ def stop_on_signals(stop: asyncio.Event) -> None:
 
 
 def _detached(notify_fd: int, replicas: dict[str, int], timeout: float) -> int:
-    from agora_cli.topology import load, select, topology_path
+    from agora_cli.topology import select
 
     def notify(message: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):

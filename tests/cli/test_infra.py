@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aio_pika
 import asyncpg
 import pytest
 
@@ -18,7 +19,7 @@ from agora_cli.net import wait_until
 from agora_cli.processes import same_process_alive
 from agora_cli.provision import provision
 from tests.cli.conftest import free_port
-from tests.conftest import ADMIN_DSN, unique_city
+from tests.conftest import ADMIN_DSN, RABBITMQ_URL, unique_city
 
 
 async def started(server: infra.Infra) -> infra.Infra:
@@ -141,3 +142,32 @@ async def test_an_external_server_that_does_not_answer_is_named() -> None:
     server = infra.external("redis", f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(AgoraError, match="AGORA_REDIS_URL"):
         await infra.check_external(server)
+
+
+async def test_every_consumer_of_the_topology_gets_its_rabbitmq_queue_before_any_service_starts() -> None:
+    """Bound to what each service's subscription table names, so an event waits for a consumer
+    that is not running yet; a service that consumes nothing, or is not installed, gets none."""
+    city = unique_city()
+    await infra.declare_rabbit_consumers(RABBITMQ_URL, city, ["inventory", "gateway", "notinstalled"])
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    try:
+        channel = await connection.channel()
+        catalog = await channel.get_exchange(f"{city}.catalog")
+        await catalog.publish(aio_pika.Message(b"{}"), routing_key=f"{city}.catalog.ProductCreated")
+        await catalog.publish(aio_pika.Message(b"{}"), routing_key=f"{city}.catalog.NobodyListens")
+        inventory = await channel.get_queue(f"{city}.inventory")
+        assert await wait_until(lambda: _holds(inventory, 1), timeout=5)
+        for missing in ("gateway", "notinstalled"):
+            with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+                await (await connection.channel()).get_queue(f"{city}.{missing}")
+    finally:
+        cleanup = await connection.channel()
+        await cleanup.queue_delete(f"{city}.inventory")
+        for producer in ("catalog", "orders"):
+            await cleanup.exchange_delete(f"{city}.{producer}")
+        await connection.close()
+
+
+async def _holds(queue: aio_pika.abc.AbstractQueue, count: int) -> bool:
+    declared = await queue.declare()
+    return declared.message_count == count

@@ -104,6 +104,10 @@ class DeadLetter:
         return cls(**record, ref=ref)
 
 
+MAX_DELIVERIES = 8
+"""How often a consumer tries an event before dead-lettering it, unless it says otherwise."""
+
+
 class Bus(Protocol):
     city: str
 

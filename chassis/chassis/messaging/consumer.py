@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chassis.logs import get_logger
 from chassis.messaging import _metrics
-from chassis.messaging.bus import EVENT_TYPE_HEADER, Bus, DeadLetter, Delivery, Subscription
+from chassis.messaging.bus import EVENT_TYPE_HEADER, MAX_DELIVERIES, Bus, DeadLetter, Delivery, Subscription
 from chassis.messaging.envelope import Envelope, MalformedEvent
 from chassis.messaging.inbox import Inbox
 from chassis.request_id import EVENT_HEADER, serving
@@ -54,7 +54,7 @@ class Consumer:
         inbox: Inbox,
         handlers: Mapping[str, Handler],
         *,
-        max_deliveries: int = 8,
+        max_deliveries: int = MAX_DELIVERIES,
         concurrency: int = 16,
         retry_base_seconds: float = 0.5,
         retry_max_seconds: float = 60.0,

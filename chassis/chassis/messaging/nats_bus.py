@@ -25,7 +25,14 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from nats.js.errors import NotFoundError
 
 from chassis.logs import get_logger
-from chassis.messaging.bus import EVENT_TYPE_HEADER, DeadLetter, DeliveryHandler, Retention, parse_event_type
+from chassis.messaging.bus import (
+    EVENT_TYPE_HEADER,
+    MAX_DELIVERIES,
+    DeadLetter,
+    DeliveryHandler,
+    Retention,
+    parse_event_type,
+)
 
 log = get_logger(__name__)
 
@@ -270,7 +277,7 @@ class NatsBus:
         handler: DeliveryHandler,
         *,
         concurrency: int,
-        max_deliveries: int = 8,
+        max_deliveries: int = MAX_DELIVERIES,
     ) -> _Subscription:
         """One durable consumer per producer stream, filtered on the handled types where the
         server can (`_filter`). An existing durable consumer is brought to the new filter. The

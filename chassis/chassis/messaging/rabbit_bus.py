@@ -26,7 +26,14 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
 from chassis.logs import get_logger
-from chassis.messaging.bus import EVENT_TYPE_HEADER, DeadLetter, DeliveryHandler, Retention, parse_event_type
+from chassis.messaging.bus import (
+    EVENT_TYPE_HEADER,
+    MAX_DELIVERIES,
+    DeadLetter,
+    DeliveryHandler,
+    Retention,
+    parse_event_type,
+)
 
 log = get_logger(__name__)
 
@@ -140,21 +147,16 @@ class RabbitBus:
             routing_key=f"{self.city}.{producer}.{name}",
         )
 
-    async def subscribe(
-        self,
-        consumer: str,
-        event_types: Collection[str],
-        handler: DeliveryHandler,
-        *,
-        concurrency: int,
-        max_deliveries: int = 8,
-    ) -> _Subscription:
-        await self.channel.set_qos(prefetch_count=concurrency)
-        name = self.queue_name(consumer)
+    async def declare_consumer(
+        self, consumer: str, event_types: Collection[str], *, max_deliveries: int = MAX_DELIVERIES
+    ) -> AbstractQueue:
+        """The consumer's queue, bound to the types it handles: from then on they wait for it.
+        A topic exchange drops what no queue is bound for, and the publisher's confirm still
+        comes, so `agora up` declares every consumer's queue before any service starts."""
         # Above the consumer's own bound, so a delivery lost in a crash still reaches its decision;
         # beyond it (the consumer keeps dying on this message) the broker moves it to dead letters.
         queue = await self._queue(
-            name,
+            self.queue_name(consumer),
             **{
                 "x-delivery-limit": max_deliveries + 3,
                 "x-dead-letter-exchange": "",
@@ -165,6 +167,20 @@ class RabbitBus:
         for event_type in event_types:
             producer, event_name, _ = parse_event_type(event_type)
             await queue.bind(await self._exchange(producer), routing_key=f"{self.city}.{producer}.{event_name}")
+        return queue
+
+    async def subscribe(
+        self,
+        consumer: str,
+        event_types: Collection[str],
+        handler: DeliveryHandler,
+        *,
+        concurrency: int,
+        max_deliveries: int = MAX_DELIVERIES,
+    ) -> _Subscription:
+        await self.channel.set_qos(prefetch_count=concurrency)
+        name = self.queue_name(consumer)
+        queue = await self.declare_consumer(consumer, event_types, max_deliveries=max_deliveries)
         in_flight: set[asyncio.Task[Any]] = set()
 
         async def deliver(message: AbstractIncomingMessage) -> None:

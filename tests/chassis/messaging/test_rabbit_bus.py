@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import time
 from collections.abc import AsyncIterator
 
@@ -22,8 +21,7 @@ from tests.chassis.messaging.support import (
     make_thing,
     record_effect,
 )
-
-RABBITMQ_URL = os.environ.get("AGORA_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/")
+from tests.conftest import RABBITMQ_URL
 
 
 @pytest.fixture
@@ -96,3 +94,15 @@ async def test_a_failing_handler_on_rabbitmq_backs_off_then_is_dead_lettered_and
     assert await amounts(pool) == [4]
     [junk] = await list_dead_letters(rabbit)
     assert junk.body == b"not an event"
+
+
+async def test_events_published_before_their_consumer_first_runs_wait_in_its_declared_queue(pool, rabbit) -> None:
+    """RabbitMQ drops what no queue is bound for: `agora up` declares each consumer's queue first."""
+    await rabbit.declare_consumer("watcher", [THING_MADE])
+    async with OutboxRelay(pool, rabbit, service="things", poll_interval=0.2):
+        for n in range(3):
+            await make_thing(pool, n)
+        await eventually(lambda: _all_published(pool))
+    async with Consumer("watcher", rabbit, PostgresInbox(pool), {THING_MADE: record_effect}):
+        await effects_reach(pool, 3)
+    assert await amounts(pool) == [0, 1, 2]
