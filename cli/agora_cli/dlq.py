@@ -15,6 +15,7 @@ from agora_cli import state
 from agora_cli.config import home_from_env
 from agora_cli.errors import AgoraError, one_line_errors
 from agora_cli.infra import operator_nats_url
+from agora_cli.secrets_store import kept_url
 
 if TYPE_CHECKING:
     from chassis.settings import ServiceSettings
@@ -43,7 +44,7 @@ def _settings() -> ServiceSettings:
     return ServiceSettings(
         service="cli", http_port=0, city=city["city"], bus=bus,
         nats_url=operator_nats_url(home, infra["nats"]) if "nats" in infra else "nats://127.0.0.1:4222",
-        rabbitmq_url=os.environ.get("AGORA_RABBITMQ_URL"),
+        rabbitmq_url=kept_url(home.secrets, "rabbitmq") or os.environ.get("AGORA_RABBITMQ_URL"),
     )
 
 

@@ -335,7 +335,10 @@ def _subscriptions(services: Iterable[str]) -> dict[str, list[str]]:
     (`<service>.handlers.SUBSCRIPTIONS`, the very mapping its consumer runs)."""
     found = {}
     for service in services:
-        if importlib.util.find_spec(service) is None or importlib.util.find_spec(f"{service}.handlers") is None:
+        package = importlib.util.find_spec(service)  # found, not imported: a module may act on import
+        if package is None or not any(
+            (Path(folder) / "handlers.py").is_file() for folder in package.submodule_search_locations or ()
+        ):
             continue
         table = getattr(importlib.import_module(f"{service}.handlers"), "SUBSCRIPTIONS", None)
         if table:

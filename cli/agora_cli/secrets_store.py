@@ -1,4 +1,5 @@
-"""Generated passwords kept under AGORA_HOME/secrets, readable by the owner only."""
+"""Generated passwords, and URLs that carry one, kept under AGORA_HOME/secrets, readable by the
+owner only."""
 
 from __future__ import annotations
 
@@ -15,7 +16,24 @@ def password(directory: Path, name: str) -> tuple[str, bool]:
     except FileNotFoundError:
         pass
     value = secrets.token_hex(24)
+    _write(path, value)
+    return value, True
+
+
+def keep_url(directory: Path, name: str, url: str) -> None:
+    """Keeps the URL of an external server as given, password included, for the commands that
+    reach it later from another shell (`agora dlq` on a RabbitMQ city)."""
+    _write(directory / f"{name}.url", url)
+
+
+def kept_url(directory: Path, name: str) -> str | None:
+    try:
+        return (directory / f"{name}.url").read_text()
+    except FileNotFoundError:
+        return None
+
+
+def _write(path: Path, value: str) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
         file.write(value)
-    return value, True

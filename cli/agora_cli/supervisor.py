@@ -32,7 +32,7 @@ from agora_cli.forkserver import ForkServer
 from agora_cli.net import PortPicker, answers_from, ensure_port_free, http_status, wait_until
 from agora_cli.processes import INFRA_GRACE_SECONDS, SERVICE_GRACE_SECONDS, Child, create_time, tail
 from agora_cli.provision import provision
-from agora_cli.secrets_store import password
+from agora_cli.secrets_store import keep_url, password
 from agora_cli.topology import Service, callers_of, load, topology_path
 
 CLI_IDENTITY = infra.OPERATOR
@@ -229,6 +229,7 @@ class Supervisor:
                 await infra.settle_streams(server.url, self.config.city)
             if name == "rabbitmq":  # every consumer of the topology, so events wait for those started later
                 await infra.declare_rabbit_consumers(server.url, self.config.city, load(topology_path()))
+                keep_url(self.config.home.secrets, name, external_url)
             self._infra_ready.add(name)
             return
         server = await self._embedded(name)

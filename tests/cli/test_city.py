@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,9 +12,11 @@ import time
 from email.message import EmailMessage
 from urllib.request import urlopen
 
+import aio_pika
 import psutil
 
 from tests.cli.conftest import City, alive, free_port, wait_for
+from tests.conftest import RABBITMQ_URL
 
 
 def test_up_status_restart_down_leaves_no_process(city: City) -> None:
@@ -139,3 +142,25 @@ def test_mail_lists_what_the_embedded_sink_received(city: City) -> None:
     assert "ada@example.com" in listing.stdout and "Your order" in listing.stdout
     whole = city.agora("mail", "--show", "1")
     assert "shipped" in whole.stdout
+
+
+def test_a_rabbitmq_city_s_dead_letters_are_listed_from_any_shell(city: City) -> None:
+    """The broker's URL, password included, is kept under the home's secrets at `up`."""
+    rabbitmq = {"AGORA_BUS": "rabbitmq", "AGORA_RABBITMQ_URL": RABBITMQ_URL}
+    started = city.agora("up", "--detach", "--timeout", "30", **rabbitmq)
+    assert started.returncode == 0, started.stderr
+    kept = city.home / "secrets" / "rabbitmq.url"
+    assert kept.read_text() == RABBITMQ_URL and kept.stat().st_mode & 0o777 == 0o600
+    try:
+        listed = city.agora("dlq", "list", AGORA_RABBITMQ_URL="")
+        assert listed.returncode == 0, listed.stderr
+        assert "no dead letters" in listed.stdout
+    finally:
+        asyncio.run(_delete_queue(f"{city.env['AGORA_CITY']}.dlq"))
+    assert city.agora("down").returncode == 0
+
+
+async def _delete_queue(name: str) -> None:
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    async with connection:
+        await (await connection.channel()).queue_delete(name)
