@@ -112,6 +112,7 @@ async def test_a_cart_needs_a_user_token(cart: Cart) -> None:
         ("GetCart", cart_pb2.GetCartRequest()),
         ("Clear", cart_pb2.ClearRequest()),
         ("SetItem", cart_pb2.SetItemRequest(product_id=new_id(), quantity=1)),
+        ("RemoveOrdered", cart_pb2.RemoveOrderedRequest(order_id=new_id())),
     ]:
         error = await rpc_error(cart.call(method, request, user=None))
         assert error.code() is grpc.StatusCode.UNAUTHENTICATED
@@ -129,6 +130,40 @@ async def test_removing_and_clearing(cart: Cart) -> None:
 
     await cart.call("Clear", cart_pb2.ClearRequest(), user=ADA)
     assert list((await cart.call("GetCart", cart_pb2.GetCartRequest(), user=ADA)).items) == []
+
+
+async def test_an_orders_lines_leave_the_callers_cart_once_however_often_orders_asks(cart: Cart) -> None:
+    cup, jug = cart.catalog.add("Espresso cup", 1250), cart.catalog.add("Milk jug", 1999)
+    await set_item(cart, ADA, cup, 2)
+    await set_item(cart, ADA, jug, 1)
+    await set_item(cart, BOB, cup, 1)
+    ordered = cart_pb2.RemoveOrderedRequest(
+        order_id=new_id(), lines=[cart_pb2.OrderedLine(product_id=cup, quantity=2)]
+    )
+
+    await cart.call("RemoveOrdered", ordered, user=ADA)
+    await set_item(cart, ADA, cup, 1)  # wanted one more since
+    await cart.call("RemoveOrdered", ordered, user=ADA)  # asked again, by a retry
+
+    assert lines(await cart.call("GetCart", cart_pb2.GetCartRequest(), user=ADA)) == [
+        ("Espresso cup", 1, 1250, 1250), ("Milk jug", 1, 1999, 1999)
+    ]
+    assert lines(await cart.call("GetCart", cart_pb2.GetCartRequest(), user=BOB)) == [("Espresso cup", 1, 1250, 1250)]
+
+
+@pytest.mark.parametrize(
+    ("order_id", "product_id", "quantity", "field"),
+    [("", "p", 1, "order_id"), ("o" * 101, "p", 1, "order_id"), ("o", "p", 0, "lines[0].quantity"), ("o", "", 1, "product_id")],
+)
+async def test_ordered_lines_that_cannot_be_are_field_violations(
+    cart: Cart, order_id: str, product_id: str, quantity: int, field: str
+) -> None:
+    request = cart_pb2.RemoveOrderedRequest(
+        order_id=order_id, lines=[cart_pb2.OrderedLine(product_id=product_id, quantity=quantity)]
+    )
+    error = await rpc_error(cart.call("RemoveOrdered", request, user=ADA))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert [v["field"] for v in json.loads(dict(error.trailing_metadata())[FIELD_VIOLATIONS_KEY])] == [field]
 
 
 async def test_the_cart_lives_under_the_citys_cart_prefix(cart: Cart, redis: Redis, city: str) -> None:

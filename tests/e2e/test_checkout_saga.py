@@ -222,3 +222,26 @@ async def test_a_product_the_shop_cannot_store_or_sell_is_refused_at_the_edge(
 
     assert created.status == 422, created.body
     assert field in {error["field"] for error in created.body["errors"]}
+
+
+async def test_an_orders_lines_never_go_into_the_next_order_while_events_are_held_up(
+    admin: Client, shopper: Client, city: City
+) -> None:
+    """They leave the cart before the order is answered, not only when cart hears of OrderPlaced:
+    with the bus down, the shopper's next order used to take them again."""
+    cup, jug = await new_product(admin, stock=5), await new_product(admin, stock=5)
+    city.agora("chaos", "stop", "nats")
+    try:
+        assert (await shopper.request("PUT", f"/api/v1/cart/items/{cup}", json={"quantity": 1})).status == 200
+        first = await shopper.place()
+        assert first.status == 202
+        assert (await shopper.request("GET", "/api/v1/cart")).body["items"] == []
+        assert (await shopper.request("PUT", f"/api/v1/cart/items/{jug}", json={"quantity": 2})).status == 200
+        second = await shopper.place()
+    finally:
+        city.agora("chaos", "start", "nats")
+
+    assert [(item["product_id"], item["quantity"]) for item in second.body["items"]] == [(jug, 2)]
+    for placed in (first, second):
+        assert (await shopper.until_settled(placed.body["order_id"]))["status"] in ("CONFIRMED", "SHIPPED")
+    assert (await shopper.request("GET", "/api/v1/cart")).body["items"] == []  # the late events took no more

@@ -57,6 +57,9 @@ class Shop:
     shipping_available: bool = True
     # (order id, user of the forwarded token) of every CancelShipment shipping was asked.
     shipment_cancels: list[tuple[str, str]] = field(default_factory=list)
+    # (order id, user of the forwarded token, lines) of every RemoveOrdered cart was asked.
+    ordered_removals: list[tuple[str, str, list[tuple[str, int]]]] = field(default_factory=list)
+    removals_available: bool = True
 
     def add_product(self, name: str, price: int) -> str:
         product_id = str(uuid.uuid4())
@@ -88,6 +91,14 @@ class _FakeCart(cart_pb2_grpc.CartServiceServicer):
                 for product_id, quantity in lines
             ]
         )
+
+
+    async def RemoveOrdered(self, request, context):  # type: ignore[no-untyped-def]
+        lines = [(line.product_id, line.quantity) for line in request.lines]
+        self._shop.ordered_removals.append((request.order_id, _user_of(context), lines))
+        if not self._shop.removals_available:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "cart is down")
+        return cart_pb2.RemoveOrderedResponse()
 
 
 class _FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):

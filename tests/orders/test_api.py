@@ -173,6 +173,30 @@ async def test_cart_down_answers_unavailable_and_the_key_stays_free(orders: Orde
     assert (await orders.place("ada", "key-1")).status == "PENDING"
 
 
+async def test_the_ordered_lines_leave_the_cart_before_the_order_is_answered(orders: Orders):
+    """So the shopper's next order cannot take them again, however late cart hears of OrderPlaced."""
+    cup, jug = orders.shop.add_product("Espresso cup", 1250), orders.shop.add_product("Milk jug", 1999)
+    fill_cart(orders, "ada", (cup, 2), (jug, 1))
+
+    order = await orders.place("ada", "key-1")
+    assert await orders.place("ada", "key-1") == order  # a replay takes nothing out again
+
+    assert orders.shop.ordered_removals == [(order.order_id, "ada", [(cup, 2), (jug, 1)])]
+
+
+async def test_an_order_is_placed_even_if_cart_cannot_take_its_lines_out_at_once(orders: Orders):
+    """OrderPlaced takes them out when cart is back."""
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    fill_cart(orders, "ada", (cup, 1))
+    orders.shop.removals_available = False
+
+    order = await orders.place("ada")
+
+    assert order.status == "PENDING"
+    assert {order_id for order_id, _, _ in orders.shop.ordered_removals} == {order.order_id}  # retried, then given up
+    assert [event["order_id"] for event in await orders.published("OrderPlaced")] == [order.order_id]
+
+
 async def test_every_method_needs_a_user_token(orders: Orders):
     error = await rpc_error(orders.call("ListOrders", orders_pb2.ListOrdersRequest(), user=None))
 

@@ -16,7 +16,7 @@ from cart.store import CartStore
 from chassis import auth
 from chassis.grpc import InvalidArgument, translating
 
-MAX_PRODUCT_ID_LENGTH = 100
+MAX_ID_LENGTH = 100
 
 
 def _errors(error: Exception) -> tuple[grpc.StatusCode, str] | None:
@@ -52,8 +52,8 @@ def _message(cart: PricedCart) -> cart_pb2.Cart:
 
 
 def _product_id(value: str) -> str:
-    if not value or len(value) > MAX_PRODUCT_ID_LENGTH:
-        raise InvalidArgument([("product_id", f"must be 1 to {MAX_PRODUCT_ID_LENGTH} characters")])
+    if not value or len(value) > MAX_ID_LENGTH:
+        raise InvalidArgument([("product_id", f"must be 1 to {MAX_ID_LENGTH} characters")])
     return value
 
 
@@ -90,3 +90,17 @@ class CartApi(cart_pb2_grpc.CartServiceServicer):
         user = auth.require_principal()
         await handlers.clear_cart(user.user_id, store=self._deps["store"])
         return cart_pb2.ClearResponse()
+
+    @translating(_errors)
+    async def RemoveOrdered(self, request, context):  # type: ignore[no-untyped-def]
+        user = auth.require_principal()
+        if not 1 <= len(request.order_id) <= MAX_ID_LENGTH:
+            raise InvalidArgument([("order_id", f"must be 1 to {MAX_ID_LENGTH} characters")])
+        lines: dict[str, int] = {}
+        for index, line in enumerate(request.lines):
+            if line.quantity < 1:
+                raise InvalidArgument([(f"lines[{index}].quantity", "must be at least 1")])
+            product_id = _product_id(line.product_id)
+            lines[product_id] = lines.get(product_id, 0) + line.quantity
+        await handlers.remove_ordered(user.user_id, request.order_id, lines, store=self._deps["store"])
+        return cart_pb2.RemoveOrderedResponse()

@@ -48,10 +48,18 @@ async def clear_cart(user_id: str, *, store: CartStore) -> None:
     await store.clear(user_id)
 
 
-async def clear_ordered_cart(event: Envelope, pipe: Pipeline, *, store: CartStore) -> None:
-    """OrderPlaced: the cart became an order. Queued on the inbox's transaction, so a
-    redelivered event finds its claim and never empties a cart filled again since."""
-    store.queue_clear(pipe, event.data["user_id"])
+async def remove_ordered(user_id: str, order_id: str, lines: dict[str, int], *, store: CartStore) -> None:
+    """Orders placed these lines: they leave the cart at once, so the next order cannot take them again."""
+    await store.remove_ordered(user_id, order_id, lines)
 
 
-SUBSCRIPTIONS = {"agora.orders.OrderPlaced.v1": clear_ordered_cart}
+async def remove_ordered_lines(event: Envelope, pipe: Pipeline, *, store: CartStore) -> None:
+    """OrderPlaced: the order's lines leave the cart, if orders' own call did not take them out
+    already. Lines added since stay: the event may come late, after the shopper filled the cart
+    again. Queued on the inbox's transaction."""
+    order = event.data
+    lines = {item["product_id"]: item["quantity"] for item in order["items"]}
+    await store.queue_remove_ordered(pipe, order["user_id"], order["order_id"], lines)
+
+
+SUBSCRIPTIONS = {"agora.orders.OrderPlaced.v1": remove_ordered_lines}

@@ -34,6 +34,7 @@ class Outbox(Protocol):
 
 class Cart(Protocol):
     async def quantities(self) -> list[tuple[str, int]]: ...
+    async def remove_ordered(self, order_id: str, lines: Iterable[tuple[str, int]]) -> str | None: ...
 
 
 class Catalog(Protocol):
@@ -83,6 +84,10 @@ async def place_order(
         await repository.claim_key(conn, command.user_id, command.idempotency_key, command.fingerprint, order.id)
         await _publish(conn, outbox, order)
     log.info("order_placed", order_id=order.id, user_id=order.user_id, total=order.total.amount)
+    # The lines leave the cart before the shopper hears of the order, so the next order cannot
+    # take them again. Cart also does it on OrderPlaced, which is what guarantees it.
+    if (failure := await cart.remove_ordered(order.id, quantities)) is not None:
+        log.warning("ordered_lines_left_in_cart", order_id=order.id, error=failure)
     return order
 
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from agora.common.v1 import common_pb2 as agora_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61gora/cart/v1/cart.proto\x12\ragora.cart.v1\x1a\x1c\x61gora/common/v1/common.proto\"\x96\x01\n\x08\x43\x61rtItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12*\n\nunit_price\x18\x04 \x01(\x0b\x32\x16.agora.common.v1.Money\x12*\n\nline_total\x18\x05 \x01(\x0b\x32\x16.agora.common.v1.Money\"U\n\x04\x43\x61rt\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.agora.cart.v1.CartItem\x12%\n\x05total\x18\x02 \x01(\x0b\x32\x16.agora.common.v1.Money\")\n\x0eGetCartRequest\x12\x17\n\x0fquantities_only\x18\x01 \x01(\x08\"6\n\x0eSetItemRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"\'\n\x11RemoveItemRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\t\"\x0e\n\x0c\x43learRequest\"\x0f\n\rClearResponse2\x94\x02\n\x0b\x43\x61rtService\x12=\n\x07GetCart\x12\x1d.agora.cart.v1.GetCartRequest\x1a\x13.agora.cart.v1.Cart\x12=\n\x07SetItem\x12\x1d.agora.cart.v1.SetItemRequest\x1a\x13.agora.cart.v1.Cart\x12\x43\n\nRemoveItem\x12 .agora.cart.v1.RemoveItemRequest\x1a\x13.agora.cart.v1.Cart\x12\x42\n\x05\x43lear\x12\x1b.agora.cart.v1.ClearRequest\x1a\x1c.agora.cart.v1.ClearResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61gora/cart/v1/cart.proto\x12\ragora.cart.v1\x1a\x1c\x61gora/common/v1/common.proto\"\x96\x01\n\x08\x43\x61rtItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12*\n\nunit_price\x18\x04 \x01(\x0b\x32\x16.agora.common.v1.Money\x12*\n\nline_total\x18\x05 \x01(\x0b\x32\x16.agora.common.v1.Money\"U\n\x04\x43\x61rt\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.agora.cart.v1.CartItem\x12%\n\x05total\x18\x02 \x01(\x0b\x32\x16.agora.common.v1.Money\")\n\x0eGetCartRequest\x12\x17\n\x0fquantities_only\x18\x01 \x01(\x08\"6\n\x0eSetItemRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"\'\n\x11RemoveItemRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\t\"\x0e\n\x0c\x43learRequest\"\x0f\n\rClearResponse\"3\n\x0bOrderedLine\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"S\n\x14RemoveOrderedRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12)\n\x05lines\x18\x02 \x03(\x0b\x32\x1a.agora.cart.v1.OrderedLine\"\x17\n\x15RemoveOrderedResponse2\xf0\x02\n\x0b\x43\x61rtService\x12=\n\x07GetCart\x12\x1d.agora.cart.v1.GetCartRequest\x1a\x13.agora.cart.v1.Cart\x12=\n\x07SetItem\x12\x1d.agora.cart.v1.SetItemRequest\x1a\x13.agora.cart.v1.Cart\x12\x43\n\nRemoveItem\x12 .agora.cart.v1.RemoveItemRequest\x1a\x13.agora.cart.v1.Cart\x12\x42\n\x05\x43lear\x12\x1b.agora.cart.v1.ClearRequest\x1a\x1c.agora.cart.v1.ClearResponse\x12Z\n\rRemoveOrdered\x12#.agora.cart.v1.RemoveOrderedRequest\x1a$.agora.cart.v1.RemoveOrderedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,6 +46,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLEARREQUEST']._serialized_end=467
   _globals['_CLEARRESPONSE']._serialized_start=469
   _globals['_CLEARRESPONSE']._serialized_end=484
-  _globals['_CARTSERVICE']._serialized_start=487
-  _globals['_CARTSERVICE']._serialized_end=763
+  _globals['_ORDEREDLINE']._serialized_start=486
+  _globals['_ORDEREDLINE']._serialized_end=537
+  _globals['_REMOVEORDEREDREQUEST']._serialized_start=539
+  _globals['_REMOVEORDEREDREQUEST']._serialized_end=622
+  _globals['_REMOVEORDEREDRESPONSE']._serialized_start=624
+  _globals['_REMOVEORDEREDRESPONSE']._serialized_end=647
+  _globals['_CARTSERVICE']._serialized_start=650
+  _globals['_CARTSERVICE']._serialized_end=1018
 # @@protoc_insertion_point(module_scope)

@@ -56,3 +56,23 @@ class ClearRequest(_message.Message):
 class ClearResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class OrderedLine(_message.Message):
+    __slots__ = ("product_id", "quantity")
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    product_id: str
+    quantity: int
+    def __init__(self, product_id: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
+
+class RemoveOrderedRequest(_message.Message):
+    __slots__ = ("order_id", "lines")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    lines: _containers.RepeatedCompositeFieldContainer[OrderedLine]
+    def __init__(self, order_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[OrderedLine, _Mapping]]] = ...) -> None: ...
+
+class RemoveOrderedResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -56,6 +56,11 @@ class CartServiceStub:
                 request_serializer=agora_dot_cart_dot_v1_dot_cart__pb2.ClearRequest.SerializeToString,
                 response_deserializer=agora_dot_cart_dot_v1_dot_cart__pb2.ClearResponse.FromString,
                 _registered_method=True)
+        self.RemoveOrdered = channel.unary_unary(
+                '/agora.cart.v1.CartService/RemoveOrdered',
+                request_serializer=agora_dot_cart_dot_v1_dot_cart__pb2.RemoveOrderedRequest.SerializeToString,
+                response_deserializer=agora_dot_cart_dot_v1_dot_cart__pb2.RemoveOrderedResponse.FromString,
+                _registered_method=True)
 
 
 class CartServiceServicer:
@@ -90,6 +95,15 @@ class CartServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RemoveOrdered(self, request, context):
+        """Takes an order's lines out of the caller's cart: each quantity is lowered by what was ordered,
+        so lines added or raised since stay. Once per order, however often it is asked: orders asks
+        as it places the order, and cart does it again on OrderPlaced in case that call failed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CartServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +126,11 @@ def add_CartServiceServicer_to_server(servicer, server):
                     servicer.Clear,
                     request_deserializer=agora_dot_cart_dot_v1_dot_cart__pb2.ClearRequest.FromString,
                     response_serializer=agora_dot_cart_dot_v1_dot_cart__pb2.ClearResponse.SerializeToString,
+            ),
+            'RemoveOrdered': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveOrdered,
+                    request_deserializer=agora_dot_cart_dot_v1_dot_cart__pb2.RemoveOrderedRequest.FromString,
+                    response_serializer=agora_dot_cart_dot_v1_dot_cart__pb2.RemoveOrderedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +243,33 @@ class CartService:
             '/agora.cart.v1.CartService/Clear',
             agora_dot_cart_dot_v1_dot_cart__pb2.ClearRequest.SerializeToString,
             agora_dot_cart_dot_v1_dot_cart__pb2.ClearResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveOrdered(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agora.cart.v1.CartService/RemoveOrdered',
+            agora_dot_cart_dot_v1_dot_cart__pb2.RemoveOrderedRequest.SerializeToString,
+            agora_dot_cart_dot_v1_dot_cart__pb2.RemoveOrderedResponse.FromString,
             options,
             channel_credentials,
             insecure,
