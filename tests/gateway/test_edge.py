@@ -3,7 +3,8 @@ carries to the next hop, what a refused one answers, how the catalog's parameter
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from chassis.health import Readiness
 from chassis.resilience import Guard, load_policies
 from chassis.settings import ServiceSettings
 from gateway.app import create_api
+from gateway.models import WHITESPACE
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 from gateway.upstreams import Upstreams
@@ -203,3 +205,34 @@ async def test_the_starter_catalogs_pictures_are_served(edge: Edge) -> None:
             assert "KIT-0001" in await picture.text()
         async with http.get(f"{edge.url}/static/products/..%2Fsecrets.svg") as unknown:
             assert unknown.status == 404 and unknown.content_type == "application/problem+json"
+
+
+async def test_no_pattern_in_the_document_means_different_things_to_different_regex_engines(edge: Edge) -> None:
+    """JSON Schema's patterns are ECMA-262 regexes; pydantic checks them with Rust's, the services
+    with Python's. `\\s`, `\\d`, `\\w` and `\\b` are the classes whose members differ (ECMA's `\\s`
+    has \\ufeff but not \\x85), so a fuzzer once sent an email the document allowed and got 422."""
+    _, document, _ = await get(f"{edge.url}/api/openapi.json")
+
+    patterns = list(_patterns_in(document))
+    assert len(patterns) >= 5
+    for pattern in patterns:
+        assert not re.search(r"\\[sSdDwWbB]", pattern), pattern
+
+
+def _patterns_in(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern" and isinstance(value, str):
+                yield value
+            else:
+                yield from _patterns_in(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _patterns_in(item)
+
+
+def test_whitespace_in_patterns_is_what_the_services_strip() -> None:
+    spelled_out = re.compile(f"[{WHITESPACE}]")
+    for code in range(0x110000):
+        character = chr(code)
+        assert bool(spelled_out.fullmatch(character)) is character.isspace(), hex(code)

@@ -9,11 +9,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+# Whitespace as the services strip it (Python's `str.isspace`), spelled out. A pattern never says
+# `\s`: it means one set in JSON Schema's regex dialect (ECMA-262, which counts \ufeff but not
+# \x85), another in pydantic's (Rust), and a third in Python, so the document would promise
+# clients text that the edge or a service then refuses.
+WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 # Text the services can store: PostgreSQL text holds no NUL character.
 STORABLE = r"^[^\x00]*$"
-# Storable text that is not blank. The services strip with Python's idea of whitespace, which
-# also counts the C0 separators (\x1c-\x1f) that JSON Schema's `\s` does not.
-NOT_BLANK = r"^[^\x00]*[^\s\x00-\x1f][^\x00]*$"
+# Storable text that is not blank: some character that is neither whitespace nor a C0 control.
+NOT_BLANK = rf"^[^\x00]*[^{WHITESPACE}\x00-\x1f][^\x00]*$"
 
 
 class Money(BaseModel):

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from chassis.http import Problem
-from gateway.models import NOT_BLANK, STORABLE
+from gateway.models import NOT_BLANK, STORABLE, WHITESPACE
 from gateway.ratelimit import RateLimiter, Verdict
 from gateway.security import CurrentUser
 from gateway.settings import GatewaySettings
@@ -18,8 +18,8 @@ from gateway.upstream import call
 from gateway.upstreams import Upstreams
 
 Text = Annotated[str, Field(max_length=1000)]
-_ADDRESS_PART = r"[^@\s\x00-\x1f]+"
-_EMAIL = rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.[^@\s\x00-\x1f.]+$"
+_ADDRESS_PART = rf"[^@{WHITESPACE}\x00-\x1f]+"
+_EMAIL = rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.[^@{WHITESPACE}\x00-\x1f.]+$"
 
 
 class Registration(BaseModel):

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from chassis.http import Problem
 from chassis.resilience import ResilienceError
 from gateway import views
-from gateway.models import NOT_BLANK, STORABLE, Money
+from gateway.models import NOT_BLANK, STORABLE, WHITESPACE, Money
 from gateway.params import OrderId
 from gateway.security import CurrentUser
 from gateway.upstream import as_problem, call, optional, running
@@ -44,7 +44,7 @@ class ShippingAddress(BaseModel):
     line2: Annotated[str, Field(max_length=200, pattern=STORABLE)] | None = None
     city: Line
     postal_code: Annotated[str, Field(max_length=20, pattern=NOT_BLANK)]
-    country: Annotated[str, Field(pattern=r"^\s*[A-Za-z]{2}\s*$", description="ISO 3166-1 alpha-2, such as GB")]
+    country: Annotated[str, Field(pattern=rf"^[{WHITESPACE}]*[A-Za-z]{{2}}[{WHITESPACE}]*$", description="ISO 3166-1 alpha-2, such as GB")]
 
 
 class PaymentMethod(BaseModel):
