@@ -21,11 +21,6 @@ class Unavailable(Exception):
     """A service the request needs did not answer; nothing changed, and the client may retry."""
 
 
-REMOVE_ORDERED_SECONDS = 0.3
-"""How long a placed order waits for cart to take its lines out, retries included: the order is
-placed, so the shopper hears of it rather than wait for cart, which also does it on OrderPlaced."""
-
-
 class Cart:
     def __init__(self, channel: grpc.aio.Channel):
         self._stub = cart_pb2_grpc.CartServiceStub(channel)
@@ -41,13 +36,14 @@ class Cart:
 
     async def remove_ordered(self, order_id: str, lines: Iterable[tuple[str, int]]) -> str | None:
         """Takes the order's lines out of the caller's cart (once per order, however often asked);
-        why not, if cart did not answer."""
+        why not, if cart did not answer. Under cart's own policy, as GetCart: a shorter timeout
+        would fail where GetCart succeeds, and its failures would open cart's breaker for both."""
         request = cart_pb2.RemoveOrderedRequest(
             order_id=order_id,
             lines=[cart_pb2.OrderedLine(product_id=product_id, quantity=quantity) for product_id, quantity in lines],
         )
         try:
-            await self._stub.RemoveOrdered(request, timeout=REMOVE_ORDERED_SECONDS)
+            await self._stub.RemoveOrdered(request)
         except (grpc.aio.AioRpcError, ResilienceError) as error:
             return f"cart: {error}"
         return None
