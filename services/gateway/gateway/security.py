@@ -4,7 +4,7 @@ A guard in the edge middleware runs before routing for every request: it verifie
 token if one is sent (keeping the result with the request), charges the request to the user, or
 to the client address when anonymous, and puts the `RateLimit-*` headers on the answer. The
 operator's probes (`/healthz`, `/readyz`, `/metrics`), which supervisors and scrapers poll, are
-never charged nor refused; their headers say where the caller stands.
+never charged nor refused, and verify no token; their headers say where the client address stands.
 Routes then say what they need with `Depends(require_user)` or `Depends(require_admin)`.
 """
 
@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from chassis import auth
 from chassis.grpc import set_request_context
 from chassis.http import Admission, Problem, problem_response
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import RateLimiter, Verdict
 
 Scope = MutableMapping[str, Any]
 
@@ -36,6 +36,9 @@ class EdgeGuard:
         self.per_minute = per_minute
 
     async def __call__(self, scope: Scope) -> Admission:
+        client = scope.get("client") or ("unknown", 0)
+        if scope["path"] in PROBES:  # no token is verified: a probe must not wait on identity
+            return _headers(self.limiter.peek("api", f"addr:{client[0]}", self.per_minute)), None
         authorization = None
         for key, value in scope["headers"]:
             if key == b"authorization":
@@ -54,22 +57,22 @@ class EdgeGuard:
             request_id=state.get("request_id"), authorization=authorization if principal else None
         )
 
-        client = scope.get("client") or ("unknown", 0)
         who = f"user:{principal.user_id}" if principal else f"addr:{client[0]}"
-        if scope["path"] in PROBES:
-            verdict = self.limiter.peek("api", who, self.per_minute)
-        else:
-            verdict = self.limiter.hit_fast("api", who, self.per_minute)
-        headers = [
-            (b"ratelimit-limit", b"%d" % verdict.limit),
-            (b"ratelimit-remaining", b"%d" % verdict.remaining),
-            (b"ratelimit-reset", b"%d" % verdict.reset_seconds),
-        ]
+        verdict = self.limiter.hit_fast("api", who, self.per_minute)
+        headers = _headers(verdict)
         if not verdict.allowed:
             return headers, problem_response(
                 429, "too many requests; slow down", headers={"Retry-After": str(verdict.reset_seconds)}
             )
         return headers, None
+
+
+def _headers(verdict: Verdict) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"ratelimit-limit", b"%d" % verdict.limit),
+        (b"ratelimit-remaining", b"%d" % verdict.remaining),
+        (b"ratelimit-reset", b"%d" % verdict.reset_seconds),
+    ]
 
 
 async def require_user(request: Request) -> auth.Principal:
