@@ -44,7 +44,7 @@ def _settings() -> ServiceSettings:
     return ServiceSettings(
         service="cli", http_port=0, city=city["city"], bus=bus,
         nats_url=operator_nats_url(home, infra["nats"]) if "nats" in infra else "nats://127.0.0.1:4222",
-        rabbitmq_url=kept_url(home.secrets, "rabbitmq") or os.environ.get("AGORA_RABBITMQ_URL"),
+        rabbitmq_url=os.environ.get("AGORA_RABBITMQ_URL") or kept_url(home.secrets, "rabbitmq"),
     )
 
 

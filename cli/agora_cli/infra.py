@@ -298,6 +298,9 @@ def nats_authorization(city: str, passwords: Mapping[str, str]) -> dict[str, obj
     return {"authorization": {"users": users}}
 
 
+SETTLE_SECONDS = 15.0
+
+
 async def settle_streams(url: str, city: str) -> None:
     """Creates every producer's stream on the city's NATS, or brings it to the current settings,
     before any service starts: `url` must carry the operator's login (`operator_nats_url`)."""
@@ -306,10 +309,15 @@ async def settle_streams(url: str, city: str) -> None:
 
     producers = sorted(path.name for path in contracts_dir().iterdir() if path.is_dir())
     bus = NatsBus(url, city, name=f"{city}-operator")
-    await bus.connect()
     try:
-        for producer in [*producers, DLQ]:
-            await bus.settle_stream(producer)
+        # nats-py retries a refused login for ever: a wrong password must fail the start clearly.
+        async with asyncio.timeout(SETTLE_SECONDS):
+            await bus.connect()
+            for producer in [*producers, DLQ]:
+                await bus.settle_stream(producer)
+    except TimeoutError:
+        raise AgoraError(f"could not set up the event streams on NATS within {SETTLE_SECONDS:.0f} s "
+                         f"(check its address and login, AGORA_NATS_URL if external)") from None
     finally:
         await bus.close()
 
@@ -335,7 +343,9 @@ def _subscriptions(services: Iterable[str]) -> dict[str, list[str]]:
     (`<service>.handlers.SUBSCRIPTIONS`, the very mapping its consumer runs)."""
     found = {}
     for service in services:
-        package = importlib.util.find_spec(service)  # found, not imported: a module may act on import
+        # Found without importing it: a service that is a plain module (the CLI tests' stand-ins)
+        # reads its settings when imported. A package's handlers are imported, __init__ first.
+        package = importlib.util.find_spec(service)
         if package is None or not any(
             (Path(folder) / "handlers.py").is_file() for folder in package.submodule_search_locations or ()
         ):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aio_pika
 import asyncpg
+import nats as nats_client
 import pytest
 
 from agora_cli import infra
@@ -171,3 +172,23 @@ async def test_every_consumer_of_the_topology_gets_its_rabbitmq_queue_before_any
 async def _holds(queue: aio_pika.abc.AbstractQueue, count: int) -> bool:
     declared = await queue.declare()
     return declared.message_count == count
+
+
+async def test_the_operator_sets_up_the_streams_and_a_wrong_login_fails_the_start_clearly(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nats = await started(infra.nats(home, free_port(), free_port(), city="c", services=["tinyalpha"]))
+    try:
+        operator = infra.nats_login(home, nats.url, infra.OPERATOR)
+        await infra.settle_streams(operator, "c")
+        client = await nats_client.connect(operator)
+        try:
+            names = {info.config.name for info in await client.jetstream().streams_info()}
+        finally:
+            await client.close()
+        assert {"C_ORDERS", "C_CATALOG", "C_DLQ"} <= names
+        monkeypatch.setattr(infra, "SETTLE_SECONDS", 2.0)
+        with pytest.raises(AgoraError, match="could not set up the event streams"):
+            await infra.settle_streams(nats.url.replace("nats://", "nats://operator:wrong@"), "c")
+    finally:
+        await stop(nats)

@@ -210,9 +210,10 @@ class NatsBus:
         return f"{self.city}.{producer}.{name}"
 
     async def ensure_stream(self, producer: str) -> str:
-        """The producer's stream, created if it is missing. An existing one keeps its settings:
-        `settle_stream` sets them, run by the operator at `agora up`. A service never changes
-        them, as the embedded NATS forbids: a shorter `max_age` would erase history, and a
+        """The producer's stream, created if it is missing (where the login may: not a service's
+        on the embedded NATS, where `agora up` creates every stream first). An existing one keeps
+        its settings: `settle_stream` sets them, run by the operator at `agora up`. A service never
+        changes them, as the embedded NATS forbids: a shorter `max_age` would erase history, and a
         `republish` would put events under another's name."""
         name = stream_name(self.city, producer)
         if name not in self._streams:
