@@ -264,11 +264,11 @@ def nats_authorization(city: str, passwords: Mapping[str, str]) -> dict[str, obj
     publish an event in another's name: a forged OrderCancelled would refund.
 
     Of the JetStream API a service may use only what its bus needs (`NatsBus`): read streams'
-    info; create, pull from and ack its own durable consumers, so that none can take or ack away
-    another's deliveries; and create ephemeral ones (analytics' replay). Streams are the
-    operator's, who may do anything: it creates them at `agora up` (`settle_streams`), and only it
+    info and messages (analytics' replay), and pull from and ack with its own durable consumers,
+    so that none can take or ack away another's deliveries. Streams and consumers are the
+    operator's, who may do anything: it creates them at `agora up` (`settle_bus`), and only it
     may change, purge or delete one. A stream's settings could erase history (a shorter `max_age`)
-    or republish events under another's name."""
+    or republish events under another's name; a consumer's could push them onto another's subject."""
 
     def permissions(service: str) -> dict[str, object]:
         return {
@@ -278,10 +278,7 @@ def nats_authorization(city: str, passwords: Mapping[str, str]) -> dict[str, obj
                     f"{city}.dlq.{service}",
                     "$JS.API.INFO",
                     "$JS.API.STREAM.INFO.*",
-                    "$JS.API.CONSUMER.CREATE.*",
-                    f"$JS.API.CONSUMER.CREATE.*.{service}",
-                    f"$JS.API.CONSUMER.CREATE.*.{service}.>",
-                    f"$JS.API.CONSUMER.DURABLE.CREATE.*.{service}",
+                    "$JS.API.STREAM.MSG.GET.*",
                     f"$JS.API.CONSUMER.INFO.*.{service}",
                     f"$JS.API.CONSUMER.MSG.NEXT.*.{service}",
                     f"$JS.ACK.*.{service}.>",
@@ -301,13 +298,15 @@ def nats_authorization(city: str, passwords: Mapping[str, str]) -> dict[str, obj
 SETTLE_SECONDS = 15.0
 
 
-async def settle_streams(url: str, city: str) -> None:
-    """Creates every producer's stream on the city's NATS, or brings it to the current settings,
-    before any service starts: `url` must carry the operator's login (`operator_nats_url`)."""
+async def settle_bus(url: str, city: str, services: Iterable[str]) -> None:
+    """Creates every producer's stream on the city's NATS, and the durable consumers of every
+    service that consumes events, or brings them to the current settings, before any service
+    starts: `url` must carry the operator's login (`operator_nats_url`)."""
     from chassis.messaging.envelope import contracts_dir
     from chassis.messaging.nats_bus import DLQ, NatsBus
 
     producers = sorted(path.name for path in contracts_dir().iterdir() if path.is_dir())
+    subscriptions = await asyncio.to_thread(_subscriptions, services)
     bus = NatsBus(url, city, name=f"{city}-operator")
     try:
         # nats-py retries a refused login for ever: a wrong password must fail the start clearly.
@@ -315,6 +314,8 @@ async def settle_streams(url: str, city: str) -> None:
             await bus.connect()
             for producer in [*producers, DLQ]:
                 await bus.settle_stream(producer)
+            for service, event_types in subscriptions.items():
+                await bus.settle_consumer(service, event_types)
     except TimeoutError:
         raise AgoraError(f"could not set up the event streams on NATS within {SETTLE_SECONDS:.0f} s "
                          f"(check its address and login, AGORA_NATS_URL if external)") from None

@@ -226,7 +226,7 @@ class Supervisor:
             self.infra[name] = server
             await infra.check_external(server)
             if name == "nats":
-                await infra.settle_streams(server.url, self.config.city)
+                await infra.settle_bus(server.url, self.config.city, load(topology_path()))
             if name == "rabbitmq":  # every consumer of the topology, so events wait for those started later
                 await infra.declare_rabbit_consumers(server.url, self.config.city, load(topology_path()))
                 keep_url(self.config.home.secrets, name, external_url)
@@ -242,7 +242,8 @@ class Supervisor:
         if name == "postgres":
             await infra.close_maintenance_databases(server.url)
         if name == "nats":
-            await infra.settle_streams(infra.nats_login(self.config.home, server.url, infra.OPERATOR), self.config.city)
+            operator = infra.nats_login(self.config.home, server.url, infra.OPERATOR)
+            await infra.settle_bus(operator, self.config.city, load(topology_path()))
         self._infra_ready.add(name)
         self._milestone(f"{name} ready")
 

@@ -174,21 +174,23 @@ async def _holds(queue: aio_pika.abc.AbstractQueue, count: int) -> bool:
     return declared.message_count == count
 
 
-async def test_the_operator_sets_up_the_streams_and_a_wrong_login_fails_the_start_clearly(
+async def test_the_operator_sets_up_the_bus_and_a_wrong_login_fails_the_start_clearly(
     home: Home, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     nats = await started(infra.nats(home, free_port(), free_port(), city="c", services=["tinyalpha"]))
     try:
         operator = infra.nats_login(home, nats.url, infra.OPERATOR)
-        await infra.settle_streams(operator, "c")
+        await infra.settle_bus(operator, "c", ["inventory", "gateway"])
         client = await nats_client.connect(operator)
         try:
             names = {info.config.name for info in await client.jetstream().streams_info()}
+            consumers = {info.name for info in await client.jetstream().consumers_info("C_ORDERS")}
         finally:
             await client.close()
         assert {"C_ORDERS", "C_CATALOG", "C_DLQ"} <= names
+        assert consumers == {"inventory"}
         monkeypatch.setattr(infra, "SETTLE_SECONDS", 2.0)
         with pytest.raises(AgoraError, match="could not set up the event streams"):
-            await infra.settle_streams(nats.url.replace("nats://", "nats://operator:wrong@"), "c")
+            await infra.settle_bus(nats.url.replace("nats://", "nats://operator:wrong@"), "c", [])
     finally:
         await stop(nats)

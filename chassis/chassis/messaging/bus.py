@@ -107,6 +107,9 @@ class DeadLetter:
 MAX_DELIVERIES = 8
 """How often a consumer tries an event before dead-lettering it, unless it says otherwise."""
 
+CONCURRENCY = 16
+"""How many events a consumer handles at once, unless it says otherwise."""
+
 
 class Bus(Protocol):
     city: str

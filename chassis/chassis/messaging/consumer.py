@@ -27,7 +27,15 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chassis.logs import get_logger
 from chassis.messaging import _metrics
-from chassis.messaging.bus import EVENT_TYPE_HEADER, MAX_DELIVERIES, Bus, DeadLetter, Delivery, Subscription
+from chassis.messaging.bus import (
+    CONCURRENCY,
+    EVENT_TYPE_HEADER,
+    MAX_DELIVERIES,
+    Bus,
+    DeadLetter,
+    Delivery,
+    Subscription,
+)
 from chassis.messaging.envelope import Envelope, MalformedEvent
 from chassis.messaging.inbox import Inbox
 from chassis.request_id import EVENT_HEADER, serving
@@ -55,7 +63,7 @@ class Consumer:
         handlers: Mapping[str, Handler],
         *,
         max_deliveries: int = MAX_DELIVERIES,
-        concurrency: int = 16,
+        concurrency: int = CONCURRENCY,
         retry_base_seconds: float = 0.5,
         retry_max_seconds: float = 60.0,
     ):

@@ -26,6 +26,7 @@ from nats.js.errors import NotFoundError
 
 from chassis.logs import get_logger
 from chassis.messaging.bus import (
+    CONCURRENCY,
     EVENT_TYPE_HEADER,
     MAX_DELIVERIES,
     DeadLetter,
@@ -43,6 +44,10 @@ _STREAM_EXISTS_WITH_OTHER_SETTINGS = 10058
 
 def stream_name(city: str, producer: str) -> str:
     return f"{city}_{producer}".upper()
+
+
+def _producers(event_types: Collection[str]) -> list[str]:
+    return sorted({parse_event_type(event_type)[0] for event_type in event_types})
 
 
 def _without_login(url: str) -> tuple[str, dict[str, str]]:
@@ -271,6 +276,23 @@ class NatsBus:
         subjects = {self.subject(event_type) for event_type in event_types if parse_event_type(event_type)[0] == producer}
         return {"filter_subjects": sorted(subjects)}
 
+    async def settle_consumer(
+        self,
+        consumer: str,
+        event_types: Collection[str],
+        *,
+        concurrency: int = CONCURRENCY,
+        max_deliveries: int = MAX_DELIVERIES,
+    ) -> None:
+        """Creates the consumer's durable consumers, or brings them to these settings: the
+        operator's, at `agora up`, so that no service needs to create or change a consumer
+        (the embedded NATS lets it do neither)."""
+        for producer in _producers(event_types):
+            stream = await self.ensure_stream(producer)
+            await self.jetstream.add_consumer(
+                stream, self._consumer_config(consumer, producer, event_types, concurrency, max_deliveries)
+            )
+
     async def subscribe(
         self,
         consumer: str,
@@ -281,29 +303,51 @@ class NatsBus:
         max_deliveries: int = MAX_DELIVERIES,
     ) -> _Subscription:
         """One durable consumer per producer stream, filtered on the handled types where the
-        server can (`_filter`). An existing durable consumer is brought to the new filter. The
-        server's redelivery bound sits above the consumer's own so a delivery lost in a crash
-        still gets its dead letter."""
+        server can (`_filter`). It is created, or brought to the new filter, only if it is not
+        already as wanted: `agora up` has made it so on the embedded NATS. The server's
+        redelivery bound sits above the consumer's own so a delivery lost in a crash still gets
+        its dead letter."""
         assert self._nc is not None
         loops = []
-        for producer in sorted({parse_event_type(event_type)[0] for event_type in event_types}):
+        for producer in _producers(event_types):
             stream = await self.ensure_stream(producer)
-            await self.jetstream.add_consumer(
-                stream,
-                ConsumerConfig(
-                    durable_name=consumer,
-                    ack_policy=AckPolicy.EXPLICIT,
-                    deliver_policy=DeliverPolicy.ALL,
-                    **self._filter(producer, event_types),
-                    ack_wait=self._ack_wait,
-                    max_deliver=max_deliveries + 3,
-                    max_ack_pending=max(1000, concurrency * 4),
-                ),
-            )
+            wanted = self._consumer_config(consumer, producer, event_types, concurrency, max_deliveries)
+            if not await self._consumer_is(stream, wanted):
+                await self.jetstream.add_consumer(stream, wanted)
             loop = _PullLoop(self._nc, stream, consumer, handler, concurrency=concurrency, expires=self._pull_expires)
             await loop.start()
             loops.append(loop)
         return _Subscription(loops)
+
+    def _consumer_config(
+        self, consumer: str, producer: str, event_types: Collection[str], concurrency: int, max_deliveries: int
+    ) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=consumer,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            **self._filter(producer, event_types),
+            ack_wait=self._ack_wait,
+            max_deliver=max_deliveries + 3,
+            max_ack_pending=max(1000, concurrency * 4),
+        )
+
+    async def _consumer_is(self, stream: str, wanted: ConsumerConfig) -> bool:
+        assert wanted.durable_name is not None
+        try:
+            info = await self.jetstream.consumer_info(stream, wanted.durable_name)
+        except NotFoundError:
+            return False
+        config = info.config
+
+        def filters(of: ConsumerConfig) -> list[str]:
+            return sorted(of.filter_subjects or ([of.filter_subject] if of.filter_subject else []))
+
+        return (
+            filters(config) == filters(wanted)
+            and round(config.ack_wait or 0) == round(wanted.ack_wait or 0)
+            and (config.max_deliver, config.max_ack_pending) == (wanted.max_deliver, wanted.max_ack_pending)
+        )
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         stream = await self.ensure_stream(DLQ)

@@ -2,9 +2,9 @@
 
 1. On a connection of its own, the replay creates empty temporary copies of the projections. On
    that connection they shadow the live tables, so the live recorders themselves fill them.
-2. It reads each producer stream analytics follows, from the first message kept, with an
-   ephemeral ordered consumer, up to the stream's end as of then, applying every event it has a
-   recorder for. Meanwhile the live consumer keeps the live projections, and the report, current.
+2. It reads each producer stream analytics follows, from the first message kept, message by
+   message with the stream's get API, up to the stream's end as of then, applying every event it
+   has a recorder for. Meanwhile the live consumer keeps the live projections, and the report, current.
 3. In one transaction it takes the projections' lock (waiting for the recorders in flight while
    holding off new ones), reads what was published since step 2, and replaces the live
    projections with the fresh ones.
@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
 import asyncpg
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from analytics import repository
 from analytics.handlers import Recorder, Unreportable
@@ -48,35 +48,28 @@ class History(Protocol):
 
 
 class JetStreamHistory:
-    """A NATS producer stream read through an ephemeral ordered consumer: no durable state on the
-    server, no acks, gone when the read ends."""
+    """A NATS producer stream read message by message with the stream's own get API: no consumer
+    on the server, so nothing to create (the embedded NATS lets a service create none) and
+    nothing left behind."""
 
-    def __init__(self, bus: NatsBus, *, idle_timeout_seconds: float = 10.0):
+    def __init__(self, bus: NatsBus):
         self._bus = bus
-        self._idle_timeout = idle_timeout_seconds
 
     async def read(self, producer: str, after: int) -> AsyncIterator[tuple[int, bytes]]:
         js = self._bus.jetstream
         stream = await self._bus.ensure_stream(producer)
-        state = (await js.stream_info(stream)).state
-        end = state.last_seq
-        if state.messages == 0 or end <= after:
-            return
-        subscription = await js.subscribe(
-            f"{self._bus.city}.{producer}.>",
-            stream=stream,
-            ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1),
-        )
-        try:
-            while True:
-                msg = await subscription.next_msg(timeout=self._idle_timeout)
-                position = msg.metadata.sequence.stream
-                yield position, msg.data
-                if position >= end or msg.metadata.num_pending == 0:
-                    return
-        finally:
-            await subscription.unsubscribe()
+        end = (await js.stream_info(stream)).state.last_seq
+        subjects = f"{self._bus.city}.{producer}.>"
+        position = after
+        while position < end:
+            try:
+                msg = await js.get_msg(stream, seq=position + 1, next=True, subject=subjects)
+            except NotFoundError:  # nothing kept after `position`
+                return
+            position = msg.seq or end
+            if position > end:
+                return
+            yield position, msg.data or b""
 
 
 async def replay(dsn: str, history: History, recorders: Mapping[str, Recorder]) -> int:

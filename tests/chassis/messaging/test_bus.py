@@ -127,3 +127,40 @@ async def test_a_service_keeps_an_existing_streams_settings_and_the_operator_cha
         await operator.delete_streams()
         await operator.close()
         await service.close()
+
+
+async def test_a_service_uses_the_consumer_the_operator_made_without_asking_to_change_it(
+    city: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the embedded NATS a service may not create or change a consumer: `agora up` made it."""
+    operator, service = NatsBus(NATS_URL, city), NatsBus(NATS_URL, city, pull_expires_seconds=1)
+    await operator.connect()
+    await service.connect()
+    types = ["agora.things.ThingMade.v1", "agora.things.ThingKept.v2"]
+    try:
+        await operator.settle_consumer("watcher", types)
+
+        async def refused(*_: object, **__: object) -> None:
+            raise AssertionError("the service asked to create or change its consumer")
+
+        monkeypatch.setattr(service.jetstream, "add_consumer", refused)
+        received: list[str] = []
+
+        async def record(delivery: Delivery) -> None:
+            received.append(delivery.origin)
+            await delivery.ack()
+
+        subscription = await service.subscribe("watcher", types, record, concurrency=4)
+        try:
+            await service.publish(b"{}", "agora.things.ThingMade.v1", msg_id="made", headers={})
+            await eventually(lambda: _arrived(received), timeout=5)
+        finally:
+            await subscription.stop()
+    finally:
+        await operator.delete_streams()
+        await operator.close()
+        await service.close()
+
+
+async def _arrived(received: list[str]) -> bool:
+    return bool(received)
