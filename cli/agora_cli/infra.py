@@ -8,7 +8,6 @@ supervisor spawns the child and waits until `answers` is true.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import importlib.util
 import json
 import os
@@ -266,7 +265,7 @@ def nats_authorization(city: str, passwords: Mapping[str, str]) -> dict[str, obj
     Of the JetStream API a service may use only what its bus needs (`NatsBus`): read streams'
     info and messages (analytics' replay), and pull from and ack with its own durable consumers,
     so that none can take or ack away another's deliveries. Streams and consumers are the
-    operator's, who may do anything: it creates them at `agora up` (`settle_bus`), and only it
+    operator's, who may do anything: it creates them at `agora up` (`agora_cli.bus_setup`), and only it
     may change, purge or delete one. A stream's settings could erase history (a shorter `max_age`)
     or republish events under another's name; a consumer's could push them onto another's subject."""
 
@@ -295,66 +294,37 @@ def nats_authorization(city: str, passwords: Mapping[str, str]) -> dict[str, obj
     return {"authorization": {"users": users}}
 
 
-SETTLE_SECONDS = 15.0
+class BusSetup:
+    """What the city's bus needs before any service starts (`agora_cli.bus_setup`), made in a
+    process of its own, so the supervisor never holds the brokers' clients or the services'
+    handler modules in memory (about 30 MB). Started before the broker is up, so its imports
+    (a second of CPU) overlap with the broker's start; it then waits for the broker's URL, which
+    carries the operator's login and so travels on its stdin, never in a command line."""
 
+    def __init__(self, bus: str, process: asyncio.subprocess.Process):
+        self._bus = bus
+        self._process = process
 
-async def settle_bus(url: str, city: str, services: Iterable[str]) -> None:
-    """Creates every producer's stream on the city's NATS, and the durable consumers of every
-    service that consumes events, or brings them to the current settings, before any service
-    starts: `url` must carry the operator's login (`operator_nats_url`)."""
-    from chassis.messaging.envelope import contracts_dir
-    from chassis.messaging.nats_bus import DLQ, NatsBus
+    @classmethod
+    async def start(cls, bus: str, city: str, services: Iterable[str]) -> BusSetup:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-P", "-m", "agora_cli.bus_setup", bus, city, *services,
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        return cls(bus, process)
 
-    producers = sorted(path.name for path in contracts_dir().iterdir() if path.is_dir())
-    subscriptions = await asyncio.to_thread(_subscriptions, services)
-    bus = NatsBus(url, city, name=f"{city}-operator")
-    try:
-        # nats-py retries a refused login for ever: a wrong password must fail the start clearly.
-        async with asyncio.timeout(SETTLE_SECONDS):
-            await bus.connect()
-            for producer in [*producers, DLQ]:
-                await bus.settle_stream(producer)
-            for service, event_types in subscriptions.items():
-                await bus.settle_consumer(service, event_types)
-    except TimeoutError:
-        raise AgoraError(f"could not set up the event streams on NATS within {SETTLE_SECONDS:.0f} s "
-                         f"(check its address and login, AGORA_NATS_URL if external)") from None
-    finally:
-        await bus.close()
+    async def run(self, url: str) -> None:
+        """Sets the bus up at `url`; AgoraError, in one line, if it cannot."""
+        _, err = await self._process.communicate(f"{url}\n".encode())
+        if self._process.returncode != 0:
+            lines = err.decode(errors="replace").strip().splitlines()
+            raise AgoraError(f"could not set up the city's {self._bus}: {lines[-1] if lines else 'no reason given'}")
 
-
-async def declare_rabbit_consumers(url: str, city: str, services: Iterable[str]) -> None:
-    """Declares the queue of every service that consumes events, bound to the types it handles,
-    before any service starts. RabbitMQ drops an event that no queue is bound for, so otherwise
-    the catalog's first events could go out before inventory's queue exists, and be lost."""
-    from chassis.messaging.rabbit_bus import RabbitBus
-
-    subscriptions = await asyncio.to_thread(_subscriptions, services)
-    bus = RabbitBus(url, city)
-    await bus.connect()
-    try:
-        for service, event_types in subscriptions.items():
-            await bus.declare_consumer(service, event_types)
-    finally:
-        await bus.close()
-
-
-def _subscriptions(services: Iterable[str]) -> dict[str, list[str]]:
-    """The event types in each installed service's subscription table
-    (`<service>.handlers.SUBSCRIPTIONS`, the very mapping its consumer runs)."""
-    found = {}
-    for service in services:
-        # Found without importing it: a service that is a plain module (the CLI tests' stand-ins)
-        # reads its settings when imported. A package's handlers are imported, __init__ first.
-        package = importlib.util.find_spec(service)
-        if package is None or not any(
-            (Path(folder) / "handlers.py").is_file() for folder in package.submodule_search_locations or ()
-        ):
-            continue
-        table = getattr(importlib.import_module(f"{service}.handlers"), "SUBSCRIPTIONS", None)
-        if table:
-            found[service] = sorted(table)
-    return found
+    async def cancel(self) -> None:
+        """Ends a setup that will not be run (the broker did not start)."""
+        if self._process.returncode is None:
+            self._process.kill()
+            await self._process.wait()
 
 
 def redis(home: Home, port: int) -> Infra:
@@ -393,3 +363,4 @@ def smtp(home: Home, port: int) -> Infra:
         home.log_of("smtp"),
     )
     return Infra("smtp", f"smtp://{HOST}:{port}", child=child, port=port)
+

@@ -221,14 +221,22 @@ class Supervisor:
             "smtp": self.config.smtp_url,
             "rabbitmq": self.config.rabbitmq_url,
         }[name]
+        setup = None
+        if name in ("nats", "rabbitmq"):  # every consumer of the topology: events wait for those started later
+            setup = await infra.BusSetup.start(name, self.config.city, load(topology_path()))
+        try:
+            await self._bring_up_server(name, external_url, setup)
+        finally:
+            if setup is not None:
+                await setup.cancel()
+
+    async def _bring_up_server(self, name: str, external_url: str | None, setup: infra.BusSetup | None) -> None:
         if external_url:
             server = infra.external(name, external_url)
             self.infra[name] = server
             await infra.check_external(server)
-            if name == "nats":
-                await infra.settle_bus(server.url, self.config.city, load(topology_path()))
-            if name == "rabbitmq":  # every consumer of the topology, so events wait for those started later
-                await infra.declare_rabbit_consumers(server.url, self.config.city, load(topology_path()))
+            if setup is not None:
+                await setup.run(server.url)
                 keep_url(self.config.home.secrets, name, external_url)
             self._infra_ready.add(name)
             return
@@ -241,9 +249,8 @@ class Supervisor:
             raise AgoraError(f"{name} did not start (see {server.child.log_path})", tail(server.child.log_path))
         if name == "postgres":
             await infra.close_maintenance_databases(server.url)
-        if name == "nats":
-            operator = infra.nats_login(self.config.home, server.url, infra.OPERATOR)
-            await infra.settle_bus(operator, self.config.city, load(topology_path()))
+        if setup is not None:
+            await setup.run(infra.nats_login(self.config.home, server.url, infra.OPERATOR))
         self._infra_ready.add(name)
         self._milestone(f"{name} ready")
 

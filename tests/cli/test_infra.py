@@ -13,7 +13,7 @@ import asyncpg
 import nats as nats_client
 import pytest
 
-from agora_cli import infra
+from agora_cli import bus_setup, infra
 from agora_cli.config import Home
 from agora_cli.errors import AgoraError
 from agora_cli.net import wait_until
@@ -149,7 +149,8 @@ async def test_every_consumer_of_the_topology_gets_its_rabbitmq_queue_before_any
     """Bound to what each service's subscription table names, so an event waits for a consumer
     that is not running yet; a service that consumes nothing, or is not installed, gets none."""
     city = unique_city()
-    await infra.declare_rabbit_consumers(RABBITMQ_URL, city, ["inventory", "gateway", "notinstalled"])
+    setup = await infra.BusSetup.start("rabbitmq", city, ["inventory", "gateway", "notinstalled"])
+    await setup.run(RABBITMQ_URL)
     connection = await aio_pika.connect(RABBITMQ_URL)
     try:
         channel = await connection.channel()
@@ -180,7 +181,7 @@ async def test_the_operator_sets_up_the_bus_and_a_wrong_login_fails_the_start_cl
     nats = await started(infra.nats(home, free_port(), free_port(), city="c", services=["tinyalpha"]))
     try:
         operator = infra.nats_login(home, nats.url, infra.OPERATOR)
-        await infra.settle_bus(operator, "c", ["inventory", "gateway"])
+        await (await infra.BusSetup.start("nats", "c", ["inventory", "gateway", "tinyalpha"])).run(operator)
         client = await nats_client.connect(operator)
         try:
             names = {info.config.name for info in await client.jetstream().streams_info()}
@@ -189,8 +190,24 @@ async def test_the_operator_sets_up_the_bus_and_a_wrong_login_fails_the_start_cl
             await client.close()
         assert {"C_ORDERS", "C_CATALOG", "C_DLQ"} <= names
         assert consumers == {"inventory"}
-        monkeypatch.setattr(infra, "SETTLE_SECONDS", 2.0)
-        with pytest.raises(AgoraError, match="could not set up the event streams"):
-            await infra.settle_bus(nats.url.replace("nats://", "nats://operator:wrong@"), "c", [])
+        monkeypatch.setattr(bus_setup, "SETTLE_SECONDS", 2.0)
+        with pytest.raises(SystemExit, match="NATS did not let the operator set up the streams"):
+            await bus_setup.settle_bus(nats.url.replace("nats://", "nats://operator:wrong@"), "c", {})
     finally:
         await stop(nats)
+
+
+async def test_a_bus_that_cannot_be_set_up_fails_the_start_in_one_line() -> None:
+    setup = await infra.BusSetup.start("rabbitmq", unique_city(), ["inventory"])
+    with pytest.raises(AgoraError, match=r"could not set up the city's rabbitmq: .+") as caught:
+        await setup.run(f"amqp://guest:guest@127.0.0.1:{free_port()}/")
+    assert "\n" not in str(caught.value)
+
+
+async def test_a_bus_setup_never_run_leaves_no_process() -> None:
+    """The broker did not start: the setup, waiting for its URL, is ended."""
+    setup = await infra.BusSetup.start("nats", unique_city(), ["inventory"])
+    await setup.cancel()
+    await setup.cancel()  # twice is harmless
+    with pytest.raises(AgoraError):
+        await setup.run("nats://127.0.0.1:1")
