@@ -25,36 +25,25 @@ from chassis.messaging.rabbit_bus import RabbitBus
 SETTLE_SECONDS = 15.0
 
 
-async def settle_bus(url: str, city: str, subscriptions: Mapping[str, list[str]]) -> None:
-    """Creates every producer's stream on the city's NATS, and the durable consumers of every
-    service in `subscriptions`, or brings them to the current settings: `url` must carry the
-    operator's login."""
-    producers = sorted(path.name for path in contracts_dir().iterdir() if path.is_dir())
-    bus = NatsBus(url, city, name=f"{city}-operator")
+async def set_up(bus: NatsBus | RabbitBus, subscriptions: Mapping[str, list[str]]) -> None:
+    """Connects with the operator's login; on NATS creates every producer's stream, or brings it
+    to the current settings; then the same for each consuming service's consumers (NATS durable
+    consumers, RabbitMQ queues and their bindings)."""
+    nats = isinstance(bus, NatsBus)
     try:
         # nats-py retries a refused login for ever: a wrong password must fail the start clearly.
         async with asyncio.timeout(SETTLE_SECONDS):
             await bus.connect()
-            for producer in [*producers, DLQ]:
-                await bus.settle_stream(producer)
+            if nats:
+                producers = sorted(path.name for path in contracts_dir().iterdir() if path.is_dir())
+                for producer in [*producers, DLQ]:
+                    await bus.settle_stream(producer)
             for service, event_types in subscriptions.items():
                 await bus.settle_consumer(service, event_types)
     except TimeoutError:
-        raise SystemExit(f"NATS did not let the operator set up the streams within {SETTLE_SECONDS:.0f} s "
-                         "(check its address and login, AGORA_NATS_URL if external)") from None
-    finally:
-        await bus.close()
-
-
-async def declare_rabbit_consumers(url: str, city: str, subscriptions: Mapping[str, list[str]]) -> None:
-    """Declares the queue of every service in `subscriptions`, bound to the types it handles.
-    RabbitMQ drops an event that no queue is bound for, so otherwise the catalog's first events
-    could go out before inventory's queue exists, and be lost."""
-    bus = RabbitBus(url, city)
-    await bus.connect()
-    try:
-        for service, event_types in subscriptions.items():
-            await bus.declare_consumer(service, event_types)
+        broker, what, variable = ("NATS", "streams", "AGORA_NATS_URL") if nats else ("RabbitMQ", "queues", "AGORA_RABBITMQ_URL")
+        raise SystemExit(f"{broker} did not let the operator set up the {what} within {SETTLE_SECONDS:.0f} s "
+                         f"(check its address and login, {variable} if external)") from None
     finally:
         await bus.close()
 
@@ -83,10 +72,8 @@ def main(arguments: list[str]) -> None:
     url = sys.stdin.readline().strip()
     if not url:  # the supervisor gave up on the broker, or died
         raise SystemExit("no broker URL given")
-    if bus == "nats":
-        asyncio.run(settle_bus(url, city, consumers))
-    else:
-        asyncio.run(declare_rabbit_consumers(url, city, consumers))
+    broker = NatsBus(url, city, name=f"{city}-operator") if bus == "nats" else RabbitBus(url, city)
+    asyncio.run(set_up(broker, consumers))
 
 
 if __name__ == "__main__":

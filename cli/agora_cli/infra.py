@@ -363,4 +363,3 @@ def smtp(home: Home, port: int) -> Infra:
         home.log_of("smtp"),
     )
     return Infra("smtp", f"smtp://{HOST}:{port}", child=child, port=port)
-

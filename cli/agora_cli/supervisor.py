@@ -237,6 +237,7 @@ class Supervisor:
             await infra.check_external(server)
             if setup is not None:
                 await setup.run(server.url)
+            if name == "rabbitmq":  # the state shows it without its password, which `agora dlq` needs
                 keep_url(self.config.home.secrets, name, external_url)
             self._infra_ready.add(name)
             return

@@ -19,6 +19,7 @@ from agora_cli.errors import AgoraError
 from agora_cli.net import wait_until
 from agora_cli.processes import same_process_alive
 from agora_cli.provision import provision
+from chassis.messaging.nats_bus import NatsBus
 from tests.cli.conftest import free_port
 from tests.conftest import ADMIN_DSN, RABBITMQ_URL, unique_city
 
@@ -192,7 +193,7 @@ async def test_the_operator_sets_up_the_bus_and_a_wrong_login_fails_the_start_cl
         assert consumers == {"inventory"}
         monkeypatch.setattr(bus_setup, "SETTLE_SECONDS", 2.0)
         with pytest.raises(SystemExit, match="NATS did not let the operator set up the streams"):
-            await bus_setup.settle_bus(nats.url.replace("nats://", "nats://operator:wrong@"), "c", {})
+            await bus_setup.set_up(NatsBus(nats.url.replace("nats://", "nats://operator:wrong@"), "c"), {})
     finally:
         await stop(nats)
 

@@ -147,7 +147,7 @@ class RabbitBus:
             routing_key=f"{self.city}.{producer}.{name}",
         )
 
-    async def declare_consumer(
+    async def settle_consumer(
         self, consumer: str, event_types: Collection[str], *, max_deliveries: int = MAX_DELIVERIES
     ) -> AbstractQueue:
         """The consumer's queue, bound to the types it handles: from then on they wait for it.
@@ -180,7 +180,7 @@ class RabbitBus:
     ) -> _Subscription:
         await self.channel.set_qos(prefetch_count=concurrency)
         name = self.queue_name(consumer)
-        queue = await self.declare_consumer(consumer, event_types, max_deliveries=max_deliveries)
+        queue = await self.settle_consumer(consumer, event_types, max_deliveries=max_deliveries)
         in_flight: set[asyncio.Task[Any]] = set()
 
         async def deliver(message: AbstractIncomingMessage) -> None:

@@ -98,7 +98,7 @@ async def test_a_failing_handler_on_rabbitmq_backs_off_then_is_dead_lettered_and
 
 async def test_events_published_before_their_consumer_first_runs_wait_in_its_declared_queue(pool, rabbit) -> None:
     """RabbitMQ drops what no queue is bound for: `agora up` declares each consumer's queue first."""
-    await rabbit.declare_consumer("watcher", [THING_MADE])
+    await rabbit.settle_consumer("watcher", [THING_MADE])
     async with OutboxRelay(pool, rabbit, service="things", poll_interval=0.2):
         for n in range(3):
             await make_thing(pool, n)
