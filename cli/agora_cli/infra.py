@@ -217,10 +217,12 @@ OPERATOR = "cli"
 """The operator's name (the `agora` commands): its certificate, and its login to the embedded NATS."""
 
 
-def nats(home: Home, port: int, monitor_port: int, *, city: str, services: Iterable[str]) -> Infra:
+def nats(
+    home: Home, port: int, monitor_port: int, *, city: str, services: Iterable[str], history_readers: Iterable[str] = ()
+) -> Infra:
     """The embedded NATS with JetStream, where each service and the `OPERATOR` must log in with
     its own password (`nats_login`), and each service may publish only its own events
-    (`nats_authorization`)."""
+    (`nats_authorization`); only `history_readers` may read a stream message by message."""
     executable = Path(sys.executable).parent / "nats-server"
     if not executable.exists():
         executable = Path(shutil.which("nats-server") or "nats-server")
@@ -228,7 +230,7 @@ def nats(home: Home, port: int, monitor_port: int, *, city: str, services: Itera
     descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the passwords
     with os.fdopen(descriptor, "w") as file:
         passwords = {user: _nats_password(home, user) for user in [*services, OPERATOR]}
-        json.dump(nats_authorization(city, passwords), file, indent=2)
+        json.dump(nats_authorization(city, passwords, history_readers), file, indent=2)
     child = Child(
         "nats",
         [
@@ -256,18 +258,24 @@ def _nats_password(home: Home, user: str) -> str:
     return password(home.secrets, f"nats-{user}")[0]
 
 
-def nats_authorization(city: str, passwords: Mapping[str, str]) -> dict[str, object]:
+def nats_authorization(
+    city: str, passwords: Mapping[str, str], history_readers: Iterable[str] = ()
+) -> dict[str, object]:
     """NATS's `authorization` block (its config reads JSON). A service publishes its own events
     (`<city>.<service>.>`) and dead letters; it receives only on its inboxes, where its pull
     requests and API calls are answered. So no service, and no one without a password, can
     publish an event in another's name: a forged OrderCancelled would refund.
 
     Of the JetStream API a service may use only what its bus needs (`NatsBus`): read streams'
-    info and messages (analytics' replay), and pull from and ack with its own durable consumers,
-    so that none can take or ack away another's deliveries. Streams and consumers are the
+    info, pull from and ack with its own durable consumers, so that none can take or ack away
+    another's deliveries, and, for the `history_readers` alone (analytics' replay), read a stream
+    message by message. Every other service sees only the event types it handles: events carry
+    shipping addresses and emails. Streams and consumers are the
     operator's, who may do anything: it creates them at `agora up` (`agora_cli.bus_setup`), and only it
     may change, purge or delete one. A stream's settings could erase history (a shorter `max_age`)
     or republish events under another's name; a consumer's could push them onto another's subject."""
+
+    readers = set(history_readers)
 
     def permissions(service: str) -> dict[str, object]:
         return {
@@ -277,7 +285,7 @@ def nats_authorization(city: str, passwords: Mapping[str, str]) -> dict[str, obj
                     f"{city}.dlq.{service}",
                     "$JS.API.INFO",
                     "$JS.API.STREAM.INFO.*",
-                    "$JS.API.STREAM.MSG.GET.*",
+                    *(["$JS.API.STREAM.MSG.GET.*"] if service in readers else []),
                     f"$JS.API.CONSUMER.INFO.*.{service}",
                     f"$JS.API.CONSUMER.MSG.NEXT.*.{service}",
                     f"$JS.ACK.*.{service}.>",

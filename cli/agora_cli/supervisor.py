@@ -262,7 +262,11 @@ class Supervisor:
             superuser_password, _ = password(home.secrets, "postgres")
             return await asyncio.to_thread(infra.postgres, home, port, superuser_password)
         if name == "nats":
-            return infra.nats(home, self._ports.pick(), self._ports.pick(), city=self.config.city, services=self.services)
+            history_readers = [service.name for service in self.services.values() if service.reads_history]
+            return infra.nats(
+                home, self._ports.pick(), self._ports.pick(),
+                city=self.config.city, services=self.services, history_readers=history_readers,
+            )
         if name == "redis":
             return infra.redis(home, self._ports.pick())
         return infra.smtp(home, self._ports.pick())

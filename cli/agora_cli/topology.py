@@ -23,6 +23,7 @@ class Service:
     redis: bool = False
     smtp: bool = False
     calls: tuple[str, ...] = ()
+    reads_history: bool = False
     replicas: int = 1
 
 
@@ -51,6 +52,7 @@ def load(path: Path) -> dict[str, Service]:
             redis=bool(table.get("redis", False)),
             smtp=bool(table.get("smtp", False)),
             calls=tuple(table.get("calls", ())),
+            reads_history=bool(table.get("history", False)),
             replicas=int(table.get("replicas", 1)),
         )
     for service in services.values():

@@ -139,7 +139,8 @@ async def test_a_service_refuses_callers_the_topology_does_not_allow(city: City,
 async def test_only_a_service_itself_may_publish_its_events_on_the_bus(city: City) -> None:
     """A forged OrderCancelled would make payments refund and inventory restock an order that
     shipped: NATS takes no one without a login, and each service's login publishes only its own.
-    Nor may a service change a stream's settings, make a consumer, or pull from another's."""
+    Nor may a service change a stream's settings, make a consumer, pull from another's, or read a
+    stream message by message, as analytics' replay does: events carry addresses and emails."""
     entry = next(e for e in city.status()["infra"] if e["name"] == "nats")
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
         await nats.connect(entry["url"], allow_reconnect=False, connect_timeout=2)
@@ -164,11 +165,14 @@ async def test_only_a_service_itself_may_publish_its_events_on_the_bus(city: Cit
             await payments.request(f"$JS.API.CONSUMER.MSG.NEXT.{orders}.inventory", b'{"batch": 1}', timeout=1)
         with pytest.raises(nats.errors.TimeoutError):  # nor make a consumer push them onto another's subject
             await js.add_consumer(orders, ConsumerConfig(durable_name="payments", deliver_subject=f"{city_id}.cart.x"))
+        with pytest.raises(nats.errors.TimeoutError):  # nor read events it does not handle
+            await js.get_msg(orders, seq=1, next=True)
         assert (await js.stream_info(orders)).config.max_age > 1  # what it may do, it can
     finally:
         await payments.close()
     violations = [str(error).lower() for error in refused]
-    for refused_subject in ("ordercancelled", "stream.purge", "stream.update", "msg.next", "consumer.durable.create"):
+    for refused_subject in ("ordercancelled", "stream.purge", "stream.update", "msg.next", "consumer.durable.create",
+                            "stream.msg.get"):
         assert any("permissions violation for publish to" in error and refused_subject in error for error in violations)
 
 
