@@ -35,6 +35,7 @@ from chassis.health import Readiness
 from chassis.logs import get_logger
 from chassis.request_id import current_request_id
 from chassis.resilience import Guard, deadline_scope, timeout_for_next_call
+from chassis.resilience.grpc_errors import UNAVAILABLE_DEPENDENCY_KEY
 from chassis.settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -62,6 +63,18 @@ class InvalidArgument(Exception):
 
 
 FIELD_VIOLATIONS_KEY = "x-field-violations"
+
+
+class DependencyUnavailable(Exception):
+    """Raise from a servicer when a service it needs did not answer (after its own policy's
+    retries): the caller gets UNAVAILABLE naming `dependency` in the trailing metadata key
+    `x-unavailable-dependency`, so it neither retries this well service nor counts the answer
+    against its circuit (`chassis.resilience.grpc_errors`), and the edge names the service that
+    is down."""
+
+    def __init__(self, dependency: str):
+        super().__init__(f"{dependency} is unavailable; try again")
+        self.dependency = dependency
 
 
 def set_request_context(*, request_id: str | None, authorization: str | None) -> None:
@@ -201,6 +214,13 @@ class _ServerInterceptor(grpc.aio.ServerInterceptor):
                     code = grpc.StatusCode.INVALID_ARGUMENT
                     violations = [{"field": field, "message": message} for field, message in error.violations]
                     context.set_trailing_metadata(((FIELD_VIOLATIONS_KEY, json.dumps(violations)),))
+                    await context.abort(code, str(error))
+                except DependencyUnavailable as error:
+                    code = grpc.StatusCode.UNAVAILABLE
+                    cause = error.__cause__
+                    log.warning("dependency_unavailable", dependency=error.dependency,
+                                cause=(str(cause) or type(cause).__name__) if cause else None)
+                    context.set_trailing_metadata(((UNAVAILABLE_DEPENDENCY_KEY, error.dependency),))
                     await context.abort(code, str(error))
                 finally:
                     auth.current_principal.reset(principal_token)
@@ -415,7 +435,7 @@ def translating(mapper: ErrorMapper) -> Callable[[Callable[..., Awaitable[Any]]]
         async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
                 return await method(self, request, context)
-            except (auth.Unauthenticated, auth.PermissionDenied, InvalidArgument):
+            except (auth.Unauthenticated, auth.PermissionDenied, InvalidArgument, DependencyUnavailable):
                 raise
             except Exception as error:
                 mapped = mapper(error)

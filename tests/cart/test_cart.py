@@ -13,6 +13,7 @@ from agora.cart.v1 import cart_pb2
 from redis.asyncio import Redis
 
 from chassis.grpc import FIELD_VIOLATIONS_KEY
+from chassis.resilience.grpc_errors import unavailable_dependency
 from tests.cart.conftest import (
     Cart,
     FakeCatalog,
@@ -180,6 +181,7 @@ async def test_an_unreachable_catalog_makes_the_cart_unavailable(cart: Cart) -> 
     error = await rpc_error(cart.call("GetCart", cart_pb2.GetCartRequest(), user=ADA))
 
     assert error.code() is grpc.StatusCode.UNAVAILABLE
+    assert unavailable_dependency(error) == "catalog"  # cart itself is well
 
 
 async def test_an_order_placed_on_the_bus_empties_the_customers_cart(cart: Cart) -> None:

@@ -13,8 +13,9 @@ import pytest
 from agora_cli.certs import ensure_certificates
 from chassis import metrics
 from chassis.chaos import ChaosSwitch
-from chassis.grpc import GrpcServer, open_channel, set_request_context
-from chassis.resilience import Guard, load_policies
+from chassis.grpc import DependencyUnavailable, GrpcServer, open_channel, set_request_context
+from chassis.resilience import Guard, load_policies, parse_policies
+from chassis.resilience.grpc_errors import unavailable_dependency
 from chassis.settings import ServiceSettings
 from tests.support import Dependency, free_port
 
@@ -155,6 +156,35 @@ async def test_every_call_is_counted_per_method_and_code(running: list[GrpcServe
             await asyncio.sleep(0.01)
     assert counted() == before + 1
     await client.close()
+
+
+async def test_a_service_answering_for_a_dependency_that_is_down_is_neither_retried_nor_its_circuit_opened(
+    running: list[GrpcServer],
+) -> None:
+    """Orders answers for cart: retrying orders would multiply the attempts on cart, which orders
+    has made under its own policy, and opening orders' circuit would refuse the calls that never
+    need cart."""
+    calls = 0
+
+    async def cart_is_down(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        nonlocal calls
+        calls += 1
+        raise DependencyUnavailable("cart") from ConnectionError("cart refused the connection")
+
+    orders = settings("orders", None, callers={"client"})
+    running.append(await serve(orders, echo, GetOrder=grpc.unary_unary_rpc_method_handler(cart_is_down)))
+    policy = parse_policies({"defaults": {"breaker": {"minimum_calls": 3, "window_size": 3}}}).defaults
+    channel = open_channel(settings("client", None), "orders", Guard("orders-answering-for-cart", policy),
+                           addresses=[f"127.0.0.1:{orders.grpc_port}"])
+    for _ in range(5):
+        with pytest.raises(grpc.aio.AioRpcError) as answered:
+            await channel.unary_unary("/test.Echo/GetOrder")(b"", timeout=2)  # a Get*: retryable
+        assert answered.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert answered.value.details() == "cart is unavailable; try again"
+        assert unavailable_dependency(answered.value) == "cart"
+    assert calls == 5
+    assert await echo_call(channel)(b"still served", timeout=2) == b"still served"
+    await channel.close()
 
 
 async def test_a_health_probe_is_not_refused_by_an_open_breaker(running: list[GrpcServer]) -> None:

@@ -1,14 +1,17 @@
-"""Graceful degradation: the product page stays up and fast when recommendations are slow or gone."""
+"""Graceful degradation: the product page stays up and fast when recommendations are slow or gone,
+and the order pages when cart is."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import City
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, City
+from tests.e2e.shop import Client, admin_client, new_product
 
 pytestmark = pytest.mark.e2e
 
@@ -63,3 +66,31 @@ async def test_with_recommendations_killed_the_page_still_answers_and_says_so(ci
         await asyncio.sleep(6)  # the breaker's open period, then a probe closes it
         status, page, _ = await product_page(http, city, products[1])
         assert status == 200 and "recommendations" not in page["degraded"], page["degraded"]
+
+
+async def test_with_cart_failing_placing_an_order_names_cart_and_the_order_pages_stay_up(city: City) -> None:
+    """Orders answers for cart, which failed: the edge names cart, and orders' own circuit stays
+    closed, so a shopper can still list and read orders while no one can place one."""
+    async with aiohttp.ClientSession() as http:
+        admin = await admin_client(http, city, ADMIN_EMAIL, ADMIN_PASSWORD)
+        shopper = await Client(http, city.base_url).sign_up()
+        product = await new_product(admin, stock=5)
+        assert (await shopper.request("PUT", f"/api/v1/cart/items/{product}", json={"quantity": 1})).status == 200
+        city.agora("chaos", "fail", "cart", "1", "--for", "60")
+        try:
+            await asyncio.sleep(0.6)  # the chassis re-reads fault settings twice a second
+            for _ in range(25):  # more than enough failures to open a circuit (10 of the last 20)
+                refused = await shopper.place()
+                assert refused.status == 503, refused.body
+                assert refused.body["detail"] == "cart is unavailable; try again shortly"
+                assert refused.headers["Retry-After"]
+            assert (await shopper.request("GET", "/api/v1/orders")).status == 200
+        finally:
+            city.agora("chaos", "clear", "cart")
+        key = uuid.uuid4().hex
+        for _ in range(150):  # orders' circuit to cart half-opens after its open period, then closes
+            placed = await shopper.place(key)
+            if placed.status == 202:
+                break
+            await asyncio.sleep(0.1)
+        assert placed.status == 202, placed.body

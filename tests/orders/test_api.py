@@ -7,6 +7,7 @@ import asyncio
 import grpc
 from agora.orders.v1 import orders_pb2
 
+from chassis.resilience.grpc_errors import unavailable_dependency
 from tests.orders.conftest import ADDRESS, Orders, confirm, rpc_error, violations
 
 
@@ -169,6 +170,7 @@ async def test_cart_down_answers_unavailable_and_the_key_stays_free(orders: Orde
     error = await rpc_error(orders.place("ada", "key-1"))
 
     assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert unavailable_dependency(error) == "cart"  # orders itself is well
     orders.shop.available = True
     assert (await orders.place("ada", "key-1")).status == "PENDING"
 
@@ -298,6 +300,7 @@ async def test_shipping_down_answers_unavailable_and_changes_nothing(orders: Ord
     error = await rpc_error(orders.cancel("ada", order.order_id))
 
     assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert unavailable_dependency(error) == "shipping"
     assert (await orders.get("ada", order.order_id)).status == "CONFIRMED"
     assert await orders.published("OrderCancelled") == []
     orders.shop.shipping_available = True

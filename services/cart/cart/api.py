@@ -10,7 +10,7 @@ from agora.cart.v1 import cart_pb2, cart_pb2_grpc
 from agora.common.v1 import common_pb2
 
 from cart import handlers
-from cart.catalog import Catalog, CatalogUnavailable
+from cart.catalog import Catalog
 from cart.domain import InvalidQuantity, MixedCurrencies, PricedCart, UnknownProduct
 from cart.store import CartStore
 from chassis import auth
@@ -22,8 +22,6 @@ MAX_ID_LENGTH = 100
 def _errors(error: Exception) -> tuple[grpc.StatusCode, str] | None:
     if isinstance(error, UnknownProduct):
         return grpc.StatusCode.NOT_FOUND, "unknown product"
-    if isinstance(error, CatalogUnavailable):
-        return grpc.StatusCode.UNAVAILABLE, "catalog is unavailable"
     if isinstance(error, MixedCurrencies):
         return grpc.StatusCode.FAILED_PRECONDITION, "the cart's products are priced in different currencies"
     # Redis unreachable is an outage a caller may wait out or retry, not a bug in cart.

@@ -10,6 +10,7 @@ import grpc
 from chassis.http import Problem
 from chassis.logs import get_logger
 from chassis.resilience import BreakerOpen, BulkheadFull, DeadlineExceeded, ResilienceError
+from chassis.resilience.grpc_errors import unavailable_dependency
 
 log = get_logger(__name__)
 
@@ -48,7 +49,9 @@ def as_problem(error: Exception, service: str) -> Problem:
             return Problem(504, f"{service} did not answer in time")
         if error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
             return Problem(503, f"{service} is overloaded; try again shortly", headers={"Retry-After": "1"})
-        return Problem(503, f"{service} is unavailable; try again shortly", headers={"Retry-After": "1"})
+        # The service answered, for one behind it that did not: name the one that is down.
+        down = unavailable_dependency(error) or service
+        return Problem(503, f"{down} is unavailable; try again shortly", headers={"Retry-After": "1"})
     if isinstance(error, DeadlineExceeded):
         return Problem(504, f"{service} did not answer in time")
     if isinstance(error, (BreakerOpen, BulkheadFull)):

@@ -14,7 +14,6 @@ from agora.orders.v1 import orders_pb2, orders_pb2_grpc
 from chassis import auth
 from chassis.grpc import InvalidArgument
 from orders import domain
-from orders.peers import Unavailable
 
 Handle = Callable[[Any], Awaitable[Any]]
 Follow = Callable[[domain.GetOrder], AsyncIterator[domain.Order]]
@@ -29,7 +28,6 @@ _STATUS: dict[type[Exception], tuple[grpc.StatusCode, str | None]] = {
     domain.InvalidTransition: (grpc.StatusCode.FAILED_PRECONDITION, None),
     domain.AlreadyShipped: (grpc.StatusCode.FAILED_PRECONDITION, "already shipped"),
     domain.KeyInFlight: (grpc.StatusCode.ABORTED, "a request with this idempotency key is still being processed"),
-    Unavailable: (grpc.StatusCode.UNAVAILABLE, "a service this request needs is unavailable; try again"),
 }
 
 

@@ -2,6 +2,7 @@
 order, shipping to cancel a confirmed one.
 
 The chassis client forwards the caller's access token, so cart answers the caller's own cart.
+A peer that does not answer is DependencyUnavailable: nothing changed, and the client may retry.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ from agora.cart.v1 import cart_pb2, cart_pb2_grpc
 from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from agora.shipping.v1 import shipping_pb2, shipping_pb2_grpc
 
+from chassis.grpc import DependencyUnavailable
 from chassis.resilience import ResilienceError
 from orders.domain import AlreadyShipped, Money
-
-
-class Unavailable(Exception):
-    """A service the request needs did not answer; nothing changed, and the client may retry."""
 
 
 class Cart:
@@ -31,7 +29,7 @@ class Cart:
             # Quantities only: orders prices the lines from catalog, so cart need not ask it too.
             cart = await self._stub.GetCart(cart_pb2.GetCartRequest(quantities_only=True))
         except (grpc.aio.AioRpcError, ResilienceError) as error:
-            raise Unavailable(f"cart: {error}") from error
+            raise DependencyUnavailable("cart") from error
         return [(item.product_id, item.quantity) for item in cart.items]
 
     async def remove_ordered(self, order_id: str, lines: Iterable[tuple[str, int]]) -> str | None:
@@ -58,7 +56,7 @@ class Catalog:
         try:
             response = await self._stub.GetProducts(catalog_pb2.GetProductsRequest(ids=list(product_ids)))
         except (grpc.aio.AioRpcError, ResilienceError) as error:
-            raise Unavailable(f"catalog: {error}") from error
+            raise DependencyUnavailable("catalog") from error
         return {
             product.id: (product.name, Money(product.price.amount, product.price.currency))
             for product in response.products
@@ -77,6 +75,6 @@ class Shipping:
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.FAILED_PRECONDITION:
                 raise AlreadyShipped(order_id) from error
-            raise Unavailable(f"shipping: {error.code().name} {error.details()}") from error
+            raise DependencyUnavailable("shipping") from error
         except ResilienceError as error:
-            raise Unavailable(f"shipping: {error}") from error
+            raise DependencyUnavailable("shipping") from error

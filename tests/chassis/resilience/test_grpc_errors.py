@@ -2,7 +2,7 @@ import grpc
 import pytest
 
 from chassis.resilience import BreakerOpen, BulkheadFull, DeadlineExceeded, deadline_scope
-from chassis.resilience.grpc_errors import is_failure, is_retryable
+from chassis.resilience.grpc_errors import UNAVAILABLE_DEPENDENCY_KEY, is_failure, is_retryable, unavailable_dependency
 
 from .fakes import FakeClock, rpc_error
 
@@ -18,6 +18,19 @@ def test_only_the_codes_of_an_unwell_dependency_are_failures(code: grpc.StatusCo
 @pytest.mark.parametrize("code", list(Code))
 def test_only_unavailable_cancelled_and_a_timed_out_attempt_are_retryable(code: grpc.StatusCode) -> None:
     assert is_retryable(rpc_error(code)) is (code in {Code.UNAVAILABLE, Code.CANCELLED, Code.DEADLINE_EXCEEDED})
+
+
+def test_an_answer_for_a_dependency_behind_the_callee_is_neither_a_failure_nor_retryable() -> None:
+    def answered(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+        naming_cart = grpc.aio.Metadata((UNAVAILABLE_DEPENDENCY_KEY, "cart"))
+        return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), naming_cart, "cart is unavailable; try again")
+
+    cart_down = answered(Code.UNAVAILABLE)
+    assert unavailable_dependency(cart_down) == "cart"
+    assert not is_failure(cart_down) and not is_retryable(cart_down)
+    assert unavailable_dependency(rpc_error(Code.UNAVAILABLE)) is None
+    # Only UNAVAILABLE speaks for a dependency: any other code is the callee's own answer.
+    assert unavailable_dependency(answered(Code.INTERNAL)) is None and is_failure(answered(Code.INTERNAL))
 
 
 def test_a_timed_out_attempt_is_not_retryable_once_the_deadline_has_passed(clock: FakeClock) -> None:
