@@ -24,6 +24,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.connection import make_url
 
 from chassis.logs import get_logger
 from chassis.messaging.bus import (
@@ -89,8 +90,17 @@ class RabbitBus:
         self._declared_queues: set[str] = set()
 
     async def connect(self) -> None:
-        self._connection = await aio_pika.connect_robust(self._url)
-        self._channel = await self._connection.channel(publisher_confirms=True)
+        # Not aio_pika.connect_robust: when its first connect is cancelled (a caller's timeout on a
+        # broker that does not answer) it leaves behind a reconnecting task that swallows
+        # cancellation, so the process could never finish; `agora dlq` hung for ever.
+        connection = aio_pika.RobustConnection(make_url(self._url))
+        try:
+            await connection.connect()
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        self._channel = await connection.channel(publisher_confirms=True)
 
     async def close(self) -> None:
         if self._connection is not None:
