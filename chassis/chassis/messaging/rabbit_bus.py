@@ -11,7 +11,8 @@
 - Delayed retry: `nak(delay)` republishes the message, with its attempt count in a header, to
   a retry queue whose TTL is the delay and which dead-letters back into the consumer's queue;
   then acks the original (a crash in between gives a duplicate, never a loss).
-- Dead letters: one durable queue per city, `<city>.dlq`, letters naming their consumer.
+- Dead letters: one durable queue per city, `<city>.dlq`, letters naming their consumer. Listing
+  them stores a copy of each and acks the one taken, so no listing counts a delivery.
 """
 
 from __future__ import annotations
@@ -237,10 +238,13 @@ class RabbitBus:
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         await self._queue(self.dlq_name)
+        await self._store_letter(letter, message_id=str(uuid.uuid4()))
+
+    async def _store_letter(self, letter: DeadLetter, *, message_id: str) -> None:
         await self.channel.default_exchange.publish(
             aio_pika.Message(
                 letter.to_json(),
-                message_id=str(uuid.uuid4()),
+                message_id=message_id,
                 content_type="application/json",
                 headers={"consumer": letter.consumer},
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
@@ -250,14 +254,12 @@ class RabbitBus:
 
     async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
         letters = await self._take_dead_letters()
-        try:
-            return [letter for letter, _ in letters if consumer in (None, letter.consumer)]
-        finally:
-            for _, message in letters:
-                await message.nack(requeue=True)
+        await self._put_back(letters)
+        return [letter for letter, _ in letters if consumer in (None, letter.consumer)]
 
     async def replay(self, letter: DeadLetter) -> None:
         letters = await self._take_dead_letters()
+        others = [(stored, message) for stored, message in letters if stored.ref != letter.ref]
         try:
             if letter.event_type:
                 await self.publish(letter.body, letter.event_type, msg_id=f"replay:{letter.ref}", headers={})
@@ -269,12 +271,13 @@ class RabbitBus:
                     ),
                     routing_key=letter.origin,
                 )
-        finally:
-            for stored, message in letters:
-                if stored.ref == letter.ref:
-                    await message.ack()
-                else:
-                    await message.nack(requeue=True)
+        except BaseException:
+            await self._put_back(letters)
+            raise
+        await self._put_back(others)
+        for stored, message in letters:
+            if stored.ref == letter.ref:
+                await message.ack()
 
     async def _take_dead_letters(self) -> list[tuple[DeadLetter, AbstractIncomingMessage]]:
         """Every letter, held unacknowledged (so each is seen once) until the caller settles it."""
@@ -283,6 +286,16 @@ class RabbitBus:
         while (message := await queue.get(no_ack=False, fail=False)) is not None:
             taken.append((self._as_letter(message), message))
         return taken
+
+    async def _put_back(self, taken: list[tuple[DeadLetter, AbstractIncomingMessage]]) -> None:
+        """Stores a copy of each letter, confirmed, then acks the one taken. Handing a letter back
+        (nack and requeue) would raise its delivery count, and quorum queues drop a message past
+        their delivery limit: 20 by default from RabbitMQ 4.0, so the 21st listing would have lost
+        every letter. A crash between the copy and the ack leaves a letter twice, never none."""
+        for letter, _ in taken:
+            await self._store_letter(letter, message_id=letter.ref)
+        for _, message in taken:
+            await message.ack()
 
     def _as_letter(self, message: AbstractIncomingMessage) -> DeadLetter:
         headers = message.headers or {}

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from chassis.messaging import Consumer, Envelope, OutboxRelay, PostgresInbox, list_dead_letters, replay_all
+from chassis.messaging.bus import DeadLetter
 from chassis.messaging.rabbit_bus import RabbitBus
 from tests.chassis.messaging.support import (
     THING_MADE,
@@ -106,3 +107,51 @@ async def test_events_published_before_their_consumer_first_runs_wait_in_its_dec
     async with Consumer("watcher", rabbit, PostgresInbox(pool), {THING_MADE: record_effect}):
         await effects_reach(pool, 3)
     assert await amounts(pool) == [0, 1, 2]
+
+
+async def test_a_message_its_consumer_died_on_every_time_is_a_dead_letter_that_listing_never_uses_up(rabbit) -> None:
+    """The broker moves a message past its queue's delivery limit to the dead letters itself (a
+    consumer that crashed on every delivery). Listing takes each letter and stores a copy: handing
+    it back would count a delivery, and from RabbitMQ 4.0 a quorum queue drops a message returned
+    more than 20 times, so the 21st listing would have lost every letter."""
+    stored = DeadLetter(consumer="watcher", origin=f"{rabbit.city}.things.ThingMade", error="KeyError: 'sku'",
+                        deliveries=8, dead_lettered_at="2026-11-24T10:00:00Z", body=b'{"not": "known"}')
+    await rabbit.dead_letter(stored)
+    queue = await rabbit.settle_consumer("watcher", [THING_MADE], max_deliveries=0)  # the broker's limit: 3
+    event = Envelope.new("things", "ThingMade", {"thing_id": "t", "amount": 4}, subject="t")
+    await rabbit.publish(event.to_json(), THING_MADE, msg_id=event.id, headers={})
+    while (delivery := await queue.get(no_ack=False, fail=False)) is not None:  # taken, never settled
+        await delivery.nack(requeue=True)
+    await letters_reach(rabbit, 2)
+
+    for _ in range(25):
+        letters = {letter.consumer + letter.error: letter for letter in await list_dead_letters(rabbit)}
+        assert len(letters) == 2
+    moved = letters["watcherdelivery limit reached without an outcome"]
+    assert moved.body == event.to_json() and moved.event_type == THING_MADE
+    assert moved.origin == f"{rabbit.city}.things.ThingMade"
+    assert letters["watcherKeyError: 'sku'"] == stored
+    dead_letters = await rabbit.channel.get_queue(rabbit.dlq_name)
+    held = [letter async for letter in _every_message(dead_letters)]
+    assert [int((letter.headers or {}).get("x-delivery-count", 0)) for letter in held] == [0, 0]
+    for letter in held:
+        await letter.reject(requeue=True)
+
+    await rabbit.replay(moved)
+    replayed = await eventually_get(queue)
+    assert replayed.body == event.to_json()
+    await replayed.ack()
+    assert [letter.error for letter in await list_dead_letters(rabbit)] == ["KeyError: 'sku'"]
+
+
+async def _every_message(queue):  # type: ignore[no-untyped-def]
+    while (message := await queue.get(no_ack=False, fail=False)) is not None:
+        yield message
+
+
+async def eventually_get(queue):  # type: ignore[no-untyped-def]
+    for _ in range(100):
+        if (message := await queue.get(no_ack=False, fail=False)) is not None:
+            return message
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"nothing reached {queue.name}")
