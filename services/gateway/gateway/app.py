@@ -47,10 +47,11 @@ def create_api(
     # twice per request (to pick the router, then within it), and that cost more than the rest
     # of the routing. Routes are matched in order, one by one, so the catalog reads that most
     # requests are for go first, ahead of the probes and the documentation.
-    app.router.routes[:0] = catalog.router(upstreams, MicroCache(settings.catalog_cache_seconds)).routes
+    catalog_cache = MicroCache(settings.catalog_cache_seconds)
+    app.router.routes[:0] = catalog.router(upstreams, catalog_cache).routes
     for routes in (identity.router(upstreams, limiter, settings), cart.router(upstreams),
                    orders.router(upstreams, stopping or asyncio.Event()),
-                   admin.router(upstreams)):
+                   admin.router(upstreams, catalog_cache)):
         app.router.routes.extend(routes.routes)
     document_problems(app)
 

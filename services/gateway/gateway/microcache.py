@@ -2,7 +2,8 @@
 
 A second of staleness on a product list is invisible to shoppers, yet under load it turns
 thousands of identical upstream calls into one per second. Concurrent misses for one key share
-a single upstream call (single flight), so a cold key does not stampede the catalog.
+a single upstream call (single flight), so a cold key does not stampede the catalog. An admin's
+write through this gateway clears it, so the admin reads back what was written.
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ class MicroCache:
         self._clock = clock
         self._entries: OrderedDict[Hashable, tuple[float, bytes]] = OrderedDict()
         self._loading: dict[Hashable, asyncio.Future[tuple[bytes, bool]]] = {}
+        self._generation = 0
+
+    def clear(self) -> None:
+        """Forgets every answer, and every load under way: one read before a write must not be
+        kept, or joined, after it."""
+        self._entries.clear()
+        self._loading.clear()
+        self._generation += 1
 
     async def get(self, key: Hashable, load: Callable[[], Awaitable[tuple[bytes, bool]]]) -> bytes:
         """The cached body, or `load()`'s. `load` says whether its answer may be kept."""
@@ -34,6 +43,7 @@ class MicroCache:
             return (await asyncio.shield(pending))[0]
         future: asyncio.Future[tuple[bytes, bool]] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
+        generation = self._generation
         try:
             body, cacheable = await load()
         except BaseException as error:
@@ -41,9 +51,10 @@ class MicroCache:
             future.exception()  # retrieved here, so a miss nobody else waited on logs no warning
             raise
         finally:
-            self._loading.pop(key, None)
+            if self._loading.get(key) is future:
+                del self._loading[key]
         future.set_result((body, cacheable))
-        if cacheable:
+        if cacheable and generation == self._generation:
             self._entries[key] = (now + self._ttl, body)
             self._entries.move_to_end(key)
             while len(self._entries) > self._max:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from chassis.http import Problem
 from gateway import views
+from gateway.microcache import MicroCache
 from gateway.models import NOT_BLANK, STORABLE, Money, ProductSummary
 from gateway.params import ProductId
 from gateway.security import CurrentAdmin
@@ -70,7 +71,8 @@ class Sales(BaseModel):
     top_products: list[TopProduct]
 
 
-def router(upstreams: Upstreams) -> APIRouter:
+def router(upstreams: Upstreams, catalog_cache: MicroCache) -> APIRouter:
+    """`catalog_cache` is cleared by every write, so the admin's next read shows it."""
     routes = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses={
         401: {"description": "no valid access token"}, 403: {"description": "not an admin"},
     })
@@ -88,6 +90,7 @@ def router(upstreams: Upstreams) -> APIRouter:
             price=common_pb2.Money(amount=body.price.amount, currency=body.price.currency),
             categories=body.categories, image_url=body.image_url or "",
         ))
+        catalog_cache.clear()
         return JSONResponse({**views.product_summary(product), "description": product.description}, status_code=201)
 
     @routes.put("/inventory/{product_id}", response_model=StockSet, summary="Set the stock available for sale",
@@ -96,6 +99,7 @@ def router(upstreams: Upstreams) -> APIRouter:
         await known_product(product_id)
         stock = await call("inventory", upstreams.inventory, "SetStock",
                            inventory_pb2.SetStockRequest(product_id=product_id, quantity=body.quantity))
+        catalog_cache.clear()
         return JSONResponse({"product_id": stock.product_id, "available": stock.available, "reserved": stock.reserved})
 
     @routes.get("/inventory/{product_id}", response_model=Stock, summary="Stock levels of one product",
