@@ -6,10 +6,13 @@ import asyncio
 import json
 import re
 import zlib
+from collections.abc import Awaitable, Callable
 
 from agora.identity.v1 import identity_pb2
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from chassis import auth
@@ -19,7 +22,7 @@ from gateway.microcache import MicroCache
 from gateway.openapi import document_problems
 from gateway.ratelimit import RateLimiter
 from gateway.routes import admin, cart, catalog, identity, orders
-from gateway.security import EdgeGuard
+from gateway.security import EdgeGuard, refusal
 from gateway.settings import GatewaySettings
 from gateway.upstream import as_problem
 from gateway.upstreams import Upstreams
@@ -28,6 +31,19 @@ DESCRIPTION = (
     "Agora's edge API (API.md). Errors are RFC 9457 problem documents; every response carries "
     "X-Request-Id, traceparent and RateLimit-* headers; /healthz, /readyz and /metrics are never rate limited."
 )
+
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def _authenticated_first(judge: Handler) -> Handler:
+    """A request's fault (a body that is not JSON, a bad parameter) is answered only to a caller
+    the route admits; anyone else gets its 401 or 403 (`security.refusal`)."""
+
+    async def answer(request: Request, error: Exception) -> Response:
+        return await refusal(request) or await judge(request, error)
+
+    return answer
 
 
 def create_api(
@@ -54,6 +70,10 @@ def create_api(
                    admin.router(upstreams, catalog_cache)):
         app.router.routes.extend(routes.routes)
     document_problems(app)
+    for judged_by_the_request in (RequestValidationError, StarletteHTTPException):
+        app.add_exception_handler(
+            judged_by_the_request, _authenticated_first(app.exception_handlers[judged_by_the_request])
+        )
 
     @app.exception_handler(405)
     async def method_not_allowed(request: Request, _: Exception) -> Response:

@@ -14,6 +14,7 @@ from collections.abc import MutableMapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.responses import Response
 
 from chassis import auth
 from chassis.grpc import set_request_context
@@ -94,3 +95,30 @@ async def require_admin(request: Request) -> auth.Principal:
 
 CurrentUser = Annotated[auth.Principal, Depends(require_user)]
 CurrentAdmin = Annotated[auth.Principal, Depends(require_admin)]
+
+
+async def refusal(request: Request) -> Response | None:
+    """What the matched route answers a caller without the token or role it needs, or None.
+    An error handler asks first, so authentication comes before judging the request (API.md):
+    no token and a body that is not JSON is a 401, a customer's such body on an admin route a 403.
+    FastAPI reads the body before it runs a route's dependencies, so they never got to say."""
+    needs = _dependencies(request.scope.get("route"))
+    try:
+        if require_admin in needs:
+            await require_admin(request)
+        elif require_user in needs:
+            await require_user(request)
+    except Problem as refused:
+        return problem_response(refused.status, refused.detail, headers=refused.headers)
+    return None
+
+
+def _dependencies(route: object) -> set[object]:
+    dependant = getattr(route, "dependant", None)
+    found: set[object] = set()
+    pending = [dependant] if dependant is not None else []
+    while pending:
+        current = pending.pop()
+        found.add(current.call)
+        pending.extend(current.dependencies)
+    return found
