@@ -198,6 +198,17 @@ async def test_the_document_says_which_operations_want_a_bearer_token(edge: Edge
     assert "security" not in document["paths"]["/api/v1/auth/login"]["post"]
 
 
+async def test_the_document_says_placing_an_order_requires_an_idempotency_key(edge: Edge) -> None:
+    """API.md: "Idempotency-Key (1 to 255 printable characters) is required (400 without it)"."""
+    _, document, _ = await get(f"{edge.url}/api/openapi.json")
+
+    [key] = [parameter for parameter in document["paths"]["/api/v1/orders"]["post"]["parameters"]
+             if parameter["name"] == "Idempotency-Key"]
+    assert key["in"] == "header" and key["required"] is True
+    assert key["schema"] == {"type": "string", "pattern": "^[\\x20-\\x7e]{1,255}$"}
+    assert "400" in document["paths"]["/api/v1/orders"]["post"]["responses"]
+
+
 async def test_the_starter_catalogs_pictures_are_served(edge: Edge) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{edge.url}/static/products/kit-0001.svg") as picture:

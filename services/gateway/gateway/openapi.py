@@ -13,6 +13,7 @@ from pydantic.json_schema import models_json_schema
 
 from chassis.http import PROBLEM_JSON
 from gateway.models import ProblemDocument
+from gateway.routes.orders import IDEMPOTENCY_KEY_PATTERN
 from gateway.security import PROBES, require_admin, require_user
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
@@ -24,6 +25,9 @@ _EDGE_ERRORS = {
 }
 _BODY_ERRORS = {"400": "the body is not valid JSON", "413": "request body over 1 MiB"}
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+# Headers a route reads as optional so that their absence is its own 400, not FastAPI's 422,
+# but that API.md requires: the document says so, and what a valid one is.
+_REQUIRED_HEADERS = {"Idempotency-Key": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN}}
 _BEARER = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
            "description": "The access token from `POST /api/v1/auth/login`."}
 
@@ -48,6 +52,9 @@ def _with_problems(document: dict[str, Any]) -> None:
     schemas.update(definitions["$defs"])
     for path, operations in document["paths"].items():
         for operation in operations.values():
+            for parameter in operation.get("parameters", ()):
+                if parameter["in"] == "header" and parameter["name"] in _REQUIRED_HEADERS:
+                    parameter.update(required=True, schema=_REQUIRED_HEADERS[parameter["name"]])
             responses = operation["responses"]
             if path not in PROBES:
                 edge_errors = {**_EDGE_ERRORS, **(_BODY_ERRORS if "requestBody" in operation else {})}

@@ -32,7 +32,8 @@ FIRST_ANSWER_SECONDS = 2.0
 GATEWAY_STOPPING = b": this gateway is stopping; follow again\n\n"
 RESUME_SECONDS = 1.0
 """The pause before following again a stream orders broke off (it restarted, say)."""
-_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]{1,255}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 # The orders service's rules, stated here so the OpenAPI document tells clients what is valid.
 Line = Annotated[str, Field(max_length=200, pattern=NOT_BLANK)]
@@ -108,7 +109,8 @@ class OrderList(BaseModel):
 
 async def _idempotency_key(key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> str:
     """Judged before the body, as a dependency: a request without a key is refused as such (400),
-    whatever else is wrong with it."""
+    whatever else is wrong with it. Optional here only so that FastAPI leaves a missing key to
+    us (it would answer 422); the OpenAPI document says it is required (`openapi.py`)."""
     if key is None:
         raise Problem(400, "the Idempotency-Key header is required to place an order")
     if not _IDEMPOTENCY_KEY.match(key):
