@@ -4,13 +4,19 @@ until the operator brings it back, on the same ports and with the same data."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.error import HTTPError
+from urllib.request import urlopen
 
 import asyncpg
 import pytest
 
 from tests.cli.conftest import City, alive, wait_for
+
+TOPOLOGY = Path(__file__).resolve().parents[2] / "deploy" / "topology.toml"
 
 
 def entry(city: City, section: str, name: str) -> dict:
@@ -110,3 +116,49 @@ def test_external_and_unknown_servers_are_refused_in_one_line(city: City, extern
         assert refused.returncode == 1
         assert expected in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
         assert "Traceback" not in refused.stderr
+
+
+def probe(address: str, path: str) -> tuple[int, dict]:
+    """(status, JSON body) of a GET on a service's admin port; (0, {}) when nothing answers."""
+    try:
+        with urlopen(f"http://{address}{path}", timeout=5) as response:
+            return response.status, json.load(response)
+    except HTTPError as error:
+        with error:
+            return error.code, json.load(error)
+    except OSError:
+        return 0, {}
+
+
+def test_a_real_service_is_unready_naming_postgres_while_it_is_stopped_and_ready_again_after(city: City) -> None:
+    """identity, a real service with its own database: its /readyz follows Postgres (503 naming
+    it while it is stopped, 200 once it is back, with no restart), and /healthz stays 200."""
+    city.env.update(AGORA_TOPOLOGY=str(TOPOLOGY), AGORA_SERVICES="identity")
+    started = city.agora("up", "--detach", "--timeout", "60")
+    assert started.returncode == 0, started.stderr
+    identity = entry(city, "services", "identity")
+    assert probe(identity["http"], "/readyz") == (200, {"status": "ready"})
+
+    stopped = city.agora("chaos", "stop", "postgres")
+    assert stopped.returncode == 0, stopped.stderr
+    try:
+        unready = (0, {})
+
+        def reports_postgres_down() -> bool:
+            nonlocal unready
+            unready = probe(identity["http"], "/readyz")
+            return unready[0] == 503
+
+        # Each readiness check has 1 s to answer.
+        assert wait_for(reports_postgres_down, timeout=10), unready
+        assert unready == (503, {"status": "unavailable", "failing": ["postgres"]})
+        assert probe(identity["http"], "/healthz") == (200, {"status": "ok"})
+        assert not reported(city, "services", "identity")["healthy"]
+    finally:
+        restarted = city.agora("chaos", "start", "postgres", "--timeout", "30")
+    assert restarted.returncode == 0, restarted.stderr
+
+    assert wait_for(lambda: probe(identity["http"], "/readyz") == (200, {"status": "ready"}), timeout=20), \
+        probe(identity["http"], "/readyz")
+    assert reported(city, "services", "identity")["healthy"]
+    assert entry(city, "services", "identity")["pid"] == identity["pid"]  # the same process: no restart

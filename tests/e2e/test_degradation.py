@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -94,3 +96,86 @@ async def test_with_cart_failing_placing_an_order_names_cart_and_the_order_pages
                 break
             await asyncio.sleep(0.1)
         assert placed.status == 202, placed.body
+
+
+async def order_details_once(shopper: Client, order_id: str, ready: Callable[[dict[str, Any]], bool],
+                             timeout: float = 20.0) -> dict[str, Any]:
+    """The order's details once `ready` holds for them (or the last ones after `timeout`)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        answer = await shopper.request("GET", f"/api/v1/orders/{order_id}")
+        if (answer.status == 200 and ready(answer.body)) or asyncio.get_running_loop().time() > deadline:
+            assert answer.status == 200, answer.body
+            return answer.body
+        await asyncio.sleep(0.2)
+
+
+async def test_with_payments_then_shipping_failing_the_order_details_answer_without_that_part_and_name_it(
+    city: City,
+) -> None:
+    """Payment and shipment are optional parts of an order's details: while their service fails,
+    the order still answers, with that part null and named in `degraded`; once the fault is
+    lifted (and the gateway's circuit has closed again), the part is back."""
+    async with aiohttp.ClientSession() as http:
+        admin = await admin_client(http, city, ADMIN_EMAIL, ADMIN_PASSWORD)
+        shopper = await Client(http, city.base_url).sign_up()
+        product = await new_product(admin, stock=5)
+        assert (await shopper.request("PUT", f"/api/v1/cart/items/{product}", json={"quantity": 1})).status == 200
+        placed = await shopper.place()
+        assert placed.status == 202, placed.body
+        order_id = placed.body["order_id"]
+        healthy = await shopper.until_settled(order_id, wanted=frozenset({"SHIPPED", "CANCELLED"}))
+        assert healthy["status"] == "SHIPPED", healthy
+        healthy = await order_details_once(shopper, order_id, lambda o: True)
+        assert healthy["payment"] is not None and healthy["shipment"] is not None
+        assert healthy["degraded"] == []
+        order = {key: value for key, value in healthy.items() if key not in ("payment", "shipment", "degraded")}
+
+        for service, part, other in (("payments", "payment", "shipment"), ("shipping", "shipment", "payment")):
+            city.agora("chaos", "fail", service, "1", "--for", "60")
+            try:
+                await asyncio.sleep(0.6)  # the chassis re-reads fault settings twice a second
+                for _ in range(6):  # failed calls first, then the gateway's open circuit refusing them
+                    answer = await shopper.request("GET", f"/api/v1/orders/{order_id}")
+                    assert answer.status == 200, answer.body
+                    assert answer.body[part] is None, (service, answer.body)
+                    assert answer.body["degraded"] == [part], (service, answer.body)
+                    assert answer.body[other] == healthy[other], (service, answer.body)
+                    assert {key: answer.body[key] for key in order} == order
+            finally:
+                city.agora("chaos", "clear", service)
+                # The gateway's circuit to the service half-opens after its open period (5 s).
+                back = await order_details_once(shopper, order_id, lambda o, part=part: part not in o["degraded"])
+            assert back["degraded"] == [] and back[part] == healthy[part], (service, back)
+
+
+async def test_with_inventory_failing_the_product_page_answers_without_availability_and_says_so(city: City) -> None:
+    """Availability is an optional part of the product page: while inventory fails, the page
+    answers with `availability` null and `"availability"` in `degraded`, and gets it back after."""
+    async with aiohttp.ClientSession() as http:
+        admin = await admin_client(http, city, ADMIN_EMAIL, ADMIN_PASSWORD)
+        product = await new_product(admin, stock=3)
+        status, healthy, _ = await product_page(http, city, product)
+        assert status == 200, healthy
+        assert healthy["availability"] == {"in_stock": True, "quantity": 3}
+        assert "availability" not in healthy["degraded"]
+
+        city.agora("chaos", "fail", "inventory", "1", "--for", "60")
+        try:
+            # The fault settings are re-read within 0.5 s, and the healthy page leaves the gateway's
+            # catalog cache after 1 s (a degraded page is not cached).
+            await asyncio.sleep(1.2)
+            for _ in range(6):  # failed calls first, then the gateway's open circuit refusing them
+                status, page, _ = await product_page(http, city, product)
+                assert status == 200, page
+                assert page["availability"] is None, page
+                assert "availability" in page["degraded"], page
+                assert (page["id"], page["name"], page["price"]) == (product, healthy["name"], healthy["price"])
+        finally:
+            city.agora("chaos", "clear", "inventory")
+            for _ in range(100):  # the gateway's circuit to inventory closes after its open period (5 s)
+                status, page, _ = await product_page(http, city, product)
+                if status == 200 and "availability" not in page["degraded"]:
+                    break
+                await asyncio.sleep(0.2)
+        assert status == 200 and page["availability"] == {"in_stock": True, "quantity": 3}, page
