@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
+import grpc
 import pytest
-from agora.catalog.v1 import catalog_pb2
+from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from agora.common.v1 import common_pb2
 
 from catalog import repository
@@ -18,8 +19,11 @@ from catalog.api import CatalogApi
 from catalog.bootstrap import MIGRATIONS
 from catalog.seed import seed_catalog
 from chassis import auth, db
-from chassis.grpc import InvalidArgument
+from chassis.chaos import ChaosSwitch
+from chassis.grpc import CALLER_METADATA, GrpcServer, InvalidArgument
 from chassis.messaging import Outbox
+from chassis.settings import ServiceSettings
+from tests.support import Tokens, free_port
 
 
 @pytest.fixture
@@ -142,3 +146,45 @@ async def test_a_search_with_nul_is_refused_before_it_reaches_the_database(pool:
         await CatalogApi(pool, Outbox("catalog")).ListProducts(catalog_pb2.ListProductsRequest(**{field: "a\x00"}), None)
 
     assert refused.value.violations == [(field, "must not contain NUL")]
+
+
+@pytest.fixture
+async def served_catalog(pool: asyncpg.Pool) -> AsyncIterator[tuple[catalog_pb2_grpc.CatalogServiceStub, Tokens]]:
+    """Catalog's API behind the chassis gRPC server, verifying tokens; a stub calling it as the gateway."""
+    tokens = Tokens()
+    config = ServiceSettings(service="catalog", http_port=free_port(), grpc_port=free_port(), mtls="off",
+                             allowed_callers=frozenset({"gateway"}))
+    verifier = tokens.verifier()
+    server = GrpcServer(config, verifier=lambda: verifier, chaos=ChaosSwitch(None, "catalog"))
+    server.add(catalog_pb2_grpc.add_CatalogServiceServicer_to_server, CatalogApi(pool, Outbox("catalog")))
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{config.grpc_port}") as channel:
+            yield catalog_pb2_grpc.CatalogServiceStub(channel), tokens
+    finally:
+        await server.stop(0)
+
+
+@pytest.mark.parametrize(("roles", "code"), [
+    (None, grpc.StatusCode.UNAUTHENTICATED),
+    (("customer",), grpc.StatusCode.PERMISSION_DENIED),
+    (("customer", "support"), grpc.StatusCode.PERMISSION_DENIED),
+])
+async def test_only_an_admin_creates_products_whatever_the_gateway_let_through(
+    pool: asyncpg.Pool, served_catalog: tuple[catalog_pb2_grpc.CatalogServiceStub, Tokens],
+    roles: tuple[str, ...] | None, code: grpc.StatusCode,
+) -> None:
+    """Zero trust: catalog checks the admin role itself, so a gateway bug or a caller that skips
+    it cannot add products."""
+    stub, tokens = served_catalog
+    metadata = [(CALLER_METADATA, "gateway")]
+    if roles is not None:
+        metadata.append(("authorization", f"Bearer {tokens.sign('user-1', *roles)}"))
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.CreateProduct(new_product(), metadata=metadata, timeout=10)
+
+    assert refused.value.code() is code
+    assert await pool.fetchval("SELECT count(*) FROM products WHERE sku = 'NEW-1'") == 0
+    admin = [(CALLER_METADATA, "gateway"), ("authorization", f"Bearer {tokens.sign('admin-1', 'admin')}")]
+    assert (await stub.CreateProduct(new_product(), metadata=admin, timeout=10)).sku == "NEW-1"

@@ -286,3 +286,135 @@ async def test_a_client_stream_is_not_served_since_no_guard_covers_it(running: l
             await channel.stream_unary("/test.Echo/Total")(iter([b"a", b"b"]), timeout=5,
                                                             metadata=(("x-agora-caller", "client"),))
     assert refused.value.code() is grpc.StatusCode.UNIMPLEMENTED
+
+
+def unavailable_once() -> tuple[grpc.RpcMethodHandler, list[int]]:
+    """A method that answers UNAVAILABLE to its first call and OK to the next; and its call count."""
+    calls = [0]
+
+    async def restarting(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        calls[0] += 1
+        if calls[0] == 1:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "starting up")
+        return b"ready"
+
+    return grpc.unary_unary_rpc_method_handler(restarting), calls
+
+
+async def test_the_client_retries_only_idempotent_calls(running: list[GrpcServer]) -> None:
+    """A read is retried and answers; a write that is not safe to repeat is sent once and fails,
+    since its first attempt may have been done (`PlaceOrder` is retried only by the client that
+    holds its idempotency key; `Refresh` begins like `Remove` but sets no absolute state)."""
+    get_thing, get_calls = unavailable_once()
+    place_order, place_calls = unavailable_once()
+    refresh, refresh_calls = unavailable_once()
+    server_settings = settings("flaky", None, callers={"client"})
+    running.append(await serve(server_settings, echo, GetThing=get_thing, PlaceOrder=place_order, Refresh=refresh))
+    channel = open_channel(settings("client", None), "flaky", Guard("flaky-idempotency", parse_policies({}).defaults),
+                           addresses=[f"127.0.0.1:{server_settings.grpc_port}"])
+
+    assert await channel.unary_unary("/test.Echo/GetThing")(b"", timeout=5) == b"ready"
+    assert get_calls == [2]
+    for method, calls in (("PlaceOrder", place_calls), ("Refresh", refresh_calls)):
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await channel.unary_unary(f"/test.Echo/{method}")(b"", timeout=5)
+        assert failed.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert calls == [1], f"{method} must not be sent twice"
+    await channel.close()
+
+
+CALLER_TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
+CALLER_SPAN_ID = 0xB7AD6B7169203331
+
+
+async def test_the_server_continues_the_callers_trace_and_passes_it_to_the_next_hop(
+    running: list[GrpcServer],
+) -> None:
+    """A caller's `traceparent` makes the handler's span a child of the caller's, and the calls
+    the handler makes carry that trace on."""
+    from opentelemetry import trace
+    from opentelemetry.propagate import extract
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    provider = trace.get_tracer_provider()  # the process' own can be set only once
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    seen_by_hop1: list[trace.SpanContext] = []
+    seen_by_hop2: list[trace.SpanContext] = []
+
+    async def hop2(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        metadata = {key: value for key, value in context.invocation_metadata() or ()}
+        seen_by_hop2.append(trace.get_current_span(extract(metadata)).get_span_context())
+        return b"done"
+
+    hop2_settings = settings("trace_hop2", None, callers={"trace_hop1"})
+    running.append(await serve(hop2_settings, hop2))
+    hop1_settings = settings("trace_hop1", None, callers={"client"},
+                             peers={"trace_hop2": [f"127.0.0.1:{hop2_settings.grpc_port}"]})
+    to_hop2 = open_channel(hop1_settings, "trace_hop2", guard("trace_hop2"))
+
+    async def hop1(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        seen_by_hop1.append(trace.get_current_span().get_span_context())
+        return await echo_call(to_hop2)(request)
+
+    running.append(await serve(hop1_settings, hop1))
+    traceparent = f"00-{CALLER_TRACE_ID:032x}-{CALLER_SPAN_ID:016x}-01"
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{hop1_settings.grpc_port}") as plain:
+        answer = await echo_call(plain)(b"x", timeout=5, metadata=(("x-agora-caller", "client"),
+                                                                   ("traceparent", traceparent)))
+    assert answer == b"done"
+    await to_hop2.close()
+
+    [hop1_span] = seen_by_hop1
+    assert hop1_span.trace_id == CALLER_TRACE_ID
+    assert hop1_span.span_id != CALLER_SPAN_ID, "the server starts a span of its own in the caller's trace"
+    [server_span] = [span for span in exporter.get_finished_spans()
+                     if span.name == "trace_hop1/Echo" and span.context.trace_id == CALLER_TRACE_ID]
+    assert server_span.kind is SpanKind.SERVER
+    assert server_span.parent is not None and server_span.parent.span_id == CALLER_SPAN_ID
+    [hop2_parent] = seen_by_hop2  # what hop1's call to the next hop carried
+    assert hop2_parent.trace_id == CALLER_TRACE_ID
+    assert hop2_parent.span_id not in (CALLER_SPAN_ID, 0)
+
+
+async def test_a_certificate_from_a_foreign_ca_naming_an_allowed_caller_is_refused(
+    tls_dir: Path, running: list[GrpcServer]
+) -> None:
+    """Anyone can make a CA and have it name itself `client`: only the city's CA vouches for a name."""
+    reached = 0
+
+    async def counted_echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        nonlocal reached
+        reached += 1
+        return request
+
+    foreign_ca = tls_dir / "foreign-ca"
+    ensure_certificates(foreign_ca, ["client"])
+    # The impostor trusts the city's CA, so it can verify the server: only its own certificate is wrong.
+    impostor = tls_dir / "impostor"
+    impostor.mkdir()
+    (impostor / "ca.pem").write_bytes((tls_dir / "ca.pem").read_bytes())
+    for suffix in ("pem", "key"):
+        (impostor / f"client.{suffix}").write_bytes((foreign_ca / f"client.{suffix}").read_bytes())
+    assert (impostor / "client.pem").read_bytes() != (tls_dir / "client.pem").read_bytes()
+    server_settings = settings("hop1", tls_dir, callers={"client"})
+    running.append(await serve(server_settings, counted_echo))
+    address = [f"127.0.0.1:{server_settings.grpc_port}"]
+
+    genuine = open_channel(settings("client", tls_dir), "hop1", guard("hop1"), addresses=address)
+    assert await echo_call(genuine)(b"hello", timeout=5) == b"hello"
+    assert reached == 1
+
+    forged = open_channel(settings("client", impostor), "hop1", guard("hop1"), addresses=address)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await echo_call(forged)(b"hello", timeout=5)
+    assert refused.value.code() is grpc.StatusCode.UNAVAILABLE  # the TLS handshake fails
+    assert reached == 1, "the forged caller never reaches the handler"
+    for channel in (genuine, forged):
+        await channel.close()
