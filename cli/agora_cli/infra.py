@@ -8,6 +8,7 @@ supervisor spawns the child and waits until `answers` is true.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import json
 import os
@@ -335,19 +336,48 @@ class BusSetup:
             await self._process.wait()
 
 
-def redis(home: Home, port: int) -> Infra:
+def redis(home: Home, port: int, *, city: str, services: Iterable[str]) -> Infra:
+    """The embedded Redis, where each service must log in with its own password (`redis_login`)
+    and reaches only its own keys (`redis_acl`)."""
     data = home.root / "redis"
     data.mkdir(exist_ok=True)
+    acl = home.root / "redis.acl"
+    descriptor = os.open(acl, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(redis_acl(city, {service: _redis_password(home, service) for service in services}))
     child = Child(
         "redis",
         [
             redis_executable(), "--port", str(port), "--bind", HOST, "--dir", str(data),
-            "--save", "", "--appendonly", "yes", "--daemonize", "no",
+            "--save", "", "--appendonly", "yes", "--daemonize", "no", "--aclfile", str(acl),
         ],
         _plain_env(),
         home.log_of("redis"),
     )
     return Infra("redis", f"redis://{HOST}:{port}/0", child=child, port=port)
+
+
+def redis_acl(city: str, passwords: Mapping[str, str]) -> str:
+    """Redis's ACL file: no one without a login (the default user is off), and each service only
+    its own keys, `<city>:<service>:*`, as a database role reaches only its own database. The
+    gateway keeps its rate limits in Redis beside cart's carts: without this it could read every
+    cart, and any local process could read or wipe them. No pub/sub channels, and none of the
+    commands Redis calls dangerous (FLUSHALL, KEYS, CONFIG, DEBUG, ...). Passwords are stored
+    hashed."""
+    lines = ["user default off"]
+    for user, secret in passwords.items():
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        lines.append(f"user {user} on #{digest} resetchannels ~{city}:{user}:* +@all -@dangerous")
+    return "\n".join(lines) + "\n"
+
+
+def redis_login(home: Home, url: str, user: str) -> str:
+    """`url` of the city's embedded Redis, with `user`'s login in it."""
+    return with_login(url, user, _redis_password(home, user))
+
+
+def _redis_password(home: Home, user: str) -> str:
+    return password(home.secrets, f"redis-{user}")[0]
 
 
 def redis_executable() -> str:

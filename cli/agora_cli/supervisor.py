@@ -268,7 +268,8 @@ class Supervisor:
                 city=self.config.city, services=self.services, history_readers=history_readers,
             )
         if name == "redis":
-            return infra.redis(home, self._ports.pick())
+            users = [service.name for service in self.services.values() if service.redis]
+            return infra.redis(home, self._ports.pick(), city=self.config.city, services=users)
         return infra.smtp(home, self._ports.pick())
 
     async def _start_service(
@@ -330,7 +331,7 @@ class Supervisor:
             "AGORA_GRPC_PORT": str(instance.grpc_port) if instance.grpc_port else None,
             "AGORA_DSN": dsn,
             "AGORA_NATS_URL": self._nats_url(service.name),
-            "AGORA_REDIS_URL": self.infra["redis"].url if service.redis else None,
+            "AGORA_REDIS_URL": self._redis_url(service.name) if service.redis else None,
             "AGORA_SMTP_URL": self.infra["smtp"].url if service.smtp else None,
         }
         env.update({key: value for key, value in optional.items() if value})
@@ -342,6 +343,11 @@ class Supervisor:
         if server is None or not server.embedded:
             return server.url if server else None
         return infra.nats_login(self.config.home, server.url, service)
+
+    def _redis_url(self, service: str) -> str:
+        """The embedded Redis with the service's own login; an external one as it was given."""
+        server = self.infra["redis"]
+        return infra.redis_login(self.config.home, server.url, service) if server.embedded else server.url
 
     def _grpc_addresses(self, service: str) -> list[str]:
         return [

@@ -76,7 +76,7 @@ def test_services_get_their_environment(city: City) -> None:
     assert beta["AGORA_ALLOWED_CALLERS"] == "tinygate"  # the operator calls only identity and analytics
     assert beta["AGORA_NATS_URL"].startswith("nats://tinybeta:")  # its own login to the embedded NATS
     assert beta["AGORA_DSN"].startswith(f"postgresql://{city.env['AGORA_CITY']}_tinybeta:")
-    assert beta["AGORA_REDIS_URL"].startswith("redis://127.0.0.1:")
+    assert beta["AGORA_REDIS_URL"].startswith("redis://tinybeta:")  # its own login to the embedded Redis
     assert beta["AGORA_MTLS"] == "on"
     for name in ("ca.pem", "tinybeta.pem", "tinybeta.key", "cli.pem", "cli.key"):
         assert (city.home / "tls" / name).exists()

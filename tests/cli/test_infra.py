@@ -12,6 +12,8 @@ import aio_pika
 import asyncpg
 import nats as nats_client
 import pytest
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
 
 from agora_cli import bus_setup, infra
 from agora_cli.config import Home
@@ -56,11 +58,48 @@ async def postgres(home: Home) -> AsyncIterator[infra.Infra]:
 
 async def test_nats_redis_and_smtp_start_answer_and_stop(home: Home) -> None:
     nats = infra.nats(home, free_port(), free_port(), city="c", services=["tinyalpha"])
-    servers = [nats, infra.redis(home, free_port()), infra.smtp(home, free_port())]
+    servers = [nats, infra.redis(home, free_port(), city="c", services=["tinyalpha"]), infra.smtp(home, free_port())]
     await asyncio.gather(*(started(server) for server in servers))
     for server in servers:
         await stop(server)
     assert (home.root / "nats.conf").stat().st_mode & 0o777 == 0o600  # it holds the passwords
+    assert (home.root / "redis.acl").stat().st_mode & 0o777 == 0o600
+
+
+async def test_on_the_embedded_redis_each_service_logs_in_and_reaches_only_its_own_keys(home: Home) -> None:
+    """The gateway's rate limits sit beside cart's carts: neither may read the other's keys, and
+    no one without a login may read either."""
+    server = await started(infra.redis(home, free_port(), city="c", services=["cart", "gateway"]))
+    cart = Redis.from_url(infra.redis_login(home, server.url, "cart"))
+    gateway = Redis.from_url(infra.redis_login(home, server.url, "gateway"))
+    try:
+        await cart.hset("c:cart:user:ada", "p1", 2)
+        assert await cart.hgetall("c:cart:user:ada") == {b"p1": b"2"}
+        assert await cart.eval("return redis.call('HGET', KEYS[1], 'p1')", 1, "c:cart:user:ada") == b"2"
+        await gateway.set("c:gateway:rl:x", 1)
+        for refused in (
+            gateway.hgetall("c:cart:user:ada"),  # another service's keys
+            gateway.eval("return redis.call('HGETALL', KEYS[1])", 1, "c:cart:user:ada"),
+            gateway.delete("c:cart:user:ada"),
+            cart.get("c:gateway:rl:x"),
+            cart.set("elsewhere", 1),  # outside every service's keys
+            cart.flushall(),  # the commands Redis calls dangerous
+            cart.keys("*"),
+            cart.config_get("dir"),
+        ):
+            with pytest.raises(redis_errors.NoPermissionError):
+                await refused
+        with pytest.raises(redis_errors.AuthenticationError):
+            await Redis.from_url(server.url).ping()  # no login
+        with pytest.raises(redis_errors.AuthenticationError):
+            await Redis.from_url(server.url.replace("redis://", "redis://cart:wrong@")).ping()
+        assert await cart.hgetall("c:cart:user:ada") == {b"p1": b"2"}
+    finally:
+        await cart.aclose()
+        await gateway.aclose()
+        await stop(server)
+    secrets_in_acl = (home.root / "redis.acl").read_text()
+    assert infra.redis_login(home, server.url, "cart").split(":")[2].split("@")[0] not in secrets_in_acl  # hashed
 
 
 async def test_a_service_role_reaches_only_its_own_database_and_needs_its_password(
