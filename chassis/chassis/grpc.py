@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import ipaddress
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -403,8 +404,7 @@ def open_channel(
     identity: str | None = None,
 ) -> grpc.aio.Channel:
     """A channel to every instance of `target`, balanced round-robin on the client side."""
-    addresses = list(addresses or settings.peer(target))
-    uri = "ipv4:" + ",".join(addresses)
+    uri = _channel_target(list(addresses or settings.peer(target)))
     options = [
         ("grpc.lb_policy_name", "round_robin"),
         ("grpc.enable_retries", 0),  # retries are ours: budgeted, and only for idempotent calls
@@ -423,6 +423,25 @@ def open_channel(
             uri, channel_credentials(settings, identity), options=options, interceptors=interceptors
         )
     return grpc.aio.insecure_channel(uri, options=options, interceptors=interceptors)
+
+
+def _channel_target(addresses: Sequence[str]) -> str:
+    """gRPC's target for the instances: their IP addresses as given (`agora up` knows each
+    instance's port), or one DNS name that resolves to every instance (a Kubernetes headless
+    Service), re-resolved as instances come and go."""
+    hosts = [address.rsplit(":", 1)[0] for address in addresses]
+    if all(_is_ipv4(host) for host in hosts):
+        return "ipv4:" + ",".join(addresses)
+    if len(addresses) == 1:
+        return f"dns:///{addresses[0]}"
+    raise ValueError(f"a peer is either IPv4 addresses or one DNS name, not {list(addresses)}")
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(host), ipaddress.IPv4Address)
+    except ValueError:
+        return False
 
 
 ErrorMapper = Callable[[Exception], tuple[grpc.StatusCode, str] | None]

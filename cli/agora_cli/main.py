@@ -401,6 +401,26 @@ def _follow(home: Home, service: str | None, paths: list[Path]) -> None:
 
 @app.command()
 @one_line_errors
+def manifests(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Directory to write to (default: k8s/ beside the topology).")
+    ] = None,
+    namespace: Annotated[str, typer.Option(help="The Kubernetes namespace of the city.")] = "agora",
+    image_repository: Annotated[str, typer.Option(help="Images are REPOSITORY/<service>:TAG.")] = "agora",
+    tag: Annotated[str, typer.Option(help="The image tag of every service.")] = "latest",
+) -> None:
+    """Write the city's Kubernetes manifests, generated from the topology (docs/architecture.md)."""
+    # Imported here, as the supervisor is: only this command needs it.
+    from agora_cli.manifests import Target, generate, write
+
+    path = topology_path()
+    target = Target(namespace=namespace, image_repository=image_repository, tag=tag)
+    written = write(out or path.parent / "k8s", generate(load(path), target))
+    console.print(f"wrote {len(written)} files to {written[0].parent}")
+
+
+@app.command()
+@one_line_errors
 def mail(show: Annotated[int | None, typer.Option("--show", help="Print message N in full.")] = None) -> None:
     """List the emails the local SMTP sink received, or show one."""
     home = home_from_env()

@@ -418,3 +418,16 @@ async def test_a_certificate_from_a_foreign_ca_naming_an_allowed_caller_is_refus
     assert reached == 1, "the forged caller never reaches the handler"
     for channel in (genuine, forged):
         await channel.close()
+
+
+async def test_a_peer_is_dialled_by_its_addresses_or_by_one_dns_name(running: list[GrpcServer]) -> None:
+    """`agora up` gives each instance's address; Kubernetes gives a headless Service's name, which
+    resolves to every pod."""
+    catalog = settings("catalog", None, callers={"gateway"})
+    running.append(await serve(catalog, echo))
+    for address in (f"127.0.0.1:{catalog.grpc_port}", f"localhost:{catalog.grpc_port}"):
+        channel = open_channel(settings("gateway", None), "catalog", guard("catalog"), addresses=[address])
+        assert await echo_call(channel)(b"hello", timeout=3) == b"hello"
+        await channel.close()
+    with pytest.raises(ValueError, match="either IPv4 addresses or one DNS name"):
+        open_channel(settings("gateway", None), "catalog", guard("catalog"), addresses=["a.local:1", "b.local:1"])
