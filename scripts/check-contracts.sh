@@ -3,7 +3,8 @@
 #   1. the committed generated code is what scripts/gen-protos.sh makes from the protos now;
 #   2. the protos pass `buf lint`;
 #   3. no breaking change against the base commit's contracts: `buf breaking` for the protos,
-#      contracts/tools/schema_diff.py for the event schemas.
+#      contracts/tools/schema_diff.py for the event schemas, contracts/tools/openapi_diff.py for
+#      the edge's OpenAPI document (tests/contracts/test_edge_openapi.py keeps it fresh).
 # The base is CONTRACTS_BASE_REF (default HEAD~1, the commit before the one under test; it also
 # covers uncommitted changes). With no base commit or no contracts in it there is nothing to break.
 set -euo pipefail
@@ -30,7 +31,7 @@ if ! base_commit=$(git rev-parse --verify --quiet "$base^{commit}"); then
   exit 0
 fi
 mkdir -p "$tmp/base"
-for path in contracts/proto contracts/events; do
+for path in contracts/proto contracts/events contracts/openapi/edge.json; do
   if git cat-file -e "$base_commit:$path" 2>/dev/null; then
     git archive "$base_commit" "$path" | tar -x -C "$tmp/base"
   fi
@@ -48,4 +49,11 @@ if [ -d "$tmp/base/contracts/events" ]; then
   "$python" contracts/tools/schema_diff.py "$tmp/base/contracts/events" contracts/events
 else
   echo "-- no event schemas at $base: nothing to compare"
+fi
+
+if [ -f "$tmp/base/contracts/openapi/edge.json" ]; then
+  echo "-- edge OpenAPI document against $base"
+  "$python" contracts/tools/openapi_diff.py "$tmp/base/contracts/openapi/edge.json" contracts/openapi/edge.json
+else
+  echo "-- no edge OpenAPI document at $base: nothing to compare"
 fi

@@ -42,10 +42,10 @@ def breaking_changes_between_dirs(old_dir: Path, new_dir: Path) -> list[str]:
 
 
 def _compare(old: Schema, new: Schema, old_root: Schema, new_root: Schema, where: str) -> Iterator[str]:
-    old, new = _resolve(old, old_root), _resolve(new, new_root)
+    old, new = resolve_ref(old, old_root), resolve_ref(new, new_root)
 
-    if _types(old) != _types(new):
-        yield f"{where}: type changed from {_types(old) or 'any'} to {_types(new) or 'any'}"
+    if declared_types(old) != declared_types(new):
+        yield f"{where}: type changed from {declared_types(old) or 'any'} to {declared_types(new) or 'any'}"
         return
 
     if "enum" in new:
@@ -72,7 +72,7 @@ def _compare(old: Schema, new: Schema, old_root: Schema, new_root: Schema, where
         yield from _compare(old["items"], new["items"], old_root, new_root, f"{where}[]")
 
 
-def _resolve(schema: Schema, root: Schema) -> Schema:
+def resolve_ref(schema: Schema, root: Schema) -> Schema:
     """Follows a local `$ref` (`#/$defs/money`); siblings of the `$ref` (a description) are kept."""
     while "$ref" in schema:
         pointer = schema["$ref"]
@@ -85,7 +85,7 @@ def _resolve(schema: Schema, root: Schema) -> Schema:
     return schema
 
 
-def _types(schema: Schema) -> list[str]:
+def declared_types(schema: Schema) -> list[str]:
     declared = schema.get("type", [])
     return sorted([declared] if isinstance(declared, str) else declared)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -11,17 +12,17 @@ REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "contracts" / "events"
 PROTOS = REPO / "contracts" / "proto"
 BUF = REPO / ".venv" / "bin" / "buf"
+TOOLS = REPO / "contracts" / "tools"
+EDGE_OPENAPI = REPO / "contracts" / "openapi" / "edge.json"
 
 
 def run(*command: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(part) for part in command], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
-def load_schema_diff() -> ModuleType:
-    """contracts/tools/schema_diff.py, which is a script rather than an installed module."""
-    path = REPO / "contracts" / "tools" / "schema_diff.py"
-    spec = importlib.util.spec_from_file_location("schema_diff", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_tool(name: str) -> ModuleType:
+    """A script of contracts/tools (`schema_diff`, ...), which is not an installed module. The
+    directory goes on sys.path, as when a script runs, since the scripts import one another."""
+    if str(TOOLS) not in sys.path:
+        sys.path.insert(0, str(TOOLS))
+    return importlib.import_module(name)

@@ -9,6 +9,7 @@ from contract_helpers import REPO, run
 
 CATALOG = Path("contracts/proto/agora/catalog/v1/catalog.proto")
 PLACED = Path("contracts/events/orders/OrderPlaced.v1.json")
+EDGE = Path("contracts/openapi/edge.json")
 
 
 @pytest.fixture
@@ -19,6 +20,7 @@ def repo(tmp_path: Path) -> Path:
         "scripts/check-contracts.sh",
         "contracts/proto",
         "contracts/events",
+        "contracts/openapi",
         "contracts/python",
         "contracts/tools",
     ]:
@@ -78,6 +80,9 @@ def test_an_added_field_and_event_property_pass(repo: Path) -> None:
     schema = json.loads((repo / PLACED).read_text())
     schema["properties"]["coupon"] = {"type": "string"}
     (repo / PLACED).write_text(json.dumps(schema))
+    edge = json.loads((repo / EDGE).read_text())
+    edge["paths"]["/api/v1/brands"] = {"get": {"responses": {"200": {"description": "the brands"}}}}
+    (repo / EDGE).write_text(json.dumps(edge))
     code, output = _check(repo)
     assert code == 0, output
 
@@ -107,3 +112,22 @@ def test_stale_generated_code_fails(repo: Path) -> None:
     code, output = _check(repo)
     assert code != 0
     assert "stale" in output
+
+
+def test_a_removed_edge_operation_fails(repo: Path) -> None:
+    _second_commit(repo)
+    edge = json.loads((repo / EDGE).read_text())
+    del edge["paths"]["/api/v1/categories"]
+    (repo / EDGE).write_text(json.dumps(edge))
+    code, output = _check(repo)
+    assert code != 0
+    assert "breaking: GET /api/v1/categories: operation removed" in output
+
+
+def test_an_edge_document_new_since_the_base_has_nothing_to_compare(repo: Path) -> None:
+    _git(repo, "rm", "--quiet", "-r", "--cached", "contracts/openapi")
+    _git(repo, "commit", "--quiet", "-m", "no edge document yet")
+    _commit(repo, "the edge document")
+    code, output = _check(repo)
+    assert code == 0, output
+    assert "no edge OpenAPI document at HEAD~1: nothing to compare" in output

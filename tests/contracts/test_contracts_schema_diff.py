@@ -4,12 +4,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from contract_helpers import REPO, load_schema_diff, run
+from contract_helpers import REPO, load_tool, run
 
 
 @pytest.fixture(scope="module")
 def schema_diff() -> ModuleType:
-    return load_schema_diff()
+    return load_tool("schema_diff")
 
 
 BASE: dict[str, Any] = {
