@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from schema_diff import Schema, declared_types, resolve_ref
+from schema_diff import Schema, declared_types, enum_narrowed, resolve_ref
 
 Direction = Literal["request", "response"]
 
@@ -185,12 +185,7 @@ def _compare(
 
 def _narrowed(old: Schema, new: Schema, where: str) -> Iterator[str]:
     """What a request schema now refuses that it accepted."""
-    if "enum" in new:
-        lost = [value for value in old.get("enum", []) if value not in new["enum"]]
-        if "enum" not in old:
-            yield f"{where}: values restricted to an enum"
-        elif lost:
-            yield f"{where}: enum lost {lost}"
+    yield from enum_narrowed(old, new, where)
     for bound in _UPPER_BOUNDS:
         if bound in new and (bound not in old or new[bound] < old[bound]):
             yield f"{where}: {bound} lowered from {old.get(bound, 'none')} to {new[bound]}"

@@ -41,6 +41,16 @@ def breaking_changes_between_dirs(old_dir: Path, new_dir: Path) -> list[str]:
     return changes
 
 
+def enum_narrowed(old: Schema, new: Schema, where: str) -> Iterator[str]:
+    """A value valid before that the new enum refuses."""
+    if "enum" in new:
+        lost = [value for value in old.get("enum", []) if value not in new["enum"]]
+        if "enum" not in old:
+            yield f"{where}: values restricted to an enum"
+        elif lost:
+            yield f"{where}: enum lost {lost}"
+
+
 def _compare(old: Schema, new: Schema, old_root: Schema, new_root: Schema, where: str) -> Iterator[str]:
     old, new = resolve_ref(old, old_root), resolve_ref(new, new_root)
 
@@ -48,12 +58,7 @@ def _compare(old: Schema, new: Schema, old_root: Schema, new_root: Schema, where
         yield f"{where}: type changed from {declared_types(old) or 'any'} to {declared_types(new) or 'any'}"
         return
 
-    if "enum" in new:
-        lost = [value for value in old.get("enum", []) if value not in new["enum"]]
-        if "enum" not in old:
-            yield f"{where}: values restricted to an enum"
-        elif lost:
-            yield f"{where}: enum lost {lost}"
+    yield from enum_narrowed(old, new, where)
 
     old_required, new_required = set(old.get("required", [])), set(new.get("required", []))
     for name in sorted(new_required - old_required):
