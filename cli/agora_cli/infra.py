@@ -263,9 +263,10 @@ def nats_authorization(
     city: str, passwords: Mapping[str, str], history_readers: Iterable[str] = ()
 ) -> dict[str, object]:
     """NATS's `authorization` block (its config reads JSON). A service publishes its own events
-    (`<city>.<service>.>`) and dead letters; it receives only on its inboxes, where its pull
-    requests and API calls are answered. So no service, and no one without a password, can
-    publish an event in another's name: a forged OrderCancelled would refund.
+    (`<city>.<service>.>`) and dead letters, so no service, and no one without a password, can
+    publish an event in another's name: a forged OrderCancelled would refund. It receives only on
+    its own inboxes, `_INBOX_<service>.>`, where its pull requests and API calls are answered:
+    the shared `_INBOX.>` would carry every other service's deliveries to it too.
 
     Of the JetStream API a service may use only what its bus needs (`NatsBus`): read streams'
     info, pull from and ack with its own durable consumers, so that none can take or ack away
@@ -293,7 +294,8 @@ def nats_authorization(
                     "$JS.FC.>",
                 ]
             },
-            "subscribe": {"allow": ["_INBOX.>"]},
+            # The chassis answers a login's requests under `_INBOX_<user>` (`nats_bus.inbox_prefix`).
+            "subscribe": {"allow": [f"_INBOX_{service}.>"]},
         }
 
     users = [

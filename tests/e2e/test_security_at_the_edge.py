@@ -5,6 +5,7 @@ OWASP API Security Top 10 (2023) items each test speaks to are named in docs/sec
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -151,7 +152,8 @@ async def test_only_a_service_itself_may_publish_its_events_on_the_bus(city: Cit
         refused.append(error)
 
     city_id = city.env.get("AGORA_CITY", "agora")
-    payments = await nats.connect(nats_login(Home(city.home), entry["url"], "payments"), error_cb=on_error)
+    payments = await nats.connect(nats_login(Home(city.home), entry["url"], "payments"), error_cb=on_error,
+                                  inbox_prefix="_INBOX_payments")  # where the server answers its login
     try:
         js = payments.jetstream(timeout=1)
         with pytest.raises(nats.errors.TimeoutError):  # the server drops it and says why
@@ -167,13 +169,19 @@ async def test_only_a_service_itself_may_publish_its_events_on_the_bus(city: Cit
             await js.add_consumer(orders, ConsumerConfig(durable_name="payments", deliver_subject=f"{city_id}.cart.x"))
         with pytest.raises(nats.errors.TimeoutError):  # nor read events it does not handle
             await js.get_msg(orders, seq=1, next=True)
+        for inbox in ("_INBOX.>", "_INBOX_notifications.>"):  # nor hear what answers another's pulls
+            await payments.subscribe(inbox)
+        await payments.flush()
         assert (await js.stream_info(orders)).config.max_age > 1  # what it may do, it can
+        await asyncio.sleep(0.2)  # the server refuses a subscription asynchronously
     finally:
         await payments.close()
     violations = [str(error).lower() for error in refused]
     for refused_subject in ("ordercancelled", "stream.purge", "stream.update", "msg.next", "consumer.durable.create",
                             "stream.msg.get"):
         assert any("permissions violation for publish to" in error and refused_subject in error for error in violations)
+    for refused_inbox in ('"_inbox.>"', '"_inbox_notifications.>"'):
+        assert any("permissions violation for subscription to" in error and refused_inbox in error for error in violations)
 
 
 async def test_a_client_cannot_set_roles_price_status_or_user(city: City, http: aiohttp.ClientSession) -> None:
