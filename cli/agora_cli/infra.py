@@ -359,6 +359,12 @@ def redis(home: Home, port: int, *, city: str, services: Iterable[str]) -> Infra
     return Infra("redis", f"redis://{HOST}:{port}/0", child=child, port=port)
 
 
+# Commands that name no key, so the key pattern cannot stop them: listing others' key names
+# (`SCAN`, `RANDOMKEY`), or flushing and killing others' scripts. A script is loaded and run
+# (EVALSHA, whose keys the pattern judges), so of `SCRIPT` only `LOAD` and `EXISTS` stay.
+_KEYLESS_PEEKS = "-scan -randomkey -script +script|load +script|exists"
+
+
 def redis_acl(city: str, passwords: Mapping[str, str]) -> str:
     """Redis's ACL file: no one without a login (the default user is off), and each service only
     its own keys, `<city>:<service>:*`, as a database role reaches only its own database. The
@@ -369,7 +375,9 @@ def redis_acl(city: str, passwords: Mapping[str, str]) -> str:
     lines = ["user default off"]
     for user, secret in passwords.items():
         digest = hashlib.sha256(secret.encode()).hexdigest()
-        lines.append(f"user {user} on #{digest} resetchannels ~{city}:{user}:* +@all -@dangerous")
+        lines.append(
+            f"user {user} on #{digest} resetchannels ~{city}:{user}:* +@all -@dangerous {_KEYLESS_PEEKS}"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -76,6 +76,8 @@ async def test_on_the_embedded_redis_each_service_logs_in_and_reaches_only_its_o
         await cart.hset("c:cart:user:ada", "p1", 2)
         assert await cart.hgetall("c:cart:user:ada") == {b"p1": b"2"}
         assert await cart.eval("return redis.call('HGET', KEYS[1], 'p1')", 1, "c:cart:user:ada") == b"2"
+        script = cart.register_script("return redis.call('HLEN', KEYS[1])")  # SCRIPT LOAD, EVALSHA
+        assert await script(keys=["c:cart:user:ada"]) == 1
         await gateway.set("c:gateway:rl:x", 1)
         for refused in (
             gateway.hgetall("c:cart:user:ada"),  # another service's keys
@@ -86,6 +88,10 @@ async def test_on_the_embedded_redis_each_service_logs_in_and_reaches_only_its_o
             cart.flushall(),  # the commands Redis calls dangerous
             cart.keys("*"),
             cart.config_get("dir"),
+            gateway.scan(),  # nor list others' key names, which name no key themselves
+            gateway.randomkey(),
+            gateway.script_flush(),  # nor flush or kill others' scripts
+            gateway.script_kill(),
         ):
             with pytest.raises(redis_errors.NoPermissionError):
                 await refused
