@@ -271,11 +271,14 @@ class GrpcServer:
         readiness: Readiness | None = None,
     ):
         self._settings = settings
-        self._server = grpc.aio.server(
-            interceptors=[_ServerInterceptor(settings, verifier, chaos)],
-            # A rolling restart starts the new process on the same port before the old one stops.
-            options=[("grpc.so_reuseport", 1)],
-        )
+        # A rolling restart starts the new process on the same port before the old one stops.
+        options: list[tuple[str, int]] = [("grpc.so_reuseport", 1)]
+        if settings.grpc_max_connection_age_seconds > 0:
+            age_ms = int(settings.grpc_max_connection_age_seconds * 1000)
+            # Calls under way get as long as a stopping service gives them to finish.
+            options += [("grpc.max_connection_age_ms", age_ms),
+                        ("grpc.max_connection_age_grace_ms", int(settings.shutdown_grace_seconds * 1000))]
+        self._server = grpc.aio.server(interceptors=[_ServerInterceptor(settings, verifier, chaos)], options=options)
         self.health = _ReadinessHealth(readiness)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
 
@@ -428,7 +431,8 @@ def open_channel(
 def _channel_target(addresses: Sequence[str]) -> str:
     """gRPC's target for the instances: their IP addresses as given (`agora up` knows each
     instance's port), or one DNS name that resolves to every instance (a Kubernetes headless
-    Service), re-resolved as instances come and go."""
+    Service). gRPC resolves the name again when a connection ends, which servers behind one make
+    happen with `grpc_max_connection_age_seconds`, so callers find the instances added since."""
     hosts = [address.rsplit(":", 1)[0] for address in addresses]
     if all(_is_ipv4(host) for host in hosts):
         return "ipv4:" + ",".join(addresses)

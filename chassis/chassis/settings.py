@@ -42,6 +42,10 @@ class ServiceSettings(BaseSettings):
     jwt_issuer: str = "agora-identity"
     jwt_audience: str = "agora"
     shutdown_grace_seconds: float = 10.0
+    # Off on one machine, where callers dial every instance's address. Behind a DNS name (a
+    # Kubernetes headless Service), gRPC resolves it again only when a connection ends, so a
+    # server that ends its connections now and then lets callers find the pods added since.
+    grpc_max_connection_age_seconds: float = 0.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("allowed_callers", mode="before")

@@ -27,6 +27,7 @@ from agora_cli.supervisor import OPERATOR_CALLS
 from agora_cli.topology import Service, callers_of
 
 GRPC_PORT = 50051
+GRPC_MAX_CONNECTION_AGE_SECONDS = 60
 ADMIN_PORT = 8081
 GATEWAY_PORT = 8080
 NATS_CLIENT_PORT = 4222
@@ -167,6 +168,9 @@ def _environment(service: Service, services: dict[str, Service], target: Target)
         "AGORA_HOST": "0.0.0.0",  # every interface of the pod: the kubelet's probes come from outside it
         "AGORA_HTTP_PORT": str(http_port_of(service)),
         "AGORA_GRPC_PORT": str(GRPC_PORT) if service.grpc else None,
+        # Callers dial a headless Service's name and resolve it again only when a connection
+        # ends: without this, the pods an autoscaler adds would get no calls from them.
+        "AGORA_GRPC_MAX_CONNECTION_AGE_SECONDS": str(GRPC_MAX_CONNECTION_AGE_SECONDS) if service.grpc else None,
         "AGORA_BUS": "nats",
         "AGORA_PEERS": json.dumps(
             {callee: [f"{target.dns(callee)}:{GRPC_PORT}"] for callee in service.calls if services[callee].grpc}

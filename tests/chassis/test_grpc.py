@@ -431,3 +431,26 @@ async def test_a_peer_is_dialled_by_its_addresses_or_by_one_dns_name(running: li
         await channel.close()
     with pytest.raises(ValueError, match="either IPv4 addresses or one DNS name"):
         open_channel(settings("gateway", None), "catalog", guard("catalog"), addresses=["a.local:1", "b.local:1"])
+
+
+async def test_a_server_with_a_maximum_connection_age_ends_its_connections_and_calls_go_on(
+    running: list[GrpcServer],
+) -> None:
+    """Behind a DNS name, a caller resolves it again only when its connection ends: the server
+    ending it now and then is how callers find the pods an autoscaler added."""
+
+    async def caller_address(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return context.peer().encode()  # the caller's end of the connection: a new one, a new port
+
+    catalog = ServiceSettings(
+        service="catalog", http_port=free_port(), grpc_port=free_port(), mtls="off", allowed_callers=frozenset({"gateway"}),
+        grpc_max_connection_age_seconds=1.0, shutdown_grace_seconds=0.2,
+    )
+    running.append(await serve(catalog, caller_address))
+    channel = open_channel(settings("gateway", None), "catalog", guard("catalog"),
+                           addresses=[f"localhost:{catalog.grpc_port}"])
+    first = await echo_call(channel)(b"", timeout=3)
+    assert await echo_call(channel)(b"", timeout=3) == first  # one connection while it is young
+    await asyncio.sleep(2.0)
+    assert await echo_call(channel)(b"", timeout=3) != first
+    await channel.close()
