@@ -53,9 +53,19 @@ def breaking_changes(old: Schema, new: Schema) -> list[str]:
             if method not in new_item:
                 changes.append(f"{operation}: operation removed")
                 continue
-            compared = _Operation(old, new, old_item[method], new_item[method])
+            compared = _Operation(old, new, _with_path_parameters(old_item, method), _with_path_parameters(new_item, method))
             changes.extend(f"{operation}: {change}" for change in compared.breaking_changes())
     return changes
+
+
+def _with_path_parameters(item: Schema, method: str) -> Schema:
+    """The operation with the parameters its path item declares for all of its operations
+    (OpenAPI: an operation's own parameter of the same place and name overrides them)."""
+    operation = item[method]
+    own = {(parameter.get("in"), parameter.get("name")) for parameter in operation.get("parameters", [])}
+    shared = [parameter for parameter in item.get("parameters", [])
+              if (parameter.get("in"), parameter.get("name")) not in own]
+    return {**operation, "parameters": [*shared, *operation.get("parameters", [])]} if shared else operation
 
 
 class _Operation:
@@ -157,8 +167,12 @@ def _compare(
         comparing = comparing | {(old_component, new_component)}
     old, new = _normalized(old, old_root), _normalized(new, new_root)
 
-    if declared_types(old) != declared_types(new):
-        yield f"{where}: type changed from {declared_types(old) or 'any'} to {declared_types(new) or 'any'}"
+    old_types, new_types = declared_types(old), declared_types(new)
+    # A request may come to accept more types (a field made nullable); a response may not change
+    # what its clients read.
+    widened = direction == "request" and bool(old_types) and set(old_types) <= set(new_types or old_types)
+    if old_types != new_types and not widened:
+        yield f"{where}: type changed from {old_types or 'any'} to {new_types or 'any'}"
         return
 
     old_required, new_required = set(old.get("required", [])), set(new.get("required", []))

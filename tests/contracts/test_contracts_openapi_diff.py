@@ -148,6 +148,8 @@ BREAKING = {
     "response property became nullable": _changed(
         ([*ITEM, "properties", "name"], {"anyOf": [{"type": "string"}, {"type": "null"}]})),
     "security added": _changed(([*LIST, "security"], [{"bearer": []}])),
+    "required parameter added for every operation of a path": _changed(
+        (["paths", "/items", "parameters"], [{"in": "query", "name": "tenant", "required": True}])),
 }
 
 ADDITIVE = {
@@ -185,6 +187,10 @@ ADDITIVE = {
     "response property described": _changed(([*ITEM, "properties", "id", "description"], "The item's id.")),
     "security removed": _changed(([*CREATE, "security"], REMOVED)),
     "optional security added": _changed(([*LIST, "security"], [{}, {"bearer": []}])),
+    "optional parameter added for every operation of a path": _changed(
+        (["paths", "/items", "parameters"], [{"in": "query", "name": "tenant", "required": False}])),
+    "request property became nullable": _changed(([*NEW_ITEM, "properties", "quantity"], {
+        "anyOf": [{"type": "integer", "minimum": 1, "maximum": 99}, {"type": "null"}]})),
 }
 
 
