@@ -22,3 +22,25 @@ def test_every_test_the_docs_name_exists() -> None:
     ]
     assert not missing, missing
     assert len(test_names) > 500  # the walk found the suite
+
+
+def test_a_test_the_docs_name_with_its_file_is_in_that_file() -> None:
+    """`tests/x/test_a.py::test_b` (or `test_a.py::test_b`, a file name found once under tests/)
+    and the `::test_c` that follow it in the same table cell or sentence."""
+    by_name: dict[str, list[Path]] = {}
+    for path in (REPOSITORY / "tests").rglob("test_*.py"):
+        by_name.setdefault(path.name, []).append(path)
+    misplaced, checked = [], 0
+    for doc in [REPOSITORY / "README.md", *sorted((REPOSITORY / "docs").glob("*.md"))]:
+        for sentence in re.split(r"(?<=[|;.])\s", doc.read_text()):
+            file: Path | None = None
+            for named, test in re.findall(r"([\w/]*test_\w+\.py)?::(test_\w+)", sentence):
+                if named:
+                    found = [REPOSITORY / named] if "/" in named else by_name.get(named, [])
+                    file = found[0] if len(found) == 1 else None
+                if file is not None and file.is_file():
+                    checked += 1
+                    if f"def {test}(" not in file.read_text():
+                        misplaced.append(f"{doc.name}: {file.relative_to(REPOSITORY)}::{test}")
+    assert not misplaced, misplaced
+    assert checked > 50  # the docs name tests with their files

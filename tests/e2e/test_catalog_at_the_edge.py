@@ -80,12 +80,12 @@ async def test_an_admin_reads_back_at_once_what_it_wrote(city: City) -> None:
     """The gateway keeps catalog answers for a second; an admin's write through it clears them."""
     async with aiohttp.ClientSession() as http:
         admin = await admin_client(http, city, ADMIN_EMAIL, ADMIN_PASSWORD)
-        for _ in range(2):  # the listing and the page are now cached
+        for _ in range(2):  # the second read comes from the cache, which now holds the listing
             _, _, before = await get(city, "/api/v1/products?category=kitchen&page_size=100")
         product_id = await new_product(admin, stock=5)
         _, _, after = await get(city, "/api/v1/products?category=kitchen&page_size=100")
         assert after["total"] == before["total"] + 1
-        _, _, page = await get(city, f"/api/v1/products/{product_id}")
+        _, _, page = await get(city, f"/api/v1/products/{product_id}")  # now cached too
         assert page["availability"] == {"in_stock": True, "quantity": 5}
         emptied = await admin.request("PUT", f"/api/v1/admin/inventory/{product_id}", json={"quantity": 0})
         assert emptied.status == 200
