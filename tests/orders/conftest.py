@@ -53,6 +53,8 @@ class Shop:
     # Whether each GetCart asked for quantities only (orders prices the lines itself).
     cart_reads: list[bool] = field(default_factory=list)
     available: bool = True
+    # The token orders forwards has expired by the time cart checks it.
+    cart_refuses_the_token: bool = False
     dispatched: set[str] = field(default_factory=set)
     shipping_available: bool = True
     # (order id, user of the forwarded token) of every CancelShipment shipping was asked.
@@ -78,6 +80,8 @@ class _FakeCart(cart_pb2_grpc.CartServiceServicer):
             await self._shop.hold_cart.wait()
         if not self._shop.available:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "cart is down")
+        if self._shop.cart_refuses_the_token:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or expired access token")
         lines = self._shop.carts.get(_user_of(context), [])
         # A cart's own prices are stale on purpose: orders must price from the catalog.
         return cart_pb2.Cart(

@@ -175,6 +175,17 @@ async def test_cart_down_answers_unavailable_and_the_key_stays_free(orders: Orde
     assert (await orders.place("ada", "key-1")).status == "PENDING"
 
 
+async def test_a_token_that_expired_on_its_way_to_cart_is_the_callers_401_not_carts_outage(orders: Orders):
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    fill_cart(orders, "ada", (cup, 1))
+    orders.shop.cart_refuses_the_token = True
+
+    error = await rpc_error(orders.place("ada", "key-1"))
+
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert unavailable_dependency(error) is None
+
+
 async def test_the_ordered_lines_leave_the_cart_before_the_order_is_answered(orders: Orders):
     """So the shopper's next order cannot take them again, however late cart hears of OrderPlaced."""
     cup, jug = orders.shop.add_product("Espresso cup", 1250), orders.shop.add_product("Milk jug", 1999)
