@@ -78,6 +78,15 @@ class DependencyUnavailable(Exception):
         self.dependency = dependency
 
 
+def dependency_failed(dependency: str, error: Exception) -> Exception:
+    """What a servicer raises for a call to `dependency` that failed (after its policy): the
+    caller's own 401 if the dependency refused the user's token forwarded to it (it expired on
+    the way), otherwise DependencyUnavailable."""
+    if isinstance(error, grpc.aio.AioRpcError) and error.code() is grpc.StatusCode.UNAUTHENTICATED:
+        return auth.Unauthenticated(f"{dependency} refused the access token")
+    return DependencyUnavailable(dependency)
+
+
 def set_request_context(*, request_id: str | None, authorization: str | None) -> None:
     """Used by the gateway: what the next gRPC hops should carry for this request."""
     current_request_id.set(request_id)

@@ -8,7 +8,7 @@ import grpc
 from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from cart.domain import Product
-from chassis.grpc import DependencyUnavailable
+from chassis.grpc import dependency_failed
 from chassis.resilience import ResilienceError
 
 
@@ -23,7 +23,7 @@ class Catalog:
         try:
             response = await self._stub.GetProducts(catalog_pb2.GetProductsRequest(ids=sorted(ids)))
         except (grpc.aio.AioRpcError, ResilienceError) as error:
-            raise DependencyUnavailable("catalog") from error
+            raise dependency_failed("catalog", error) from error
         return {
             p.id: Product(id=p.id, name=p.name, price=p.price.amount, currency=p.price.currency)
             for p in response.products

@@ -2,7 +2,8 @@
 order, shipping to cancel a confirmed one.
 
 The chassis client forwards the caller's access token, so cart answers the caller's own cart.
-A peer that does not answer is DependencyUnavailable: nothing changed, and the client may retry.
+A peer that does not answer is DependencyUnavailable (`chassis.grpc.dependency_failed`): nothing
+changed, and the client may retry.
 """
 
 from __future__ import annotations
@@ -14,18 +15,9 @@ from agora.cart.v1 import cart_pb2, cart_pb2_grpc
 from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from agora.shipping.v1 import shipping_pb2, shipping_pb2_grpc
 
-from chassis.auth import Unauthenticated
-from chassis.grpc import DependencyUnavailable
+from chassis.grpc import DependencyUnavailable, dependency_failed
 from chassis.resilience import ResilienceError
 from orders.domain import AlreadyShipped, Money
-
-
-def _failure(dependency: str, error: Exception) -> Exception:
-    """What orders answers for a peer that failed: the caller's own 401 if the peer refused the
-    token orders forwarded (it expired on the way), otherwise the peer is unavailable."""
-    if isinstance(error, grpc.aio.AioRpcError) and error.code() is grpc.StatusCode.UNAUTHENTICATED:
-        return Unauthenticated(f"{dependency} refused the access token")
-    return DependencyUnavailable(dependency)
 
 
 class Cart:
@@ -38,7 +30,7 @@ class Cart:
             # Quantities only: orders prices the lines from catalog, so cart need not ask it too.
             cart = await self._stub.GetCart(cart_pb2.GetCartRequest(quantities_only=True))
         except (grpc.aio.AioRpcError, ResilienceError) as error:
-            raise _failure("cart", error) from error
+            raise dependency_failed("cart", error) from error
         return [(item.product_id, item.quantity) for item in cart.items]
 
     async def remove_ordered(self, order_id: str, lines: Iterable[tuple[str, int]]) -> str | None:
@@ -65,7 +57,7 @@ class Catalog:
         try:
             response = await self._stub.GetProducts(catalog_pb2.GetProductsRequest(ids=list(product_ids)))
         except (grpc.aio.AioRpcError, ResilienceError) as error:
-            raise _failure("catalog", error) from error
+            raise dependency_failed("catalog", error) from error
         return {
             product.id: (product.name, Money(product.price.amount, product.price.currency))
             for product in response.products
@@ -84,6 +76,6 @@ class Shipping:
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.FAILED_PRECONDITION:
                 raise AlreadyShipped(order_id) from error
-            raise _failure("shipping", error) from error
+            raise dependency_failed("shipping", error) from error
         except ResilienceError as error:
             raise DependencyUnavailable("shipping") from error
