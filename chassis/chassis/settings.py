@@ -30,6 +30,9 @@ class ServiceSettings(BaseSettings):
     http_port: int
     dsn: str | None = None
     nats_url: str = "nats://127.0.0.1:4222"
+    # Where the NATS server answers this service: pull deliveries, publish acks, API replies. The
+    # embedded NATS gives each service its own (`_INBOX_<service>`) and lets it hear no other.
+    nats_inbox_prefix: str = "_INBOX"
     bus: Literal["nats", "rabbitmq"] = "nats"
     rabbitmq_url: str | None = None
     redis_url: str | None = None

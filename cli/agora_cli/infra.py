@@ -259,13 +259,19 @@ def _nats_password(home: Home, user: str) -> str:
     return password(home.secrets, f"nats-{user}")[0]
 
 
+def nats_inbox_prefix(service: str) -> str:
+    """Where the embedded NATS answers `service` (its `AGORA_NATS_INBOX_PREFIX`): its own, since a
+    login that may hear the shared `_INBOX.>` hears every other service's deliveries too."""
+    return f"_INBOX_{service}"
+
+
 def nats_authorization(
     city: str, passwords: Mapping[str, str], history_readers: Iterable[str] = ()
 ) -> dict[str, object]:
     """NATS's `authorization` block (its config reads JSON). A service publishes its own events
     (`<city>.<service>.>`) and dead letters, so no service, and no one without a password, can
     publish an event in another's name: a forged OrderCancelled would refund. It receives only on
-    its own inboxes, `_INBOX_<service>.>`, where its pull requests and API calls are answered:
+    its own inboxes (`nats_inbox_prefix`), where its pull requests and API calls are answered:
     the shared `_INBOX.>` would carry every other service's deliveries to it too.
 
     Of the JetStream API a service may use only what its bus needs (`NatsBus`): read streams'
@@ -294,8 +300,7 @@ def nats_authorization(
                     "$JS.FC.>",
                 ]
             },
-            # The chassis answers a login's requests under `_INBOX_<user>` (`nats_bus.inbox_prefix`).
-            "subscribe": {"allow": [f"_INBOX_{service}.>"]},
+            "subscribe": {"allow": [f"{nats_inbox_prefix(service)}.>"]},
         }
 
     users = [
@@ -359,10 +364,11 @@ def redis(home: Home, port: int, *, city: str, services: Iterable[str]) -> Infra
     return Infra("redis", f"redis://{HOST}:{port}/0", child=child, port=port)
 
 
-# Commands that name no key, so the key pattern cannot stop them: listing others' key names
-# (`SCAN`, `RANDOMKEY`), or flushing and killing others' scripts. A script is loaded and run
-# (EVALSHA, whose keys the pattern judges), so of `SCRIPT` only `LOAD` and `EXISTS` stay.
-_KEYLESS_PEEKS = "-scan -randomkey -script +script|load +script|exists"
+# Commands that name no key, so the key pattern cannot stop them: listing or counting others'
+# keys (`SCAN`, `RANDOMKEY`, `DBSIZE`, `MEMORY STATS`), or flushing and killing others' scripts
+# and functions. A service runs scripts (EVAL, EVALSHA, whose keys the pattern judges), loaded with
+# `SCRIPT LOAD`, and nothing else of the scripting category (which holds Redis 7's FUNCTION too).
+_KEYLESS_PEEKS = "-scan -randomkey -dbsize -memory -@scripting +eval +evalsha +script|load +script|exists"
 
 
 def redis_acl(city: str, passwords: Mapping[str, str]) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agora_cli.infra import OPERATOR, nats_authorization
+from agora_cli.infra import OPERATOR, nats_authorization, nats_inbox_prefix
 from agora_cli.supervisor import OPERATOR_CALLS
 from agora_cli.topology import Service, callers_of
 
@@ -172,6 +172,7 @@ def _environment(service: Service, services: dict[str, Service], target: Target)
         # ends: without this, the pods an autoscaler adds would get no calls from them.
         "AGORA_GRPC_MAX_CONNECTION_AGE_SECONDS": str(GRPC_MAX_CONNECTION_AGE_SECONDS) if service.grpc else None,
         "AGORA_BUS": "nats",
+        "AGORA_NATS_INBOX_PREFIX": nats_inbox_prefix(service.name),
         "AGORA_PEERS": json.dumps(
             {callee: [f"{target.dns(callee)}:{GRPC_PORT}"] for callee in service.calls if services[callee].grpc}
         )

@@ -331,11 +331,16 @@ class Supervisor:
             "AGORA_GRPC_PORT": str(instance.grpc_port) if instance.grpc_port else None,
             "AGORA_DSN": dsn,
             "AGORA_NATS_URL": self._nats_url(service.name),
+            "AGORA_NATS_INBOX_PREFIX": infra.nats_inbox_prefix(service.name) if self._runs_embedded("nats") else None,
             "AGORA_REDIS_URL": self._redis_url(service.name) if service.redis else None,
             "AGORA_SMTP_URL": self.infra["smtp"].url if service.smtp else None,
         }
         env.update({key: value for key, value in optional.items() if value})
         return env
+
+    def _runs_embedded(self, name: str) -> bool:
+        server = self.infra.get(name)
+        return server is not None and server.embedded
 
     def _nats_url(self, service: str) -> str | None:
         """The embedded NATS with the service's own login; an external one as it was given."""

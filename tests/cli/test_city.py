@@ -75,6 +75,7 @@ def test_services_get_their_environment(city: City) -> None:
     assert json.loads(beta["AGORA_PEERS"]) == {"tinyalpha": [services["tinyalpha"]["grpc"]]}
     assert beta["AGORA_ALLOWED_CALLERS"] == "tinygate"  # the operator calls only identity and analytics
     assert beta["AGORA_NATS_URL"].startswith("nats://tinybeta:")  # its own login to the embedded NATS
+    assert beta["AGORA_NATS_INBOX_PREFIX"] == "_INBOX_tinybeta"  # where it alone may hear answers
     assert beta["AGORA_DSN"].startswith(f"postgresql://{city.env['AGORA_CITY']}_tinybeta:")
     assert beta["AGORA_REDIS_URL"].startswith("redis://tinybeta:")  # its own login to the embedded Redis
     assert beta["AGORA_MTLS"] == "on"

@@ -88,8 +88,10 @@ async def test_on_the_embedded_redis_each_service_logs_in_and_reaches_only_its_o
             cart.flushall(),  # the commands Redis calls dangerous
             cart.keys("*"),
             cart.config_get("dir"),
-            gateway.scan(),  # nor list others' key names, which name no key themselves
+            gateway.scan(),  # nor list or count others' keys, which name no key themselves
             gateway.randomkey(),
+            gateway.dbsize(),
+            gateway.memory_stats(),
             gateway.script_flush(),  # nor flush or kill others' scripts
             gateway.script_kill(),
         ):

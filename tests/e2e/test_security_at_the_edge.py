@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nats.js.api import ConsumerConfig, StreamConfig
 
 from agora_cli.config import Home
-from agora_cli.infra import nats_login
+from agora_cli.infra import nats_inbox_prefix, nats_login
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, City
 from tests.e2e.shop import Client, admin_client, new_product
 
@@ -153,7 +153,7 @@ async def test_only_a_service_itself_may_publish_its_events_on_the_bus(city: Cit
 
     city_id = city.env.get("AGORA_CITY", "agora")
     payments = await nats.connect(nats_login(Home(city.home), entry["url"], "payments"), error_cb=on_error,
-                                  inbox_prefix="_INBOX_payments")  # where the server answers its login
+                                  inbox_prefix=nats_inbox_prefix("payments"))  # where the server answers it
     try:
         js = payments.jetstream(timeout=1)
         with pytest.raises(nats.errors.TimeoutError):  # the server drops it and says why

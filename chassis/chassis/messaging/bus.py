@@ -166,6 +166,7 @@ async def connect_bus(settings: ServiceSettings, *, retention: Retention | None 
     else:
         from chassis.messaging.nats_bus import NatsBus
 
-        bus = NatsBus(settings.nats_url, settings.city, retention=retention, name=settings.service)
+        bus = NatsBus(settings.nats_url, settings.city, retention=retention, name=settings.service,
+                      inbox_prefix=settings.nats_inbox_prefix)
     await bus.connect()
     return bus

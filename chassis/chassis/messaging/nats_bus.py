@@ -50,13 +50,6 @@ def _producers(event_types: Collection[str]) -> list[str]:
     return sorted({parse_event_type(event_type)[0] for event_type in event_types})
 
 
-def inbox_prefix(user: str | None) -> str:
-    """Where the server answers this login: its pull requests' deliveries, its publish acks, its
-    API calls. A prefix of its own, since a login that may subscribe to the shared `_INBOX.>`
-    receives every other service's deliveries too, emails and addresses included."""
-    return f"_INBOX_{user}" if user else "_INBOX"
-
-
 def _without_login(url: str) -> tuple[str, dict[str, str]]:
     """The server's URL, and the user and password it held, passed to nats-py on their own so
     that no error or log line it writes can show the password with the URL."""
@@ -175,10 +168,12 @@ class NatsBus:
         ack_wait_seconds: float = 30,
         pull_expires_seconds: float = 5,
         name: str | None = None,
+        inbox_prefix: str = "_INBOX",
     ):
         self.city = city
         self._url = url
         self._name = name or city
+        self._inbox_prefix = inbox_prefix
         self._retention = retention or Retention()
         self._ack_wait = ack_wait_seconds
         self._pull_expires = pull_expires_seconds
@@ -192,7 +187,7 @@ class NatsBus:
         self._nc = await nats.connect(
             server,
             **login,
-            inbox_prefix=inbox_prefix(login.get("user")),
+            inbox_prefix=self._inbox_prefix,
             name=self._name,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.25,
