@@ -283,10 +283,9 @@ class GrpcServer:
         # A rolling restart starts the new process on the same port before the old one stops.
         options: list[tuple[str, int]] = [("grpc.so_reuseport", 1)]
         if settings.grpc_max_connection_age_seconds > 0:
-            age_ms = int(settings.grpc_max_connection_age_seconds * 1000)
-            # Calls under way get as long as a stopping service gives them to finish.
-            options += [("grpc.max_connection_age_ms", age_ms),
-                        ("grpc.max_connection_age_grace_ms", int(settings.shutdown_grace_seconds * 1000))]
+            # No grace limit: an aged connection takes no new calls, and those under way, an
+            # order's event stream among them (up to ten minutes), end when they end.
+            options.append(("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_seconds * 1000)))
         self._server = grpc.aio.server(interceptors=[_ServerInterceptor(settings, verifier, chaos)], options=options)
         self.health = _ReadinessHealth(readiness)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)

@@ -444,7 +444,7 @@ async def test_a_server_with_a_maximum_connection_age_ends_its_connections_and_c
 
     catalog = ServiceSettings(
         service="catalog", http_port=free_port(), grpc_port=free_port(), mtls="off", allowed_callers=frozenset({"gateway"}),
-        grpc_max_connection_age_seconds=1.0, shutdown_grace_seconds=0.2,
+        grpc_max_connection_age_seconds=1.0,
     )
     running.append(await serve(catalog, caller_address))
     channel = open_channel(settings("gateway", None), "catalog", guard("catalog"),
