@@ -53,19 +53,20 @@ def breaking_changes(old: Schema, new: Schema) -> list[str]:
             if method not in new_item:
                 changes.append(f"{operation}: operation removed")
                 continue
-            compared = _Operation(old, new, _with_path_parameters(old_item, method), _with_path_parameters(new_item, method))
+            compared = _Operation(
+                old, new, _with_path_parameters(old_item, method, old), _with_path_parameters(new_item, method, new)
+            )
             changes.extend(f"{operation}: {change}" for change in compared.breaking_changes())
     return changes
 
 
-def _with_path_parameters(item: Schema, method: str) -> Schema:
+def _with_path_parameters(item: Schema, method: str, root: Schema) -> Schema:
     """The operation with the parameters its path item declares for all of its operations
     (OpenAPI: an operation's own parameter of the same place and name overrides them)."""
     operation = item[method]
-    own = {(parameter.get("in"), parameter.get("name")) for parameter in operation.get("parameters", [])}
-    shared = [parameter for parameter in item.get("parameters", [])
-              if (parameter.get("in"), parameter.get("name")) not in own]
-    return {**operation, "parameters": [*shared, *operation.get("parameters", [])]} if shared else operation
+    own = _Operation.parameters_of(operation, root)
+    shared = [parameter for key, parameter in _Operation.parameters_of(item, root).items() if key not in own]
+    return {**operation, "parameters": [*shared, *own.values()]} if shared else operation
 
 
 class _Operation:
@@ -82,7 +83,7 @@ class _Operation:
         yield from self._security()
 
     def _parameters(self) -> Iterator[str]:
-        old, new = self._parameters_of(self.old, self.old_root), self._parameters_of(self.new, self.new_root)
+        old, new = self.parameters_of(self.old, self.old_root), self.parameters_of(self.new, self.new_root)
         for key, new_parameter in new.items():
             if new_parameter.get("required") and not old.get(key, {}).get("required"):
                 yield f"{_parameter_name(key)}: became required"
@@ -94,7 +95,7 @@ class _Operation:
                                          "request", _parameter_name(key))
 
     @staticmethod
-    def _parameters_of(operation: Schema, root: Schema) -> dict[tuple[str, str], Schema]:
+    def parameters_of(operation: Schema, root: Schema) -> dict[tuple[str, str], Schema]:
         """Keyed by where and name; header names are case-insensitive (RFC 9110)."""
         parameters = [resolve_ref(parameter, root) for parameter in operation.get("parameters", [])]
         return {

@@ -150,6 +150,13 @@ BREAKING = {
     "security added": _changed(([*LIST, "security"], [{"bearer": []}])),
     "required parameter added for every operation of a path": _changed(
         (["paths", "/items", "parameters"], [{"in": "query", "name": "tenant", "required": True}])),
+    "required parameter added for every operation of a path, by reference": _changed(
+        (["components", "parameters"], {
+            "Tenant": {"in": "query", "name": "tenant", "required": True},
+            "Trace": BASE["paths"]["/items"]["get"]["parameters"][2],
+        }),
+        (TRACE, {"$ref": "#/components/parameters/Trace"}),  # the operation's own, by reference too
+        (["paths", "/items", "parameters"], [{"$ref": "#/components/parameters/Tenant"}])),
 }
 
 ADDITIVE = {
