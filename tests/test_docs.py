@@ -37,10 +37,16 @@ def test_a_test_the_docs_name_with_its_file_is_in_that_file() -> None:
             for named, test in re.findall(r"([\w/]*test_\w+\.py)?::(test_\w+)", sentence):
                 if named:
                     found = [REPOSITORY / named] if "/" in named else by_name.get(named, [])
-                    file = found[0] if len(found) == 1 else None
-                if file is not None and file.is_file():
-                    checked += 1
-                    if f"def {test}(" not in file.read_text():
-                        misplaced.append(f"{doc.name}: {file.relative_to(REPOSITORY)}::{test}")
+                    if len(found) != 1 or not found[0].is_file():
+                        misplaced.append(f"{doc.name}: {named} is not one test file")
+                        file = None
+                        continue
+                    file = found[0]
+                if file is None:
+                    misplaced.append(f"{doc.name}: ::{test} follows no test file in its sentence")
+                    continue
+                checked += 1
+                if f"def {test}(" not in file.read_text():
+                    misplaced.append(f"{doc.name}: {file.relative_to(REPOSITORY)}::{test}")
     assert not misplaced, misplaced
     assert checked > 50  # the docs name tests with their files
