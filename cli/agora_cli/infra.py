@@ -28,7 +28,7 @@ from agora_cli.config import HOST, Home
 from agora_cli.errors import AgoraError
 from agora_cli.net import address_of, http_status, redact, tcp_answers, with_login
 from agora_cli.processes import Child
-from agora_cli.secrets_store import password
+from agora_cli.secrets_store import password, write_private
 
 _POSTGRES_USER = "embedded_postgres"
 
@@ -228,10 +228,8 @@ def nats(
     if not executable.exists():
         executable = Path(shutil.which("nats-server") or "nats-server")
     config = home.root / "nats.conf"
-    descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the passwords
-    with os.fdopen(descriptor, "w") as file:
-        passwords = {user: _nats_password(home, user) for user in [*services, OPERATOR]}
-        json.dump(nats_authorization(city, passwords, history_readers), file, indent=2)
+    passwords = {user: _nats_password(home, user) for user in [*services, OPERATOR]}
+    write_private(config, json.dumps(nats_authorization(city, passwords, history_readers), indent=2))
     child = Child(
         "nats",
         [
@@ -278,10 +276,10 @@ def nats_authorization(
     info, pull from and ack with its own durable consumers, so that none can take or ack away
     another's deliveries, and, for the `history_readers` alone (analytics' replay), read a stream
     message by message. Every other service sees only the event types it handles: events carry
-    shipping addresses and emails. Streams and consumers are the
-    operator's, who may do anything: it creates them at `agora up` (`agora_cli.bus_setup`), and only it
-    may change, purge or delete one. A stream's settings could erase history (a shorter `max_age`)
-    or republish events under another's name; a consumer's could push them onto another's subject."""
+    shipping addresses and emails. Streams and consumers are the operator's, who may do anything:
+    it creates them at `agora up` (`agora_cli.bus_setup`), and only it may change, purge or delete
+    one. A stream's settings could erase history (a shorter `max_age`) or republish events under
+    another's name; a consumer's could push them onto another's subject."""
 
     readers = set(history_readers)
 
@@ -349,9 +347,7 @@ def redis(home: Home, port: int, *, city: str, services: Iterable[str]) -> Infra
     data = home.root / "redis"
     data.mkdir(exist_ok=True)
     acl = home.root / "redis.acl"
-    descriptor = os.open(acl, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(redis_acl(city, {service: _redis_password(home, service) for service in services}))
+    write_private(acl, redis_acl(city, {service: _redis_password(home, service) for service in services}))
     child = Child(
         "redis",
         [

@@ -16,14 +16,14 @@ def password(directory: Path, name: str) -> tuple[str, bool]:
     except FileNotFoundError:
         pass
     value = secrets.token_hex(24)
-    _write(path, value)
+    write_private(path, value)
     return value, True
 
 
 def keep_url(directory: Path, name: str, url: str) -> None:
     """Keeps the URL of an external server as given, password included, for the commands that
     reach it later from another shell (`agora dlq` on a RabbitMQ city)."""
-    _write(directory / f"{name}.url", url)
+    write_private(directory / f"{name}.url", url)
 
 
 def kept_url(directory: Path, name: str) -> str | None:
@@ -33,7 +33,8 @@ def kept_url(directory: Path, name: str) -> str | None:
         return None
 
 
-def _write(path: Path, value: str) -> None:
+def write_private(path: Path, value: str) -> None:
+    """Writes `value` to a file only its owner may read, as it is made (never briefly wider)."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
         file.write(value)

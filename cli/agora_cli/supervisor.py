@@ -344,15 +344,15 @@ class Supervisor:
 
     def _nats_url(self, service: str) -> str | None:
         """The embedded NATS with the service's own login; an external one as it was given."""
-        server = self.infra.get("nats")
-        if server is None or not server.embedded:
-            return server.url if server else None
-        return infra.nats_login(self.config.home, server.url, service)
+        if not self._runs_embedded("nats"):
+            return self.infra["nats"].url if "nats" in self.infra else None
+        return infra.nats_login(self.config.home, self.infra["nats"].url, service)
 
     def _redis_url(self, service: str) -> str:
         """The embedded Redis with the service's own login; an external one as it was given."""
-        server = self.infra["redis"]
-        return infra.redis_login(self.config.home, server.url, service) if server.embedded else server.url
+        if not self._runs_embedded("redis"):
+            return self.infra["redis"].url
+        return infra.redis_login(self.config.home, self.infra["redis"].url, service)
 
     def _grpc_addresses(self, service: str) -> list[str]:
         return [
