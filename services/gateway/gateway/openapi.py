@@ -7,14 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic.json_schema import models_json_schema
 
 from chassis.http import PROBLEM_JSON
 from gateway.models import ProblemDocument
 from gateway.routes.orders import IDEMPOTENCY_KEY_PATTERN
-from gateway.security import PROBES, require_admin, require_user
+from gateway.security import PROBES, required_check
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
 _PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": _REF_TEMPLATE.format(model="ProblemDocument")}}}
@@ -69,13 +68,6 @@ def _with_bearer(document: dict[str, Any], app: FastAPI) -> None:
     """The operations that want an access token say so, and `/api/docs` can send one."""
     document["components"]["securitySchemes"] = {"bearer": _BEARER}
     for route in app.routes:
-        if isinstance(route, APIRoute) and _wants_token(route.dependant):
+        if isinstance(route, APIRoute) and required_check(route) is not None:
             for method in route.methods:
                 document["paths"][route.path_format][method.lower()]["security"] = [{"bearer": []}]
-
-
-def _wants_token(dependant: Dependant) -> bool:
-    return any(
-        dependency.call in (require_user, require_admin) or _wants_token(dependency)
-        for dependency in dependant.dependencies
-    )

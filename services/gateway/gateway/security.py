@@ -10,7 +10,7 @@ Routes then say what they need with `Depends(require_user)` or `Depends(require_
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -102,18 +102,18 @@ async def refusal(request: Request) -> Response | None:
     An error handler asks first, so authentication comes before judging the request (API.md):
     no token and a body that is not JSON is a 401, a customer's such body on an admin route a 403.
     FastAPI reads the body before it runs a route's dependencies, so they never got to say."""
-    needs = _dependencies(request.scope.get("route"))
+    check = required_check(request.scope.get("route"))
     try:
-        if require_admin in needs:
-            await require_admin(request)
-        elif require_user in needs:
-            await require_user(request)
+        if check is not None:
+            await check(request)
     except Problem as refused:
         return problem_response(refused.status, refused.detail, headers=refused.headers)
     return None
 
 
-def _dependencies(route: object) -> set[object]:
+def required_check(route: object) -> Callable[[Request], Awaitable[auth.Principal]] | None:
+    """`require_admin` or `require_user`, whichever the route depends on (the stricter if both),
+    at any depth of its dependencies; None for a public route."""
     dependant = getattr(route, "dependant", None)
     found: set[object] = set()
     pending = [dependant] if dependant is not None else []
@@ -121,4 +121,4 @@ def _dependencies(route: object) -> set[object]:
         current = pending.pop()
         found.add(current.call)
         pending.extend(current.dependencies)
-    return found
+    return next((check for check in (require_admin, require_user) if check in found), None)
