@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from agora_cli.infra import OPERATOR, nats_authorization, nats_inbox_prefix
 from agora_cli.supervisor import OPERATOR_CALLS
 from agora_cli.topology import Service, callers_of
@@ -123,7 +125,7 @@ def write(directory: Path, files: dict[str, list[dict[str, Any]]]) -> list[Path]
 
 
 def render(objects: Iterable[dict[str, Any]]) -> str:
-    return _HEADER + "".join("---\n" + to_yaml(item) for item in objects)
+    return _HEADER + yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, explicit_start=True, width=120)
 
 
 # ---------------------------------------------------------------- one service
@@ -549,55 +551,14 @@ def _nats(services: dict[str, Service], target: Target) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- YAML
 
-# Plain (unquoted) only where no YAML 1.1 reader, as Kubernetes' is, could take it for anything
-# but a string: everything else is written as a JSON string, which YAML reads the same.
-_PLAIN = re.compile(r"^[A-Za-z/][A-Za-z0-9_./-]*$")
-_YAML_11_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, with multi-line strings (the NATS configuration) as literal blocks,
+    so the committed files read as the configuration they hold."""
 
 
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and _PLAIN.match(value) and value.lower() not in _YAML_11_WORDS:
-        return value
-    return json.dumps(value)
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
 
 
-def to_yaml(value: dict[str, Any]) -> str:
-    """Block-style YAML for the JSON-like objects above (dicts, lists, str, int, bool)."""
-    return "".join(line + "\n" for line in _block(value, 0))
-
-
-def _block(value: Any, indent: int) -> list[str]:
-    pad = " " * indent
-    lines = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            name = _scalar(str(key))
-            if isinstance(item, str) and "\n" in item:
-                lines.append(f"{pad}{name}: |{'' if item.endswith(chr(10)) else '-'}")
-                lines += [f"{pad}  {line}" if line else "" for line in item.splitlines()]
-            elif isinstance(item, dict | list) and item:
-                lines.append(f"{pad}{name}:")
-                lines += _block(item, indent + 2 if isinstance(item, dict) else indent)
-            else:
-                lines.append(f"{pad}{name}: {_inline(item)}")
-    else:
-        for item in value:
-            if isinstance(item, dict | list) and item:
-                nested = _block(item, indent + 2)
-                lines.append(f"{pad}- {nested[0].lstrip()}")
-                lines += nested[1:]
-            else:
-                lines.append(f"{pad}- {_inline(item)}")
-    return lines
-
-
-def _inline(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{}"
-    if isinstance(value, list):
-        return "[]"
-    return _scalar(value)
+_Dumper.add_representer(str, _string)
