@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +17,13 @@ TOOLS = REPO / "contracts" / "tools"
 EDGE_OPENAPI = REPO / "contracts" / "openapi" / "edge.json"
 
 
-def run(*command: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(part) for part in command], cwd=cwd, capture_output=True, text=True, timeout=120)
+def run(
+    *command: str | Path, cwd: Path = REPO, env_overrides: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **(env_overrides or {})}
+    return subprocess.run(
+        [str(part) for part in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def load_tool(name: str) -> ModuleType:

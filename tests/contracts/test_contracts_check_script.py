@@ -124,10 +124,56 @@ def test_a_removed_edge_operation_fails(repo: Path) -> None:
     assert "breaking: GET /api/v1/categories: operation removed" in output
 
 
-def test_an_edge_document_new_since_the_base_has_nothing_to_compare(repo: Path) -> None:
-    _git(repo, "rm", "--quiet", "-r", "--cached", "contracts/openapi")
-    _git(repo, "commit", "--quiet", "-m", "no edge document yet")
+def test_an_edge_document_new_since_its_parent_has_nothing_to_compare(repo: Path) -> None:
+    _git(repo, "rm", "--quiet", "-r", "contracts/openapi")
+    _git(repo, "commit", "--quiet", "-m", "no edge document")
+    _git(repo, "checkout", "--quiet", "HEAD~1", "--", "contracts/openapi")
     _commit(repo, "the edge document")
+    # Only the document's arrival is checked: its removal before is history (published-since).
+    (repo / "contracts/published-since").write_text(_head(repo, "HEAD~1") + "\n")
     code, output = _check(repo)
     assert code == 0, output
-    assert "no edge OpenAPI document at HEAD~1: nothing to compare" in output
+    assert "no edge OpenAPI document before" in output
+    assert "nothing to compare" in output
+
+
+def test_a_break_in_an_earlier_commit_of_a_push_fails_though_the_last_commit_is_clean(repo: Path) -> None:
+    _second_commit(repo)
+    _edit(repo, CATALOG, "  string image_url = 7;\n", "")
+    _regenerate(repo)
+    _commit(repo, "drop image_url")
+    (repo / "README").write_text("a later commit that touches no contract\n")
+    _commit(repo, "docs")
+    code, output = _check(repo)
+    assert code != 0
+    assert "image_url" in output
+
+
+def test_a_break_before_the_published_commit_is_history(repo: Path) -> None:
+    _second_commit(repo)
+    _edit(repo, CATALOG, "  string image_url = 7;\n", "")
+    _regenerate(repo)
+    _commit(repo, "drop image_url before the contracts were published")
+    (repo / "contracts/published-since").write_text(f"# contracts only grow after this commit\n{_head(repo)}\n")
+    _commit(repo, "publish")
+    code, output = _check(repo)
+    assert code == 0, output
+    assert "nothing to compare" in output
+
+
+def test_a_base_ref_compares_the_working_tree_with_it_alone(repo: Path) -> None:
+    _second_commit(repo)
+    _edit(repo, CATALOG, "  string image_url = 7;\n", "")
+    _regenerate(repo)
+    _commit(repo, "drop image_url")
+    result = run("bash", "scripts/check-contracts.sh", cwd=repo, env_overrides={"CONTRACTS_BASE_REF": "HEAD"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = run("bash", "scripts/check-contracts.sh", cwd=repo, env_overrides={"CONTRACTS_BASE_REF": "HEAD~1"})
+    assert result.returncode != 0
+    assert "image_url" in result.stdout + result.stderr
+
+
+def _head(repo: Path, ref: str = "HEAD") -> str:
+    result = run("git", "rev-parse", ref, cwd=repo)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
