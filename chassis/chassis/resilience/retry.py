@@ -46,17 +46,24 @@ class _RollingCount:
         self._slices: deque[list[int]] = deque()  # [slice number, count], oldest first
 
     def add(self) -> None:
-        now = math.floor(self._clock() / self._width)
+        # Slices drop off here too: a healthy dependency's requests are counted every second
+        # but totalled only when a call fails, and the deque must not grow until then.
+        now = self._drop_expired()
         if self._slices and self._slices[-1][0] == now:
             self._slices[-1][1] += 1
         else:
             self._slices.append([now, 1])
 
     def total(self) -> int:
-        oldest_kept = math.floor(self._clock() / self._width) - self._buckets + 1
-        while self._slices and self._slices[0][0] < oldest_kept:
-            self._slices.popleft()
+        self._drop_expired()
         return sum(count for _, count in self._slices)
+
+    def _drop_expired(self) -> int:
+        """Drops the slices older than the window; returns the current slice's number."""
+        now = math.floor(self._clock() / self._width)
+        while self._slices and self._slices[0][0] <= now - self._buckets:
+            self._slices.popleft()
+        return now
 
 
 class RetryBudget:

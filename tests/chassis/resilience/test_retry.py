@@ -16,6 +16,7 @@ from chassis.resilience import (
     backoff,
     deadline_scope,
 )
+from chassis.resilience.retry import BUDGET_BUCKETS
 
 from .fakes import FakeClock, metric, rpc_error
 
@@ -103,6 +104,16 @@ def test_the_budget_window_slides_so_old_requests_and_retries_stop_counting(cloc
     assert sum(budget.try_withdraw() for _ in range(50)) == 0  # 100 requests earn 10, 10 still spent
     clock.advance(5.0)
     assert not budget.try_withdraw()  # nothing left in the window earns anything
+
+
+def test_the_budget_holds_one_window_of_slices_however_long_no_call_fails(clock: FakeClock) -> None:
+    # Requests are counted on every call but totalled only when a call fails: a day of healthy
+    # traffic must not leave a day of slices behind.
+    budget = RetryBudget(RetryPolicy(budget_window_seconds=10.0), clock=clock)
+    for _ in range(86_400):
+        budget.record_request()
+        clock.advance(1.0)
+    assert len(budget._requests._slices) <= BUDGET_BUCKETS
 
 
 async def test_the_retry_budget_caps_load_on_an_always_failing_dependency(dependency: str, clock: FakeClock) -> None:
