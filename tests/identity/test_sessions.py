@@ -103,3 +103,19 @@ async def test_sessions_are_forgotten_once_none_of_their_tokens_can_refresh(iden
     assert await identity.pool.fetchval("SELECT count(*) FROM refresh_families") == 1
     assert await identity.pool.fetchval("SELECT count(*) FROM refresh_tokens") == 1
     assert (await identity.refresh(recent.refresh_token)).access_token
+
+
+async def test_a_session_that_keeps_refreshing_keeps_only_its_tokens_that_have_not_expired(identity: Identity) -> None:
+    db = Database(identity.pool)
+    await identity.register("ada@example.com")
+    tokens = await identity.login("ada@example.com")
+    for _ in range(5):
+        tokens = await identity.refresh(tokens.refresh_token)
+    identity.clock.advance(timedelta(days=20))
+    for _ in range(3):
+        tokens = await identity.refresh(tokens.refresh_token)
+    identity.clock.advance(timedelta(days=11))  # the login's token and the first five rotations expired
+
+    assert await handlers.forget_expired_sessions(db=db, clock=identity.clock) == 0
+    assert await identity.pool.fetchval("SELECT count(*) FROM refresh_tokens") == 3  # 2 rotated, the newest
+    assert (await identity.refresh(tokens.refresh_token)).access_token

@@ -120,9 +120,12 @@ async def logout(command: Logout, *, db: Database, clock: Clock) -> None:
 
 
 async def forget_expired_sessions(*, db: Database, clock: Clock) -> int:
-    """Housekeeping: sessions that can no longer be refreshed are deleted."""
+    """Housekeeping: sessions that can no longer be refreshed are deleted, and so are the
+    expired, rotated tokens of the others. Returns the number of sessions deleted."""
     async with db.transaction() as repo:
-        return await repo.forget_expired_families(clock())
+        sessions = await repo.forget_expired_families(clock())
+        await repo.forget_expired_used_tokens(clock())
+        return sessions
 
 
 async def get_user(command: GetUser, *, db: Database) -> User:
