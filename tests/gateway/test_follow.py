@@ -31,8 +31,10 @@ RESUMING = ": orders unavailable, retrying"
 
 
 @contextlib.asynccontextmanager
-async def gateway_before(orders_port: int, tokens: Tokens, stopping: asyncio.Event | None = None) -> AsyncIterator[str]:
-    settings = GatewaySettings(service="gateway", http_port=free_port(), mtls="off")
+async def gateway_before(
+    orders_port: int, tokens: Tokens, stopping: asyncio.Event | None = None, *, follows_per_user: int = 10
+) -> AsyncIterator[str]:
+    settings = GatewaySettings(service="gateway", http_port=free_port(), mtls="off", follows_per_user=follows_per_user)
     channel = open_channel(settings, "orders", Guard("orders", load_policies().for_dependency("orders")),
                            addresses=[f"127.0.0.1:{orders_port}"])
     upstreams = Upstreams(None, None, None, orders_pb2_grpc.OrdersServiceStub(channel), None, None, None, None, None)
@@ -103,3 +105,48 @@ async def test_a_stopping_gateway_ends_its_follows_at_once_for_clients_to_follow
         stopping.set()
         async with asyncio.timeout(2):
             assert [line async for line in stream] == [GATEWAY_STOPPING.decode().strip()]
+
+
+async def test_a_user_holds_at_most_the_allowed_follows_open_and_a_closed_one_frees_its_place(
+    fresh_database: str, tmp_path: Path
+):
+    """A follow holds a socket and a stream to orders for up to ten minutes at the cost of one
+    request: uncapped, one account could take the gateway's file descriptors from everyone."""
+    port, tokens = free_port(), Tokens()
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(gateway_before(port, tokens, follows_per_user=2))
+        service = await stack.enter_async_context(orders_service(fresh_database, tmp_path, grpc_port=port, tokens=tokens))
+        timeout = aiohttp.ClientTimeout(total=30)
+        ada = await stack.enter_async_context(aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {tokens.sign('ada')}"}, timeout=timeout))
+        grace = await stack.enter_async_context(aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {tokens.sign('grace')}"}, timeout=timeout))
+        fill_cart(service, "ada", (service.shop.add_product("Espresso cup", 1250), 1))
+        mine = (await service.place("ada")).order_id
+        fill_cart(service, "grace", (service.shop.add_product("Teapot", 3900), 1))
+        hers = (await service.place("grace")).order_id
+
+        async with ada.get(f"{url}/api/v1/orders/00000000-0000-4000-8000-000000000000/events") as unknown:
+            assert unknown.status == 404  # a refused follow holds no place
+        first = await stack.enter_async_context(ada.get(f"{url}/api/v1/orders/{mine}/events"))
+        second = await stack.enter_async_context(ada.get(f"{url}/api/v1/orders/{mine}/events"))
+        assert first.status == second.status == 200
+        assert await anext(lines_of(second)) == "PENDING"
+
+        async with ada.get(f"{url}/api/v1/orders/{mine}/events") as third:
+            assert third.status == 429
+            assert third.content_type == "application/problem+json"
+            assert third.headers["Retry-After"] == "10"
+            assert "at most 2 follows" in (await third.json())["detail"]
+        async with grace.get(f"{url}/api/v1/orders/{hers}/events") as others:
+            assert others.status == 200  # the cap is each user's own
+
+        first.close()  # the client goes away; the gateway notices and counts the follow out
+        async with asyncio.timeout(5):
+            while True:
+                async with ada.get(f"{url}/api/v1/orders/{mine}/events") as again:
+                    if again.status == 200:
+                        assert await anext(lines_of(again)) == "PENDING"
+                        break
+                    assert again.status == 429
+                await asyncio.sleep(0.1)

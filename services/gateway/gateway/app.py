@@ -66,7 +66,7 @@ def create_api(
     catalog_cache = MicroCache(settings.catalog_cache_seconds)
     app.router.routes[:0] = catalog.router(upstreams, catalog_cache).routes
     for routes in (identity.router(upstreams, limiter, settings), cart.router(upstreams),
-                   orders.router(upstreams, stopping or asyncio.Event()),
+                   orders.router(upstreams, stopping or asyncio.Event(), orders.OpenFollows(settings.follows_per_user)),
                    admin.router(upstreams, catalog_cache)):
         app.router.routes.extend(routes.routes)
     document_problems(app)

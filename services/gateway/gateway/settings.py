@@ -13,3 +13,4 @@ class GatewaySettings(ServiceSettings):
     # Argon2id hashing (about 50 ms of CPU each) takes more than a tenth of a core.
     register_rate_limit_per_minute: int = 120
     catalog_cache_seconds: float = 1.0
+    follows_per_user: int = 10  # order event streams one user may hold open on one gateway instance

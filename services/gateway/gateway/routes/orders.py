@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import grpc
@@ -15,6 +16,7 @@ from agora.shipping.v1 import shipping_pb2
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.types import Receive, Scope, Send
 
 from chassis.http import Problem
 from chassis.resilience import ResilienceError
@@ -32,6 +34,7 @@ FIRST_ANSWER_SECONDS = 2.0
 GATEWAY_STOPPING = b": this gateway is stopping; follow again\n\n"
 RESUME_SECONDS = 1.0
 """The pause before following again a stream orders broke off (it restarted, say)."""
+FOLLOW_RETRY_AFTER_SECONDS = 10
 IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]{1,255}$"
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
@@ -118,7 +121,53 @@ async def _idempotency_key(key: Annotated[str | None, Header(alias="Idempotency-
     return key
 
 
-def router(upstreams: Upstreams, stopping: asyncio.Event) -> APIRouter:
+class OpenFollows:
+    """The follows each user holds open on this gateway instance, at most `per_user` at a time.
+
+    A follow costs one request against the rate limit but holds a socket, a stream to orders and
+    a follower there for up to FOLLOW_MAX_SECONDS: without a cap, one account could hold
+    thousands and take the gateway's file descriptors from everyone."""
+
+    def __init__(self, per_user: int):
+        self.per_user = per_user
+        self._open: Counter[str] = Counter()
+
+    def take(self, user_id: str) -> Callable[[], None]:
+        """Counts a follow in, or refuses it (429); returns what counts it out, once."""
+        if self._open[user_id] >= self.per_user:
+            raise Problem(429, f"at most {self.per_user} follows may be open at once; close one first",
+                          headers={"Retry-After": str(FOLLOW_RETRY_AFTER_SECONDS)})
+        self._open[user_id] += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._open[user_id] -= 1
+                if not self._open[user_id]:
+                    del self._open[user_id]
+
+        return release
+
+
+class _FollowResponse(StreamingResponse):
+    """Runs `on_close` however the response ends, even if its stream never started (a client gone
+    before the headers were sent), which a `finally` in the stream alone would miss."""
+
+    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], None]):
+        super().__init__(content, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+
+
+def router(upstreams: Upstreams, stopping: asyncio.Event, follows: OpenFollows) -> APIRouter:
     """`stopping` is set when this gateway begins to stop: its follows end then, and their
     clients follow again through another instance, instead of holding the stop for its grace."""
     routes = APIRouter(prefix="/api/v1/orders", tags=["orders"],
@@ -167,24 +216,34 @@ def router(upstreams: Upstreams, stopping: asyncio.Event) -> APIRouter:
 
     @routes.get("/{order_id}/events", summary="Follow an order: one event per status change",
                 response_class=StreamingResponse,
-                responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "unknown"}})
-    async def follow_order(_: CurrentUser, order_id: OrderId) -> StreamingResponse:
+                responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "unknown"},
+                           429: {"description": "too many follows open at once"}})
+    async def follow_order(user: CurrentUser, order_id: OrderId) -> StreamingResponse:
         running("orders", upstreams.orders)
-        deadline = asyncio.get_running_loop().time() + FOLLOW_MAX_SECONDS
-        watch = _watch(upstreams, order_id, deadline)
+        release = follows.take(user.user_id)
         try:
-            async with asyncio.timeout(FIRST_ANSWER_SECONDS):
-                first = await watch.read()
-        except TimeoutError:
+            deadline = asyncio.get_running_loop().time() + FOLLOW_MAX_SECONDS
+            watch = _watch(upstreams, order_id, deadline)
+            try:
+                async with asyncio.timeout(FIRST_ANSWER_SECONDS):
+                    first = await watch.read()
+            except TimeoutError:
+                watch.cancel()
+                raise Problem(504, "orders did not answer in time") from None
+            except grpc.aio.AioRpcError as error:
+                raise as_problem(error, "orders") from None
+            if first is grpc.aio.EOF:  # orders ends a follow only after a terminal status
+                raise Problem(503, "orders is unavailable; try again shortly", headers={"Retry-After": "1"})
+        except BaseException:
+            release()
+            raise
+        changes = _status_changes(upstreams, first, watch, deadline, stopping)
+
+        def close() -> None:
             watch.cancel()
-            raise Problem(504, "orders did not answer in time") from None
-        except grpc.aio.AioRpcError as error:
-            raise as_problem(error, "orders") from None
-        if first is grpc.aio.EOF:  # orders ends a follow only after a terminal status
-            raise Problem(503, "orders is unavailable; try again shortly", headers={"Retry-After": "1"})
-        return StreamingResponse(_status_changes(upstreams, first, watch, deadline, stopping),
-                                 media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+            release()
+
+        return _FollowResponse(changes, on_close=close)
 
     @routes.post("/{order_id}/cancel", status_code=202, response_model=Order, summary="Cancel before dispatch",
                  responses={404: {"description": "unknown"}, 409: {"description": "already shipped or cancelled"}})
