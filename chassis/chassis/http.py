@@ -248,9 +248,12 @@ class EdgeMiddleware:
             self._record(method, template, status, elapsed)
             # Every request is counted and traced; the log line is kept for failures (and for all
             # requests at AGORA_LOG_LEVEL=DEBUG), since it costs more than the rest of the edge.
-            # It names the request's span itself: the span is no longer current here.
-            if status >= 400 or self._log_every_request:
-                (log.info if status >= 400 else log.debug)(
+            # A refusal over the rate limit is logged like a success: the limit is what stands
+            # between a flood and the service, and a line for each refusal would let the flood
+            # fill the disk. The line names the request's span itself: the span is no longer current.
+            failed = status >= 400 and status != 429
+            if failed or self._log_every_request:
+                (log.info if failed else log.debug)(
                     "http_request", method=method, route=template, status=status,
                     duration_ms=round(elapsed * 1000, 2), trace_id=f"{span_context.trace_id:032x}",
                     span_id=f"{span_context.span_id:016x}",

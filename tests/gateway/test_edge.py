@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from chassis import metrics, tracing
@@ -115,6 +116,21 @@ async def test_a_request_over_the_rate_limit_is_answered_like_any_other(edge: Ed
     assert len(edge.catalog.calls) == PER_MINUTE
     # Refused before routing, and still counted under the route it asked for.
     assert metrics.http_requests.labels("gateway", "GET", "/api/v1/products", "429")._value.get() == refused_before + 1
+
+
+async def test_refusals_over_the_rate_limit_are_counted_but_not_logged_line_by_line(edge: Edge) -> None:
+    """A flood the limit refuses would otherwise write a log line per refusal (about 1.8 MB a
+    second from one client) to a log nothing rotates under `agora up`."""
+    refused_before = metrics.http_requests.labels("gateway", "GET", "/api/v1/products", "429")._value.get()
+    with structlog.testing.capture_logs() as logged:
+        for _ in range(PER_MINUTE + 20):
+            await get(f"{edge.url}/api/v1/products")
+        assert (await get(f"{edge.url}/api/v1/nowhere"))[0] == 429  # refused before it could be a 404
+
+    refused = metrics.http_requests.labels("gateway", "GET", "/api/v1/products", "429")._value.get() - refused_before
+    assert refused == 20
+    refusals = [entry for entry in logged if entry["event"] == "http_request" and entry["status"] == 429]
+    assert {entry["log_level"] for entry in refusals} <= {"debug"}  # below the INFO a city logs at
 
 
 async def test_every_answer_carries_the_rate_limit_once(edge: Edge) -> None:
