@@ -242,8 +242,30 @@ async def test_orders_cancel_before_the_confirmation_arrives_leaves_a_tombstone(
 
     assert (shipment.status, shipment.user_id, shipment.is_tombstone) == ("cancelled", "ada", True)
     assert await shipping.dispatch_next() is False
-    assert await shipping.published(order_id) == []
+    # Announced, though no shipment existed: should orders lose its own cancel after this commit
+    # (a crash, a cut deadline), the event still cancels the order, which would otherwise stay
+    # confirmed with nothing to ship.
+    assert await shipping.published(order_id) == [("ShipmentCancelled", {"order_id": order_id})]
     assert await shipping.consignments(order_id) == []
+
+
+async def test_orders_cancel_whose_tombstone_was_lost_is_finished_by_the_late_confirmation(shipping: Shipping) -> None:
+    """A crashed creation left a booking; orders' cancel cancelled it at the carrier, then lost its
+    transaction, tombstone and all. The confirmation, redelivered, finds the booking cancelled:
+    it must record and announce the cancel, not refuse the confirmation until it is dead-lettered."""
+    order_id = new_order_id()
+    with pytest.raises(Crash):
+        await shipping.deliver(order_confirmed(order_id), outbox=CrashingOutbox())
+    with pytest.raises(Crash):
+        await shipping.cancel_for_orders(order_id, outbox=CrashingOutbox())
+    [consignment] = await shipping.consignments(order_id)
+    assert consignment["status_code"] == "CX"
+
+    await shipping.deliver(order_confirmed(order_id))
+
+    assert await shipping.status(order_id) == "cancelled"
+    assert await shipping.published(order_id) == [("ShipmentCancelled", {"order_id": order_id})]
+    assert await shipping.dispatch_next() is False
 
 
 async def test_orders_cancel_after_dispatch_is_refused_and_changes_nothing(shipping: Shipping) -> None:

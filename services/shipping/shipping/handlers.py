@@ -18,7 +18,8 @@ Why a shipment is dispatched at most once and never after a cancel, whatever cra
    tombstone row, so no shipment is ever created for the order; it also cancels any booking a
    crashed creation left at the carrier. A customer's cancel of a confirmed order asks
    CancelShipment first and goes ahead only if shipping cancelled, so orders never cancels an
-   order whose parcel left.
+   order whose parcel left. Every cancel orders asks for is announced (`ShipmentCancelled`), a
+   tombstone's too, so an order whose own cancel was lost after shipping's commit still follows.
 4. The new state and its event commit together (outbox), with the inbox claim for handlers.
 """
 
@@ -73,8 +74,15 @@ async def create_shipment(
     if await repository.get(conn, order_id) is not None:
         return  # created already, or cancelled before it was confirmed
     consignment = await carrier.book(order_id, order["shipping_address"])
+    if consignment.status == "cancelled":
+        # Only a customer's cancel of the confirmed order cancels its booking (an orphan a crashed
+        # creation left). That cancel reached the carrier, but its tombstone was lost with its
+        # transaction: written now, and announced, so orders cancels the order if its own cancel
+        # was lost too.
+        await repository.add_tombstone(conn, order_id, order["user_id"])
+        await _announce_cancel(conn, outbox, order_id)
+        return
     if consignment.status != "created":
-        # Only a cancel of this order touches its booking, and its tombstone is on the way: retried.
         raise CarrierRefused("--", f"booking of order {order_id} is {consignment.status}")
     created_in: dict[str, str] = {}
     propagate.inject(created_in)
@@ -108,16 +116,29 @@ async def cancel_before_dispatch(
     not in orders, the cancel and the dispatch meet on one row, so exactly one of them wins.
     Raises ShipmentAlreadyDispatched when the dispatch did; safe to repeat."""
     async with pool.acquire() as conn, conn.transaction():
-        shipment = await _cancel(conn, order_id, principal.user_id, carrier=carrier, outbox=outbox)
+        shipment = await _cancel(
+            conn, order_id, principal.user_id, carrier=carrier, outbox=outbox, announce_tombstone=True
+        )
     if shipment.status == "dispatched":
         raise ShipmentAlreadyDispatched(order_id)
     return shipment
 
 
 async def _cancel(
-    conn: asyncpg.Connection, order_id: str, user_id: str, *, carrier: CarrierAdapter, outbox: Outbox
+    conn: asyncpg.Connection,
+    order_id: str,
+    user_id: str,
+    *,
+    carrier: CarrierAdapter,
+    outbox: Outbox,
+    announce_tombstone: bool = False,
 ) -> Shipment:
-    """Cancels the order's shipment unless it left first; the shipment as it ends up."""
+    """Cancels the order's shipment unless it left first; the shipment as it ends up.
+
+    `announce_tombstone` when orders asks, for its customer, before it has heard of a shipment:
+    the tombstone is announced like any cancel, since orders may lose its own commit after this
+    one (a crash, a cut deadline) and the order, confirmed, would then never ship nor be cancelled.
+    An `OrderCancelled` needs no announcement: the order is cancelled already."""
     await repository.lock_order(conn, order_id)
     shipment = await repository.cancel(conn, order_id)
     if shipment is None:
@@ -125,7 +146,10 @@ async def _cancel(
         if existing is not None:
             return existing  # dispatched or cancelled first
         await _cancel_orphan_booking(order_id, carrier)
-        return await repository.add_tombstone(conn, order_id, user_id)
+        tombstone = await repository.add_tombstone(conn, order_id, user_id)
+        if announce_tombstone:
+            await _announce_cancel(conn, outbox, order_id)
+        return tombstone
     assert shipment.consignment_no is not None
     try:
         await carrier.cancel(shipment.consignment_no)
@@ -136,7 +160,7 @@ async def _cancel(
         await _publish_dispatched(conn, outbox, shipment, booking.tracking_number)
         log.warning("shipment_dispatched_before_cancel", order_id=order_id)
         return dispatched
-    await outbox.add(conn, "ShipmentCancelled", {"order_id": order_id}, subject=order_id)
+    await _announce_cancel(conn, outbox, order_id)
     log.info("shipment_cancelled", order_id=order_id)
     return shipment
 
@@ -176,7 +200,7 @@ async def _dispatch(conn: asyncpg.Connection, shipment: Shipment, *, carrier: Ca
             raise CarrierRefused("--", f"consignment {consignment.number} is {consignment.status}")
     except ConsignmentCancelled:
         await repository.cancel(conn, shipment.order_id)
-        await outbox.add(conn, "ShipmentCancelled", {"order_id": shipment.order_id}, subject=shipment.order_id)
+        await _announce_cancel(conn, outbox, shipment.order_id)
         log.warning("shipment_cancelled_at_the_carrier", order_id=shipment.order_id)
         return False
     except Exception as error:  # the carrier is another system: whatever it does, try later
@@ -186,6 +210,10 @@ async def _dispatch(conn: asyncpg.Connection, shipment: Shipment, *, carrier: Ca
     await repository.mark_dispatched(conn, shipment.order_id, consignment.tracking_number)
     await _publish_dispatched(conn, outbox, shipment, consignment.tracking_number)
     return True
+
+
+async def _announce_cancel(conn: asyncpg.Connection, outbox: Outbox, order_id: str) -> None:
+    await outbox.add(conn, "ShipmentCancelled", {"order_id": order_id}, subject=order_id)
 
 
 async def _publish_dispatched(conn: asyncpg.Connection, outbox: Outbox, shipment: Shipment, tracking: str) -> None:
