@@ -3,6 +3,8 @@ emails, once each, whatever is redelivered."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from notifications.emails import Mail
@@ -131,3 +133,42 @@ async def test_a_changed_address_is_used_for_later_emails(
     await notifications.deliver(shipment_dispatched(new_id(), user))
 
     assert [m["To"] for m in smtp_server.mailbox.messages] == ["old@example.com", "new@example.com", "new@example.com"]
+
+
+@pytest.mark.parametrize("told_first", [order_cancelled, shipment_dispatched])
+async def test_a_confirmation_overtaken_by_the_orders_cancellation_or_dispatch_is_not_sent(
+    notifications: Notifications, smtp_server: SmtpServer, told_first
+) -> None:
+    """A confirmation that failed once and came back after the order's later email would end the
+    customer's story with "it is confirmed" after "we have cancelled it"."""
+    user, order = new_id(), new_id()
+    await notifications.deliver(user_registered(user, email="ada@example.com"))
+    later = told_first(order, user)
+    await notifications.deliver(later)
+
+    assert await notifications.deliver(order_confirmed(order, user)) is True  # handled, and nothing sent
+
+    subjects = [message["Subject"] for message in smtp_server.mailbox.to("ada@example.com")]
+    assert len(subjects) == 2 and "confirmed" not in subjects[-1]
+
+
+async def test_emails_of_one_order_handled_at_once_by_two_replicas_never_confirm_after_cancelling(
+    notifications: Notifications, smtp_server: SmtpServer
+) -> None:
+    """Two replicas may take an order's confirmation and its cancellation at the same moment:
+    the emails of one order are serialized in the database, so the later one sees the first."""
+    orders = []
+    for number in range(12):
+        user, order = new_id(), new_id()
+        await notifications.deliver(user_registered(user, email=f"shopper{number}@example.com"))
+        # The cancellation first: without the serialization it is the one most often sent first.
+        orders.append((f"shopper{number}@example.com", order_cancelled(order, user), order_confirmed(order, user)))
+
+    await asyncio.gather(*(notifications.deliver(event) for _, *events in orders for event in events))
+
+    for address, _, _ in orders:
+        subjects = [message["Subject"] for message in smtp_server.mailbox.to(address)][1:]
+        assert subjects in (
+            ["Your Agora order is confirmed (44.99 USD)", "Your Agora order was cancelled"],
+            ["Your Agora order was cancelled"],
+        ), subjects

@@ -7,7 +7,10 @@ Exactly one email per event, and the one window where that cannot be promised:
    returns; the transaction commits after that. An SMTP failure raises and rolls the record
    back, so the event is retried (with backoff) and the email sent then.
 2. A redelivered event finds the inbox claim (or the sent record) and sends nothing.
-3. The remaining window: a crash after the SMTP server accepted the message and before the
+3. An order's emails tell one story: they are serialized per order, and a confirmation handled
+   after the order's cancellation or shipping email (it was retried and overtaken, or another
+   replica took it) is not sent, since it would contradict what the customer was already told.
+4. The remaining window: a crash after the SMTP server accepted the message and before the
    commit. The event is redelivered and the email sent again, at least once rather than exactly
    once, because no SMTP server takes part in our transaction. The resend is byte-for-byte the
    same message with the same `Message-ID` (`<event id>.<kind>@notifications.agora`) and `Date`
@@ -58,25 +61,40 @@ async def welcome_customer(event: Event, conn: asyncpg.Connection, *, mailer: Ma
     user = event.data
     customer = Customer(user_id=user["user_id"], email=user["email"], name=user["name"])
     await repository.save_customer(conn, customer)
-    await _send_once(event, conn, "welcome", customer, emails.welcome(customer.name), mailer=mailer, sender=sender)
+    await _send_once(
+        event, conn, "welcome", customer, emails.welcome(customer.name), mailer=mailer, sender=sender, order_id=None
+    )
+
+
+OUTDATING = {"order_cancelled", "order_shipped"}
+"""The emails after which a confirmation would tell the customer something no longer true."""
 
 
 async def email_order_confirmed(event: Event, conn: asyncpg.Connection, *, mailer: Mailer, sender: str) -> None:
+    order_id = event.data["order_id"]
+    await repository.lock_order(conn, order_id)
+    if told := await repository.kinds_sent_for_order(conn, order_id) & OUTDATING:
+        log.info("email_outdated", kind="order_confirmed", order_id=order_id, already_sent=sorted(told))
+        return
     customer = await _customer(conn, event.data["user_id"])
     letter = emails.order_confirmed(customer.name, event.data)
-    await _send_once(event, conn, "order_confirmed", customer, letter, mailer=mailer, sender=sender)
+    await _send_once(event, conn, "order_confirmed", customer, letter, mailer=mailer, sender=sender, order_id=order_id)
 
 
 async def email_order_cancelled(event: Event, conn: asyncpg.Connection, *, mailer: Mailer, sender: str) -> None:
+    order_id = event.data["order_id"]
+    await repository.lock_order(conn, order_id)
     customer = await _customer(conn, event.data["user_id"])
     letter = emails.order_cancelled(customer.name, event.data)
-    await _send_once(event, conn, "order_cancelled", customer, letter, mailer=mailer, sender=sender)
+    await _send_once(event, conn, "order_cancelled", customer, letter, mailer=mailer, sender=sender, order_id=order_id)
 
 
 async def email_order_shipped(event: Event, conn: asyncpg.Connection, *, mailer: Mailer, sender: str) -> None:
+    order_id = event.data["order_id"]
+    await repository.lock_order(conn, order_id)
     customer = await _customer(conn, event.data["user_id"])
     letter = emails.order_shipped(customer.name, event.data)
-    await _send_once(event, conn, "order_shipped", customer, letter, mailer=mailer, sender=sender)
+    await _send_once(event, conn, "order_shipped", customer, letter, mailer=mailer, sender=sender, order_id=order_id)
 
 
 async def _customer(conn: asyncpg.Connection, user_id: str) -> Customer:
@@ -95,6 +113,7 @@ async def _send_once(
     *,
     mailer: Mailer,
     sender: str,
+    order_id: str | None,
 ) -> None:
     mid = message_id(event.id, kind)
     claimed = await repository.record_sent(
@@ -105,6 +124,7 @@ async def _send_once(
         recipient=customer.email,
         message_id=mid,
         subject=letter.subject,
+        order_id=order_id,
     )
     if not claimed:
         return
