@@ -27,7 +27,7 @@ class Inbox(Protocol):
 
 
 FORGET_EXPIRED = "DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)"
-"""Served by the BRIN index on `processed_at`, not a scan of every claim kept."""
+"""Served by the B-tree on `processed_at`, not a scan of every claim kept."""
 
 CLAIM_LIFETIME_SECONDS = 35 * 24 * 3600
 """Longer than every way an event can come back: the stream's retention and the dead-letter

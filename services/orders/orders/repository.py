@@ -159,7 +159,7 @@ async def claim_key(conn: asyncpg.Connection, user_id: str, key: str, fingerprin
 
 
 FORGET_KEYS = "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)"
-"""Served by the BRIN index on `created_at`, not a scan of every key kept."""
+"""Served by the B-tree on `created_at`, not a scan of every key kept."""
 
 
 async def forget_keys_older_than(pool: asyncpg.Pool, hours: float) -> int:

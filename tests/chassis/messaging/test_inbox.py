@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 
@@ -151,3 +152,27 @@ async def test_redis_inbox_reports_an_aborted_transaction_without_a_claim_as_a_f
 
     assert await inbox.apply_once("cart", event_id, clear_cart) is True
     assert int(await client.get(f"{prefix}cleared")) == 1
+
+
+async def test_the_expiry_reads_little_once_new_claims_have_filled_the_pages_old_ones_left(pool) -> None:
+    """After the first expiries, vacuum hands the freed pages to new claims, so the table is no
+    longer in time order. The expiry must still read only what it deletes, not every page that
+    once held an old claim (a BRIN index's ranges only ever widen, and would lead it there)."""
+    day = 24 * 3600
+    await pool.execute(
+        "INSERT INTO inbox (consumer, event_id, processed_at)"
+        " SELECT 'first', gen_random_uuid(), now() - make_interval(secs => (40000 - n) * 151.2)"
+        " FROM generate_series(1, 40000) AS n"
+    )  # 70 days of claims, oldest first
+    await pool.execute(FORGET_EXPIRED, 35 * day)
+    await pool.execute("VACUUM inbox")
+    await pool.execute(
+        "INSERT INTO inbox (consumer, event_id, processed_at)"
+        " SELECT 'first', gen_random_uuid(), now() - make_interval(secs => n) FROM generate_series(1, 20000) AS n"
+    )  # today's claims, in the pages the expired ones left
+    await pool.execute("ANALYZE inbox")
+
+    [plan] = json.loads(await pool.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {FORGET_EXPIRED}", 35 * day))
+    blocks = plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"]
+    table_blocks = await pool.fetchval("SELECT relpages FROM pg_class WHERE relname = 'inbox'")
+    assert blocks < table_blocks / 5, f"the expiry read {blocks} blocks of a {table_blocks}-block table"
