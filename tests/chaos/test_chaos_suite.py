@@ -65,13 +65,13 @@ async def sabotage(city: City, stock: dict[str, int]) -> dict[str, list[checkers
     doubled, short_changed, unsettled = orders[0], orders[1], orders[2]
     mails_before = len(reader.emails())
 
-    # A producer that emits OrderConfirmed twice under two event ids (an inbox cannot tell them
-    # apart): the copy goes the whole way, outbox > relay > NATS > notifications > SMTP.
-    async with reader.database("orders") as conn:
+    # A producer that emits ShipmentDispatched twice under two event ids (an inbox cannot tell
+    # them apart): the copy goes the whole way, outbox > relay > NATS > notifications > SMTP.
+    async with reader.database("shipping") as conn:
         copied = await conn.execute(
             """INSERT INTO outbox (event_id, event_type, envelope, headers)
                SELECT $2::uuid, event_type, jsonb_set(envelope, '{id}', to_jsonb($2::text)), headers FROM outbox
-               WHERE event_type = 'agora.orders.OrderConfirmed.v1' AND envelope ->> 'subject' = $1""",
+               WHERE event_type = 'agora.shipping.ShipmentDispatched.v1' AND envelope ->> 'subject' = $1""",
             doubled.id, str(uuid.uuid4()))
         assert copied == "INSERT 0 1"
     for _ in range(100):  # the copy's email, or 20 s
@@ -105,7 +105,7 @@ async def sabotage(city: City, stock: dict[str, int]) -> dict[str, list[checkers
     found = checkers.check(snapshot)
     caught = {
         "at_most_once": [v for v in found["at_most_once"]
-                         if v.subject == doubled.id and "2 different order_confirmed emails" in v.detail],
+                         if v.subject == doubled.id and "2 different order_shipped emails" in v.detail],
         "money_balances": [v for v in found["money_balances"] if v.subject == short_changed.id],
         "stock_balances": [v for v in found["stock_balances"] if v.subject == product],
         "orders_settle": [v for v in found["orders_settle"] if v.subject == unsettled.id],
