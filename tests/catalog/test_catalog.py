@@ -86,6 +86,15 @@ async def test_unknown_or_malformed_ids_are_simply_absent(pool: asyncpg.Pool) ->
     assert [p.id for p in found] == [listed[0].id]
 
 
+async def test_other_spellings_of_a_products_id_name_nothing(pool: asyncpg.Pool) -> None:
+    """Postgres reads these as the same uuid (or fails on them, braces and `urn:uuid:`): each
+    would be a second name for the product, or an error that is no caller's fault."""
+    listed, _ = await repository.list_products(pool, query="", category="", page=1, page_size=1)
+    product_id = listed[0].id
+    spellings = [product_id.upper(), f"{{{product_id}}}", f"urn:uuid:{product_id}", product_id.replace("-", "")]
+    assert await repository.get_products(pool, spellings) == []
+
+
 async def test_a_taken_sku_or_unknown_category_creates_nothing(pool: asyncpg.Pool) -> None:
     product = repository.Product(id=str(uuid.uuid4()), sku="KIT-0001", name="Dup", description="", price_amount=1,
                                  currency="USD", categories=("kitchen",), image_url=None)

@@ -300,3 +300,10 @@ async def test_expired_idempotency_keys_are_found_without_reading_every_key(stor
     await store.execute("VACUUM ANALYZE idempotency_keys")
     plan = await store.fetchval(f"EXPLAIN (FORMAT JSON) {repository.FORGET_KEYS}", 48 * 3600)
     assert "idempotency_keys_created_at" in plan and "Seq Scan" not in plan
+
+
+async def test_an_order_is_found_by_its_id_as_agora_spells_it_and_by_no_other_spelling(store):
+    order_id = await placed_order(store)
+    assert await repository.order_of(store, USER, order_id) is not None
+    for spelling in (order_id.upper(), f"{{{order_id}}}", f"urn:uuid:{order_id}", order_id.replace("-", "")):
+        assert await repository.order_of(store, USER, spelling) is None, spelling

@@ -69,7 +69,7 @@ async def test_a_watch_of_a_final_order_shows_it_once_and_ends(orders: Orders):
     order = await placed(orders)
     await orders.cancel("ada", order.order_id)
 
-    messages = [message async for message in watch(orders, "ada", order.order_id.upper())]
+    messages = [message async for message in watch(orders, "ada", order.order_id)]
 
     assert [message.status for message in messages] == ["CANCELLED"]
 
@@ -121,7 +121,7 @@ async def test_only_the_owner_may_watch_an_order(orders: Orders):
 def test_a_notification_wakes_the_followers_of_its_order_only_and_leavers_are_forgotten():
     changes = OrderChanges(pool=None)  # type: ignore[arg-type]
     order_id = str(uuid.uuid4())
-    with changes.following(order_id.upper()) as mine, changes.following(str(uuid.uuid4())) as other:
+    with changes.following(order_id) as mine, changes.following(str(uuid.uuid4())) as other:
         changes._on_notify(None, 0, CHANNEL, order_id)
         assert mine.is_set() and not other.is_set()
     assert changes._followers == {}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from catalog.seed import SeedProduct
+from chassis.ids import parse_id
 from chassis.messaging import Outbox
 
 
@@ -72,7 +73,7 @@ async def list_products(
 
 
 async def get_products(conn: asyncpg.Pool | asyncpg.Connection, ids: list[str]) -> list[Product]:
-    valid = [value for value in ids if _is_uuid(value)]
+    valid = [value for value in ids if parse_id(value) is not None]
     if not valid:
         return []
     rows = await conn.fetch(f"{_SELECT} WHERE p.id = ANY($1::uuid[]) GROUP BY p.id", valid)
@@ -142,11 +143,3 @@ async def seed_if_empty(
         )
         await announce(conn, outbox, products)
         return True
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import Iterator
 
 import asyncpg
@@ -53,16 +52,15 @@ class OrderChanges:
     def following(self, order_id: str) -> Iterator[asyncio.Event]:
         """Set from now on whenever the order's status may have changed; the follower clears it
         before it reads the order, so no change between its read and its wait goes unseen."""
-        key = _as_notified(order_id)
         changed = asyncio.Event()
-        self._followers.setdefault(key, set()).add(changed)
+        self._followers.setdefault(order_id, set()).add(changed)
         try:
             yield changed
         finally:
-            followers = self._followers[key]
+            followers = self._followers[order_id]
             followers.discard(changed)
             if not followers:
-                del self._followers[key]
+                del self._followers[order_id]
 
     async def _listen(self) -> None:
         while True:
@@ -107,10 +105,3 @@ class OrderChanges:
             for changed in followers:
                 changed.set()
 
-
-def _as_notified(order_id: str) -> str:
-    """The id as the trigger spells it (`uuid::text`), however the follower spelled it."""
-    try:
-        return str(uuid.UUID(order_id))
-    except ValueError:
-        return order_id  # no order has it: the follower is told so at its first read

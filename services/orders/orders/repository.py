@@ -10,6 +10,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from chassis.ids import parse_id
 from orders.domain import Address, Line, Money, Order, StatusChange
 
 Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
@@ -22,13 +23,6 @@ _COLUMNS = """id::text AS id, user_id, status, status_reason, stock, payment, it
 class ClaimedKey:
     fingerprint: str
     order_id: str
-
-
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
 
 
 def _order(row: asyncpg.Record) -> Order:
@@ -99,7 +93,7 @@ async def save_order(conn: asyncpg.Connection, order: Order) -> None:
 
 async def order_for_update(conn: asyncpg.Connection, order_id: str) -> Order | None:
     """The order, locked until the transaction ends: its events are applied one at a time."""
-    key = _uuid(order_id)
+    key = parse_id(order_id)
     if key is None:
         return None
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE", key)
@@ -108,7 +102,7 @@ async def order_for_update(conn: asyncpg.Connection, order_id: str) -> Order | N
 
 async def order_of(conn: Connection, user_id: str, order_id: str) -> Order | None:
     """The order if it is this user's; another user's is as good as absent."""
-    key = _uuid(order_id)
+    key = parse_id(order_id)
     if key is None:
         return None
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM orders WHERE id = $1 AND user_id = $2", key, user_id)
