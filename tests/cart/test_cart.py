@@ -102,6 +102,21 @@ async def test_a_quantity_outside_0_to_99_is_a_field_violation(cart: Cart, quant
     assert [v["field"] for v in json.loads(dict(error.trailing_metadata())[FIELD_VIOLATIONS_KEY])] == ["quantity"]
 
 
+async def test_a_cart_holds_at_most_a_hundred_different_products(cart: Cart) -> None:
+    """Each read prices the whole cart in one catalog call, which takes at most 500 ids: past
+    that, every read of the cart failed as if catalog were down."""
+    products = [cart.catalog.add(f"Cup {number}", 100 + number) for number in range(101)]
+    for product in products[:100]:
+        await set_item(cart, ADA, product, 1)
+
+    error = await rpc_error(set_item(cart, ADA, products[100], 1))
+    assert error.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert error.details() == "a cart holds at most 100 different products"
+    assert len((await set_item(cart, ADA, products[0], 3)).items) == 100  # a line it holds still changes
+    await set_item(cart, ADA, products[0], 0)
+    assert len((await set_item(cart, ADA, products[100], 1)).items) == 100  # and room is made by removing one
+
+
 async def test_each_user_sees_only_their_own_cart(cart: Cart) -> None:
     cup = cart.catalog.add("Espresso cup", 1250)
     await set_item(cart, ADA, cup, 2)

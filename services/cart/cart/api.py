@@ -11,7 +11,7 @@ from agora.common.v1 import common_pb2
 
 from cart import handlers
 from cart.catalog import Catalog
-from cart.domain import InvalidQuantity, MixedCurrencies, PricedCart, UnknownProduct
+from cart.domain import CartFull, InvalidQuantity, MixedCurrencies, PricedCart, UnknownProduct
 from cart.store import CartStore
 from chassis import auth
 from chassis.grpc import InvalidArgument, translating
@@ -24,6 +24,8 @@ def _errors(error: Exception) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.NOT_FOUND, "unknown product"
     if isinstance(error, MixedCurrencies):
         return grpc.StatusCode.FAILED_PRECONDITION, "the cart's products are priced in different currencies"
+    if isinstance(error, CartFull):
+        return grpc.StatusCode.FAILED_PRECONDITION, str(error)
     # Redis unreachable is an outage a caller may wait out or retry, not a bug in cart.
     if isinstance(error, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
         return grpc.StatusCode.UNAVAILABLE, "cart's store is unavailable"

@@ -10,6 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 MAX_QUANTITY = 99
+MAX_LINES = 100
+"""Different products in one cart: far more than a shopper buys at once, and well inside what
+catalog prices in one call (a cart is priced whole on every read)."""
 DEFAULT_CURRENCY = "USD"  # the total of an empty cart
 
 
@@ -19,6 +22,10 @@ class InvalidQuantity(ValueError):
 
 class UnknownProduct(LookupError):
     pass
+
+
+class CartFull(ValueError):
+    """A new product for a cart that already holds MAX_LINES different ones."""
 
 
 class MixedCurrencies(ValueError):
@@ -53,6 +60,13 @@ def check_quantity(quantity: int) -> int:
     if not 0 <= quantity <= MAX_QUANTITY:
         raise InvalidQuantity(f"must be between 0 and {MAX_QUANTITY}")
     return quantity
+
+
+def check_room(quantities: Mapping[str, int], product_id: str, quantity: int) -> None:
+    """Two new products set at once may both find room for the last one: the bound is on
+    resources, not a figure to the unit."""
+    if quantity and product_id not in quantities and len(quantities) >= MAX_LINES:
+        raise CartFull(f"a cart holds at most {MAX_LINES} different products")
 
 
 def price(quantities: Mapping[str, int], products: Mapping[str, Product]) -> PricedCart:

@@ -32,7 +32,9 @@ async def get_cart(user_id: str, *, store: CartStore, catalog: Catalog) -> Price
 async def set_item(user_id: str, product_id: str, quantity: int, *, store: CartStore, catalog: Catalog) -> PricedCart:
     """Sets a line's quantity (0 removes it); UnknownProduct when catalog does not know it."""
     domain.check_quantity(quantity)
-    products = await catalog.products(set(await store.quantities(user_id)) | {product_id})
+    quantities = await store.quantities(user_id)
+    domain.check_room(quantities, product_id, quantity)
+    products = await catalog.products(set(quantities) | {product_id})
     if product_id not in products:
         raise UnknownProduct(product_id)
     await store.set_quantity(user_id, product_id, quantity)

@@ -44,7 +44,8 @@ def router(upstreams: Upstreams) -> APIRouter:
 
     @routes.put("/items/{product_id}", response_model=Cart, summary="Set a line's quantity (0 removes it)",
                 responses={404: {"description": "unknown product"}, 422: {"description": "quantity out of range"},
-                           409: {"description": "the cart holds products priced in another currency"}})
+                           409: {"description": "the cart holds products priced in another currency, "
+                                                  "or 100 different products already"}})
     async def set_item(_: CurrentUser, product_id: ProductId, body: Quantity) -> JSONResponse:
         cart = await call("cart", upstreams.cart, "SetItem",
                           cart_pb2.SetItemRequest(product_id=product_id, quantity=body.quantity))
