@@ -186,7 +186,7 @@ class EdgeMiddleware:
                 declared = value
             elif key in self._trace_headers:
                 carrier[key.decode("latin-1")] = value.decode("latin-1")
-        request_id = given.decode() if given is not None and _VALID_REQUEST_ID.match(given) else os.urandom(16).hex()
+        request_id = given.decode() if given is not None and _VALID_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         method = scope["method"]

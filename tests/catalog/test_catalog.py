@@ -123,6 +123,7 @@ def new_product(**changes: Any) -> catalog_pb2.CreateProductRequest:
 
 
 @pytest.mark.parametrize(("request_", "violation"), [
+    (new_product(sku="NEW-1\n"), ("sku", "1 to 64 letters, digits, dots, dashes or underscores")),
     (new_product(name="La\x00mp"), ("name", "must not contain NUL")),
     (new_product(description="\x00"), ("description", "must not contain NUL")),
     (new_product(image_url="https://x.test/\x00.png"), ("image_url", "must not contain NUL")),

@@ -268,3 +268,11 @@ def test_place_order_names_every_bad_field():
 
 def test_a_valid_request_passes_validation():
     domain.validate_place_order(place(key="a" * 255))
+
+
+def test_a_trailing_newline_is_not_printable_text():
+    """`$` matches before a final newline: the checks match the whole value."""
+    bad = place(key="key\n", token="tok_visa\n")
+    with pytest.raises(domain.InvalidInput) as caught:
+        domain.validate_place_order(bad)
+    assert {field for field, _ in caught.value.violations} == {"idempotency_key", "payment_token"}

@@ -79,7 +79,7 @@ class CatalogApi(catalog_pb2_grpc.CatalogServiceServicer):
     async def CreateProduct(self, request, context):  # type: ignore[no-untyped-def]
         auth.require_principal("admin")
         violations = []
-        if not _SKU.match(request.sku):
+        if not _SKU.fullmatch(request.sku):
             violations.append(("sku", "1 to 64 letters, digits, dots, dashes or underscores"))
         if not request.name.strip() or len(request.name) > 200:
             violations.append(("name", "must be 1 to 200 characters"))

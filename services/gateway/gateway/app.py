@@ -96,7 +96,7 @@ def create_api(
     @app.get("/static/products/{sku}.svg", include_in_schema=False)
     async def product_picture(sku: str) -> Response:
         """The starter catalog's pictures (its `image_url`s): a drawn card with the product's SKU."""
-        if not _PICTURE_SKU.match(sku):
+        if not _PICTURE_SKU.fullmatch(sku):
             raise Problem(404, "no such picture")
         return Response(_picture(sku.upper()), media_type="image/svg+xml",
                         headers={"Cache-Control": "public, max-age=86400"})

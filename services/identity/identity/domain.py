@@ -142,7 +142,7 @@ def validate_account(email: str, password: str, name: str) -> NewAccount:
     email = normalize_email(email)
     name = name.strip()
     violations = []
-    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
+    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email):
         violations.append(("email", "must be a valid email address"))
     if len(password) not in PASSWORD_LENGTH:
         violations.append(("password", f"must be {PASSWORD_LENGTH.start} to {PASSWORD_LENGTH.stop - 1} characters"))

@@ -188,7 +188,7 @@ class AlreadyShipped(Exception):
 def validate_place_order(command: PlaceOrder) -> None:
     violations = []
     key = command.idempotency_key
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not _PRINTABLE.match(key):
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not _PRINTABLE.fullmatch(key):
         violations.append(("idempotency_key", f"must be 1 to {MAX_KEY_LENGTH} printable characters"))
     address = command.shipping_address
     for name in ("name", "line1", "city", "postal_code"):
@@ -197,9 +197,9 @@ def validate_place_order(command: PlaceOrder) -> None:
             violations.append((f"shipping_address.{name}", f"must be 1 to {MAX_FIELD_LENGTH} characters"))
     if len(address.line2) > MAX_FIELD_LENGTH:
         violations.append(("shipping_address.line2", f"must be at most {MAX_FIELD_LENGTH} characters"))
-    if not _COUNTRY.match(address.country):
+    if not _COUNTRY.fullmatch(address.country):
         violations.append(("shipping_address.country", "must be an ISO 3166-1 alpha-2 code such as GB"))
-    if not 1 <= len(command.payment_token) <= MAX_TOKEN_LENGTH or not _PRINTABLE.match(command.payment_token):
+    if not 1 <= len(command.payment_token) <= MAX_TOKEN_LENGTH or not _PRINTABLE.fullmatch(command.payment_token):
         violations.append(("payment_token", "must be a payment provider token such as tok_visa"))
     if violations:
         raise InvalidInput(violations)

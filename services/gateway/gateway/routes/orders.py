@@ -116,7 +116,7 @@ async def _idempotency_key(key: Annotated[str | None, Header(alias="Idempotency-
     us (it would answer 422); the OpenAPI document says it is required (`openapi.py`)."""
     if key is None:
         raise Problem(400, "the Idempotency-Key header is required to place an order")
-    if not _IDEMPOTENCY_KEY.match(key):
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
         raise Problem(400, "Idempotency-Key must be 1 to 255 printable characters")
     return key
 
