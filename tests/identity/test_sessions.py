@@ -79,11 +79,27 @@ async def test_refresh_tokens_are_stored_only_as_hashes(identity: Identity) -> N
     assert stored == hashlib.sha256(tokens.refresh_token.encode()).digest()
 
 
-async def test_a_refresh_carries_roles_granted_since_login(identity: Identity) -> None:
-    tokens = await _logged_in(identity)
+async def test_an_account_made_admin_loses_the_sessions_it_had_and_a_new_login_is_admin(identity: Identity) -> None:
+    """Whoever registered the email before the operator named it admin must not keep a session
+    that a refresh, which reads the roles again, would turn into an admin session."""
+    before = await _logged_in(identity)
     await identity.call(
-        "EnsureAdmin", identity_pb2.EnsureAdminRequest(email="ada@example.com", password=PASSWORD), caller="cli"
+        "EnsureAdmin", identity_pb2.EnsureAdminRequest(email="ada@example.com", password="operator-chosen"), caller="cli"
     )
+
+    error = await rpc_error(identity.refresh(before.refresh_token))
+    assert error.code() is grpc.StatusCode.UNAUTHENTICATED
+    principal = await identity.verifier().verify((await identity.login("ada@example.com", "operator-chosen")).access_token)
+    assert principal.roles == {"customer", "admin"}
+
+
+async def test_an_admin_named_again_keeps_its_sessions(identity: Identity) -> None:
+    """`agora up` names the admin on every start: that must not log the admin out each time."""
+    ensure = identity_pb2.EnsureAdminRequest(email="ada@example.com", password=PASSWORD)
+    await identity.call("EnsureAdmin", ensure, caller="cli")
+    tokens = await identity.login("ada@example.com")
+    await identity.call("EnsureAdmin", ensure, caller="cli")
+
     principal = await identity.verifier().verify((await identity.refresh(tokens.refresh_token)).access_token)
     assert principal.roles == {"customer", "admin"}
 

@@ -160,8 +160,13 @@ async def ensure_admin(
             await repo.add_user(user, password_hash, clock())
             await _record(outbox, repo, UserRegistered(user.id, user.email, user.name))
         else:
-            await repo.set_password_hash(found[0].id, password_hash)
-            user = await repo.grant_role(found[0].id, ADMIN)
+            existing_user = found[0]
+            if ADMIN not in existing_user.roles:
+                # Whoever registered this email before the operator named it may hold sessions:
+                # a refresh reads the roles again, so they would turn into admin sessions.
+                await repo.revoke_families_of_user(existing_user.id, clock())
+            await repo.set_password_hash(existing_user.id, password_hash)
+            user = await repo.grant_role(existing_user.id, ADMIN)
     log.info("admin_ensured", user_id=user.id, created=found is None)
     return EnsuredAdmin(user, has_requested_password=True)
 

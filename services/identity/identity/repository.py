@@ -108,6 +108,12 @@ class Repository:
             uuid.UUID(family_id), now,
         )
 
+    async def revoke_families_of_user(self, user_id: str, now: datetime) -> None:
+        await self.connection.execute(
+            "UPDATE refresh_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            uuid.UUID(user_id), now,
+        )
+
     async def revoke_family_of(self, digest: bytes, now: datetime) -> None:
         await self.connection.execute(
             """UPDATE refresh_families SET revoked_at = $2
