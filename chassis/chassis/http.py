@@ -368,11 +368,17 @@ class UvicornServer:
     race a request the client may be sending on it.
     """
 
-    def __init__(self, app: ASGIApp, host: str, port: int, *, graceful_seconds: float = 10.0):
+    def __init__(
+        self, app: ASGIApp, host: str, port: int, *, graceful_seconds: float = 10.0, trusted_proxies: str = ""
+    ):
+        # The client's address keys the rate limits. uvicorn by default believes X-Forwarded-For
+        # from 127.0.0.1, where every client of a laptop city comes from, so any client could
+        # name itself a new address per request; only the proxies named here are believed.
         config = uvicorn.Config(
             self._closing_when_draining, host=host, port=port, log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=int(graceful_seconds), server_header=False, date_header=False,
             loop="none", http="httptools", interface="asgi3",
+            proxy_headers=bool(trusted_proxies), forwarded_allow_ips=trusted_proxies or None,
         )
         self._app = app
         self._host, self._port = host, port

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -11,7 +12,7 @@ import structlog.testing
 from pydantic import BaseModel, Field
 
 from chassis.health import Readiness
-from chassis.http import Problem, create_app
+from chassis.http import Problem, UvicornServer, create_app
 from tests.support import free_port, serving_http
 
 
@@ -129,3 +130,31 @@ async def test_the_api_docs_load_everything_from_the_service_itself(base_url: st
             assert asset.startswith("/api/docs/assets/"), asset
             async with http.get(base_url + asset) as answer:
                 assert answer.status == 200 and len(await answer.read()) > 100, asset
+
+
+@pytest.mark.parametrize(("trusted_proxies", "seen"), [("", "127.0.0.1"), ("127.0.0.1", "203.0.113.9")])
+async def test_a_forwarded_client_address_is_believed_only_from_a_trusted_proxy(trusted_proxies: str, seen: str) -> None:
+    """The rate limits are keyed on the client's address: a client that could name its own with
+    X-Forwarded-For would get a fresh limit per request."""
+
+    async def client_address(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["client"][0].encode()})
+
+    port = free_port()
+    server = UvicornServer(client_address, "127.0.0.1", port, trusted_proxies=trusted_proxies)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/", headers={"X-Forwarded-For": "203.0.113.9"}) as answer:
+                        assert await answer.text() == seen
+                        break
+                except aiohttp.ClientConnectorError:
+                    await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the server never answered")
+    finally:
+        await server.shutdown()
+        await task

@@ -42,7 +42,8 @@ async def build(app: runtime.ServiceApp) -> None:
     stopping = asyncio.Event()
     app.on_stopping(stopping.set)
     api = create_api(settings, app.readiness, upstreams, identity_verifier(app), limiter, stopping)
-    app.serve_http(UvicornServer(api, settings.host, settings.http_port, graceful_seconds=settings.shutdown_grace_seconds))
+    app.serve_http(UvicornServer(api, settings.host, settings.http_port, graceful_seconds=settings.shutdown_grace_seconds,
+                                 trusted_proxies=settings.trusted_proxies))
 
 
 __all__ = ["GatewaySettings", "build"]

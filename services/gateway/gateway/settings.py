@@ -13,4 +13,7 @@ class GatewaySettings(ServiceSettings):
     # Argon2id hashing (about 50 ms of CPU each) takes more than a tenth of a core.
     register_rate_limit_per_minute: int = 120
     catalog_cache_seconds: float = 1.0
+    # Proxies in front of the gateway whose X-Forwarded-For names the client (uvicorn's
+    # `forwarded_allow_ips`: addresses or networks, comma-separated); none by default.
+    trusted_proxies: str = ""
     follows_per_user: int = 10  # order event streams one user may hold open on one gateway instance
