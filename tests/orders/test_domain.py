@@ -276,3 +276,11 @@ def test_a_trailing_newline_is_not_printable_text():
     with pytest.raises(domain.InvalidInput) as caught:
         domain.validate_place_order(bad)
     assert {field for field, _ in caught.value.violations} == {"idempotency_key", "payment_token"}
+
+
+def test_an_order_of_free_products_is_not_orderable():
+    prices = {"p1": ("Sample", Money(0, "USD"))}
+    with pytest.raises(domain.NotOrderable, match="total is zero"):
+        domain.price_lines([("p1", 2)], prices)
+    free_and_paid = {**prices, "p2": ("Cup", Money(1250, "USD"))}
+    assert len(domain.price_lines([("p1", 1), ("p2", 1)], free_and_paid)) == 2

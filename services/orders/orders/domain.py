@@ -217,8 +217,13 @@ def price_lines(quantities: Iterable[tuple[str, int]], prices: Mapping[str, tupl
         raise EmptyCart("cart is empty")
     if len({line.unit_price.currency for line in lines}) > 1:
         raise NotOrderable("the cart's products are priced in different currencies")
-    if sum(line.line_total.amount for line in lines) > MAX_TOTAL:
+    total = sum(line.line_total.amount for line in lines)
+    if total > MAX_TOTAL:
         raise NotOrderable("the order's total is too large to be paid")
+    if total == 0:
+        # No card can be charged nothing: the provider refuses it, and the order would end
+        # as a decline of a card that is fine.
+        raise NotOrderable("the order's total is zero: there is nothing to pay")
     return tuple(lines)
 
 

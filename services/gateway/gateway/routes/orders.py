@@ -176,7 +176,8 @@ def router(upstreams: Upstreams, stopping: asyncio.Event, follows: OpenFollows) 
     @routes.post("", status_code=202, response_model=Order, summary="Place an order from the caller's cart",
                  responses={400: {"description": "Idempotency-Key missing or malformed"},
                             409: {"description": "the same key is still being processed"},
-                            422: {"description": "empty cart, invalid body, or key reused with another body"}})
+                            422: {"description": "empty cart, a cart that costs nothing, invalid body, "
+                                                  "or key reused with another body"}})
     async def place_order(
         _: CurrentUser, idempotency_key: Annotated[str, Depends(_idempotency_key)], body: PlaceOrder
     ) -> JSONResponse:
@@ -192,7 +193,7 @@ def router(upstreams: Upstreams, stopping: asyncio.Event, follows: OpenFollows) 
         try:
             order = await running("orders", upstreams.orders).PlaceOrder(request)
         except grpc.aio.AioRpcError as error:
-            if error.code() is grpc.StatusCode.FAILED_PRECONDITION:  # the cart is empty
+            if error.code() is grpc.StatusCode.FAILED_PRECONDITION:  # nothing in the cart to order
                 raise Problem(422, error.details() or "the cart is empty") from None
             raise as_problem(error, "orders") from None
         except ResilienceError as error:
