@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 import structlog
 from agora.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from pydantic import ValidationError
 
 from chassis import metrics, tracing
 from chassis.chaos import ChaosSwitch
@@ -22,6 +23,7 @@ from chassis.settings import ServiceSettings
 from gateway.app import create_api
 from gateway.models import WHITESPACE
 from gateway.ratelimit import RateLimiter
+from gateway.routes.identity import Registration
 from gateway.settings import GatewaySettings
 from gateway.upstreams import Upstreams
 from tests.support import Tokens, free_port, serving_http
@@ -263,3 +265,14 @@ def test_whitespace_in_patterns_is_what_the_services_strip() -> None:
     for code in range(0x110000):
         character = chr(code)
         assert bool(spelled_out.fullmatch(character)) is character.isspace(), hex(code)
+
+
+@pytest.mark.parametrize("name", ["\u200b", "\ufeff", "\u0301", " \u200b\u200d ", "\u2060\u00ad"])
+def test_a_name_of_invisible_characters_is_blank(name: str) -> None:
+    with pytest.raises(ValidationError):
+        Registration.model_validate({"email": "zoe@example.com", "password": "long enough pw", "name": name})
+
+
+@pytest.mark.parametrize("name", ["Zoë", "Zoe\u0308", "李", "A\u200bB"])
+def test_a_name_with_something_visible_is_not_blank(name: str) -> None:
+    assert Registration.model_validate({"email": "zoe@example.com", "password": "long enough pw", "name": name})
