@@ -23,6 +23,8 @@ from chassis.settings import ServiceSettings
 from gateway.app import create_api
 from gateway.models import WHITESPACE
 from gateway.ratelimit import RateLimiter
+from gateway.routes.admin import Price, StockLevel
+from gateway.routes.cart import Quantity
 from gateway.routes.identity import Registration
 from gateway.settings import GatewaySettings
 from gateway.upstreams import Upstreams
@@ -276,3 +278,15 @@ def test_a_name_of_invisible_characters_is_blank(name: str) -> None:
 @pytest.mark.parametrize("name", ["Zoë", "Zoe\u0308", "李", "A\u200bB"])
 def test_a_name_with_something_visible_is_not_blank(name: str) -> None:
     assert Registration.model_validate({"email": "zoe@example.com", "password": "long enough pw", "name": name})
+
+
+@pytest.mark.parametrize("quantity", [True, "3", 2.0])
+def test_a_quantity_or_an_amount_must_be_a_json_integer(quantity: object) -> None:
+    """FastAPI validates the parsed body, where pydantic would read `true` as 1 and `"3"` as 3."""
+    with pytest.raises(ValidationError):
+        Quantity.model_validate({"quantity": quantity})
+    with pytest.raises(ValidationError):
+        StockLevel.model_validate({"quantity": quantity})
+    with pytest.raises(ValidationError):
+        Price.model_validate({"amount": quantity, "currency": "USD"})
+    assert Quantity.model_validate({"quantity": 3}).quantity == 3

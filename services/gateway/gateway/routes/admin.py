@@ -27,7 +27,8 @@ Storable = Annotated[str, Field(pattern=STORABLE)]
 
 
 class Price(Money):
-    amount: int = Field(ge=0, le=MAX_PRICE, description="Minor units (cents)")
+    # Strict: `true` or `"100"` is not a number of cents, though pydantic would read them as one.
+    amount: int = Field(ge=0, le=MAX_PRICE, strict=True, description="Minor units (cents)")
 
 
 class NewProduct(BaseModel):
@@ -44,7 +45,7 @@ class Product(ProductSummary):
 
 
 class StockLevel(BaseModel):
-    quantity: int = Field(ge=0, le=1_000_000)
+    quantity: int = Field(ge=0, le=1_000_000, strict=True)
 
 
 class StockSet(BaseModel):

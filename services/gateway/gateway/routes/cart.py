@@ -18,7 +18,8 @@ from gateway.upstreams import Upstreams
 
 
 class Quantity(BaseModel):
-    quantity: int = Field(ge=0, le=99, description="0 removes the line")
+    # Strict: `true` or `"3"` is not a quantity, though pydantic would read them as one.
+    quantity: int = Field(ge=0, le=99, strict=True, description="0 removes the line")
 
 
 class CartLine(BaseModel):
