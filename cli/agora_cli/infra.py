@@ -196,6 +196,10 @@ def _initdb(home: Home, data: Path, password: str) -> None:
             [
                 str(_postgres_binaries() / "initdb"), "-D", str(staging), "-U", "postgres",
                 f"--pwfile={password_file}", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C",
+                # Postgres's own Unicode case mapping, which needs no locale from the OS: under
+                # libc's C locale, lower() and full-text search folded only ASCII, so a search
+                # for "CAFÉ" missed "Café".
+                "--locale-provider=builtin", "--builtin-locale=C.UTF-8",
                 "--no-sync", "--no-instructions",
             ],
             check=True, capture_output=True, text=True, user=_POSTGRES_USER, group=_POSTGRES_USER,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -126,6 +127,21 @@ async def test_other_spellings_of_a_product_id_are_unknown_and_cannot_open_the_c
                     assert response.status == 404, (spelling, response.status)
     assert (await get(city, f"/api/v1/products/{product_id}"))[0] == 200
     assert (await get(city, "/api/v1/products?q=lamp"))[0] == 200
+
+
+async def test_search_folds_the_case_of_accented_letters(city: City) -> None:
+    """The embedded Postgres folds case by Unicode: under libc's C locale, "CAFÉ" missed "Café"."""
+    word = f"Crème{uuid.uuid4().hex[:8]}"
+    async with aiohttp.ClientSession() as http:
+        admin = await admin_client(http, city, ADMIN_EMAIL, ADMIN_PASSWORD)
+        created = await admin.request("POST", "/api/v1/admin/products", json={
+            "sku": f"TEST-{uuid.uuid4().hex[:10]}", "name": f"Café {word} Éclair Mold", "description": "For tests",
+            "price": {"amount": 900, "currency": "USD"}, "categories": ["kitchen"],
+        })
+        assert created.status == 201, created.body
+    for query in (word.upper(), word.lower(), f"café {word}".upper()):
+        _, _, found = await get(city, f"/api/v1/products?q={quote(query)}")
+        assert [item["id"] for item in found["items"]] == [created.body["id"]], query
 
 
 async def test_health_metrics_and_the_openapi_document(city: City) -> None:
