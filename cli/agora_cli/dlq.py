@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
+from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,7 +24,8 @@ if TYPE_CHECKING:
     from chassis.settings import ServiceSettings
 
 dlq_app = typer.Typer(help="Dead letters: events a consumer gave up on, with the error.", no_args_is_help=True)
-console = Console(highlight=False)
+# No markup: letters' errors and refs are printed as they are, brackets included.
+console = Console(markup=False, highlight=False)
 
 
 def _messaging() -> ModuleType:
@@ -36,9 +40,7 @@ def _settings() -> ServiceSettings:
     from chassis.settings import ServiceSettings
 
     home = home_from_env()
-    city = state.read(home)
-    if city is None or not state.supervisor_alive(city):
-        raise AgoraError(f"no city is running in {home.root}")
+    city = state.running(home)
     infra = {entry["name"]: entry for entry in city["infra"]}
     bus = "rabbitmq" if "rabbitmq" in infra else "nats"
     return ServiceSettings(
@@ -63,7 +65,8 @@ def _run(work: Any) -> Any:
     """`work(bus)` on the city's bus; what goes wrong becomes an AgoraError, and a bus that does
     not answer (NATS stopped, say) is given up on instead of waited for forever."""
     try:
-        return asyncio.run(asyncio.wait_for(_with_bus(work), BUS_TIMEOUT_SECONDS))
+        with _chassis_logs_silenced():
+            return asyncio.run(asyncio.wait_for(_with_bus(work), BUS_TIMEOUT_SECONDS))
     except AgoraError:
         raise
     except TimeoutError:
@@ -74,6 +77,20 @@ def _run(work: Any) -> Any:
         raise AgoraError(str(error.args[0]) if error.args else "not found") from None
     except Exception as error:  # the broker's client raises its own kinds of connection errors
         raise AgoraError(f"cannot use the city's event bus: {str(error) or type(error).__name__}") from None
+
+
+@contextlib.contextmanager
+def _chassis_logs_silenced() -> Iterator[None]:
+    """The chassis logs every failed attempt to reach the bus, a few a second, on stdout: a
+    service's log wants them, an operator wants the one line `_run` gives instead."""
+    import structlog  # as the chassis is: only the commands that reach the bus need it
+
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
 
 
 @dlq_app.command("list")
@@ -99,6 +116,8 @@ def replay(
 ) -> None:
     """Sends letters back to their consumers. The inbox still guarantees nothing applies twice."""
     if ref is not None:
+        if consumer is not None:
+            raise typer.BadParameter("a REF names one letter already; give REF or --consumer", param_hint="--consumer")
         _run(lambda bus: _messaging().replay_dead_letter(bus, ref))
         console.print(f"replayed {ref}")
         return

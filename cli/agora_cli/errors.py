@@ -8,9 +8,11 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-# soft_wrap: a message stays one line, whatever the terminal's width.
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
+# soft_wrap: a message stays one line, whatever the terminal's width. No markup: messages quote
+# paths, names and log lines, whose brackets Rich would otherwise eat or choke on.
+errors = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 CommandT = TypeVar("CommandT", bound=Callable[..., Any])
 
 
@@ -33,9 +35,9 @@ def one_line_errors(command: CommandT) -> CommandT:
         try:
             return command(*args, **kwargs)
         except AgoraError as error:
-            errors.print(f"[red]error:[/red] {error}", soft_wrap=True)
+            errors.print(Text.assemble(("error:", "red"), f" {error}"))
             for line in error.details:
-                errors.print(f"  {line}", markup=False, soft_wrap=True)
+                errors.print(f"  {line}")
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

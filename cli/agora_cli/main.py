@@ -19,6 +19,7 @@ import psutil
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from agora_cli import control, state
 from agora_cli.config import Config, Home, home_from_env
@@ -38,18 +39,28 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Piped output (tests, scripts) is not cut at 80 columns: tables stay whole, errors one line.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 240)
+# No markup: what is printed quotes paths, subjects and log lines, whose brackets Rich would eat
+# or choke on; styles are set with Text instead.
+console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 240)
 
 # Time for the detached supervisor to report back beyond the readiness timeout it enforces itself.
 _REPORT_MARGIN_SECONDS = 30.0
 _DOWN_TIMEOUT_SECONDS = SERVICE_GRACE_SECONDS + INFRA_GRACE_SECONDS + 10.0
+# What an operator may ask for: no zero that reads as "forever" or "the default", nothing
+# infinite (JSON has no Infinity, select() no endless wait), nothing negative.
+_SHORTEST_SECONDS = 1.0
+_LONGEST_SECONDS = 7 * 24 * 3600.0
+_LONGEST_DELAY_MS = 3600 * 1000.0
 
 
 @app.command()
 @one_line_errors
 def up(
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once every service is ready.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds every service has to become ready.")] = 60.0,
+    timeout: Annotated[
+        float,
+        typer.Option(min=_SHORTEST_SECONDS, max=_LONGEST_SECONDS, help="Seconds every service has to become ready."),
+    ] = 60.0,
     replicas: Annotated[
         list[str] | None, typer.Option("--replicas", help="NAME=N: run N instances of a service.")
     ] = None,
@@ -100,13 +111,13 @@ async def _run_foreground(config: Config, services: dict[str, Service], counts: 
         console.print("Ctrl-C stops the city.")
 
     started = time.monotonic()
-    console.print(f"starting city [bold]{config.city}[/bold] in {config.home.root} ...")
+    console.print(Text.assemble("starting city ", (config.city, "bold"), f" in {config.home.root} ..."))
     await supervisor.run(stop, ready)
     console.print(f"city {config.city} stopped after {time.monotonic() - started:.0f} s")
 
 
 def _say(line: str) -> None:
-    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {line}")
+    console.print(Text.assemble((time.strftime("%H:%M:%S"), "dim"), f" {line}"))
 
 
 def _start_detached(config: Config, counts: dict[str, int], timeout: float) -> list[str]:
@@ -122,6 +133,7 @@ def _start_detached(config: Config, counts: dict[str, int], timeout: float) -> l
     report, report_writer = os.pipe()
     log_path = home.log_of("supervisor")
     with open(log_path, "ab") as log:
+        log_start = log.tell()  # earlier runs' lines precede this one's
         supervisor = subprocess.Popen(
             [
                 sys.executable,
@@ -145,10 +157,19 @@ def _start_detached(config: Config, counts: dict[str, int], timeout: float) -> l
     message = _read_report(report, timeout + _REPORT_MARGIN_SECONDS)
     os.close(report)
     if message is None:
-        if supervisor.poll() is None:
+        try:
+            # The pipe closes as the supervisor exits; if it is still open, the supervisor is stuck.
+            status = supervisor.wait(timeout=1)
+        except subprocess.TimeoutExpired:
             _stop_pid(supervisor.pid)
-            raise AgoraError(f"the supervisor did not report within {timeout:g} s (log: {log_path})", tail(log_path))
-        raise AgoraError(f"the supervisor exited with status {supervisor.returncode} (log: {log_path})", tail(log_path))
+            raise AgoraError(
+                f"the supervisor did not report within {timeout:g} s (log: {log_path})", tail(log_path, since=log_start)
+            ) from None
+        if status == 0:  # it exits 0 without a report only when a signal (`agora down`) stopped it
+            raise AgoraError(f"the city in {home.root} was stopped while starting")
+        raise AgoraError(
+            f"the supervisor exited with status {status} (log: {log_path})", tail(log_path, since=log_start)
+        )
     if "error" in message:
         supervisor.wait(timeout=_DOWN_TIMEOUT_SECONDS)
         raise AgoraError(message["error"], message.get("details"))
@@ -196,9 +217,9 @@ def _print_city(home: Home, notes: list[str]) -> None:
         table.add_row(server["name"], str(server["pid"] or "external"), server["url"], "")
     console.print(table)
     if city.get("gateway_url"):
-        console.print(f"Agora is up: [bold]{city['gateway_url']}[/bold]")
+        console.print(Text.assemble("Agora is up: ", (city["gateway_url"], "bold")))
     for note in notes:
-        console.print(note, markup=False)
+        console.print(note)
 
 
 def _instance_name(entry: dict[str, Any]) -> str:
@@ -227,8 +248,7 @@ def _stop_leftovers(city: dict[str, Any]) -> None:
     """Processes a supervisor that died abruptly left behind, matched by pid and start time."""
     leftovers = [
         (entry["pid"], entry.get("create_time"), entry.get("stop_signal") or signal.SIGTERM)
-        for entry in [*city["services"], *city["infra"]]
-        if same_process_alive(entry["pid"], entry.get("create_time"))
+        for entry in state.leftovers(city)
     ]
     for pid, _, signum in leftovers:
         _signal(pid, signum)
@@ -269,7 +289,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         _print_status(city, report)
     if not running:
         if not as_json:
-            errors.print(f"no city is running in {home.root}")
+            errors.print(state.not_running(home, city))
         raise typer.Exit(1)
 
 
@@ -334,10 +354,10 @@ def _print_status(city: dict[str, Any], report: dict[str, list[dict[str, Any]]])
     console.print(table)
 
 
-def _health_word(health: dict[str, Any]) -> str:
+def _health_word(health: dict[str, Any]) -> Text:
     if health["stopped"]:
-        return "[red]stopped[/red]"
-    return "[green]healthy[/green]" if health["healthy"] else "[red]unhealthy[/red]"
+        return Text("stopped", style="red")
+    return Text("healthy", style="green") if health["healthy"] else Text("unhealthy", style="red")
 
 
 @app.command()
@@ -347,7 +367,7 @@ def logs(
         str | None, typer.Argument(help="A service or server (postgres, nats, ...); all if omitted.")
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
-    lines: Annotated[int, typer.Option("--lines", "-n", help="Lines to show from the end of each log.")] = 50,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines to show from the end of each log.")] = 50,
 ) -> None:
     """Print the logs of the city, or of one service."""
     home = home_from_env()
@@ -364,7 +384,10 @@ def logs(
 
 def _log_files(home: Home, service: str | None) -> list[Path]:
     if service is None:
-        return sorted(home.logs.glob("*.log"))
+        found = sorted(home.logs.glob("*.log"))
+        if not found:
+            raise AgoraError(f"no logs in {home.logs}: no city has run in this home")
+        return found
     found = sorted({*home.logs.glob(f"{service}-*.log"), *home.logs.glob(f"{service}.log")})
     if not found:
         raise AgoraError(f"no logs for {service!r} in {home.logs}")
@@ -373,15 +396,15 @@ def _log_files(home: Home, service: str | None) -> list[Path]:
 
 def _print_log_line(path: Path, line: str, prefixed: bool) -> None:
     if prefixed:
-        console.print(f"[cyan]{path.stem}[/cyan] | ", end="")
-    console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print(Text.assemble((path.stem, "cyan"), " | "), end="")
+    console.print(line, soft_wrap=True)
 
 
 def _follow(home: Home, service: str | None, paths: list[Path]) -> None:
     positions = {path: path.stat().st_size for path in paths}
     while True:
         # Instances started later (a restart, more replicas) show up as new files.
-        for path in _log_files(home, service) if service else sorted(home.logs.glob("*.log")):
+        for path in _log_files(home, service):
             positions.setdefault(path, 0)
         for path, position in positions.items():
             size = path.stat().st_size if path.exists() else 0
@@ -428,7 +451,7 @@ def mail(show: Annotated[int | None, typer.Option("--show", help="Print message 
     if show is not None:
         if not 1 <= show <= len(messages):
             raise AgoraError(f"no message {show}: there are {len(messages)} in {home.mail}")
-        console.print(messages[show - 1].read_bytes().decode(errors="replace"), markup=False, highlight=False)
+        console.print(messages[show - 1].read_bytes().decode(errors="replace"))
         return
     if not messages:
         console.print(f"no mail in {home.mail}")
@@ -450,13 +473,6 @@ def mail(show: Annotated[int | None, typer.Option("--show", help="Print message 
     console.print(table)
 
 
-def _running_city(home: Home) -> dict[str, Any]:
-    city = state.read(home)
-    if city is None or not state.supervisor_alive(city):
-        raise AgoraError(f"no city is running in {home.root}")
-    return city
-
-
 def _instances_of(city: dict[str, Any], service: str) -> list[dict[str, Any]]:
     instances = [entry for entry in city["services"] if entry["name"] == service]
     if not instances:
@@ -469,7 +485,10 @@ def _instances_of(city: dict[str, Any], service: str) -> list[dict[str, Any]]:
 @one_line_errors
 def restart(
     service: Annotated[str, typer.Argument(help="The service whose instances restart.")],
-    timeout: Annotated[float, typer.Option(help="Seconds to wait until they are ready again.")] = 60.0,
+    timeout: Annotated[
+        float,
+        typer.Option(min=_SHORTEST_SECONDS, max=_LONGEST_SECONDS, help="Seconds to wait until they are ready again."),
+    ] = 60.0,
 ) -> None:
     """Restart every instance of a service, one by one, with no request lost.
 
@@ -477,7 +496,7 @@ def restart(
     in-flight work) only once the new one is ready.
     """
     home = home_from_env()
-    city = _running_city(home)
+    city = state.running(home)
     count = len(_instances_of(city, service))
     _ask_supervisor(city, "restart", service, timeout, waits=count * (timeout + SERVICE_GRACE_SECONDS))
     console.print(f"{service} restarted")
@@ -500,6 +519,12 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
 
 
+_FaultSeconds = Annotated[
+    float | None,
+    typer.Option("--for", min=_SHORTEST_SECONDS, max=_LONGEST_SECONDS, help="Lift the fault after this many seconds."),
+]
+
+
 def _chaos_service(service: str) -> Home:
     """The home, once `service` is known to the topology (faults may be set before `up`)."""
     config = Config.from_env()
@@ -512,8 +537,8 @@ def _chaos_service(service: str) -> Home:
 @one_line_errors
 def chaos_delay(
     service: str,
-    milliseconds: Annotated[float, typer.Argument(min=0)],
-    seconds: Annotated[float | None, typer.Option("--for", help="Lift the fault after this many seconds.")] = None,
+    milliseconds: Annotated[float, typer.Argument(min=0, max=_LONGEST_DELAY_MS)],
+    seconds: _FaultSeconds = None,
 ) -> None:
     """Delay every gRPC call the service answers."""
     from agora_cli import chaos
@@ -527,7 +552,7 @@ def chaos_delay(
 def chaos_fail(
     service: str,
     rate: Annotated[float, typer.Argument(min=0, max=1, help="Fraction of calls that fail (UNAVAILABLE).")],
-    seconds: Annotated[float | None, typer.Option("--for", help="Lift the fault after this many seconds.")] = None,
+    seconds: _FaultSeconds = None,
 ) -> None:
     """Fail a fraction of the gRPC calls the service answers."""
     from agora_cli import chaos
@@ -544,12 +569,23 @@ def chaos_kill(
 ) -> None:
     """SIGKILL a service's processes; the supervisor restarts them."""
     home = home_from_env()
-    targets = [entry for entry in _instances_of(_running_city(home), service) if instance in (None, entry["instance"])]
+    targets = [entry for entry in _instances_of(state.running(home), service) if instance in (None, entry["instance"])]
     if not targets:
         raise AgoraError(f"{service} has no instance {instance}")
     for entry in targets:
+        _refuse_unless_running(entry)
+    for entry in targets:
         _signal(entry["pid"], signal.SIGKILL)
         console.print(f"killed {_instance_name(entry)} (pid {entry['pid']})")
+
+
+def _refuse_unless_running(entry: dict[str, Any]) -> None:
+    """A pid from city.json is signalled only while it is still the process the supervisor
+    started: one that ended may have been reused by some other program."""
+    if entry.get("stopped"):
+        raise AgoraError(f"{_instance_name(entry)} is stopped; `agora chaos start {entry['name']}` starts it")
+    if not same_process_alive(entry["pid"], entry.get("create_time")):
+        raise AgoraError(f"{_instance_name(entry)} is not running now (starting, or restarting after a crash)")
 
 
 @chaos_app.command("stop")
@@ -558,7 +594,7 @@ def chaos_stop(
     name: Annotated[str, typer.Argument(help="A service, or an embedded server: postgres, nats, redis, smtp.")],
 ) -> None:
     """Stop every instance of a service, or an embedded server, and keep it stopped."""
-    city = _running_city(home_from_env())
+    city = state.running(home_from_env())
     answer = _ask_supervisor(city, "stop", name, 0, waits=SERVICE_GRACE_SECONDS + INFRA_GRACE_SECONDS)
     console.print(f"stopped {', '.join(answer['stopped'])}; `agora chaos start {name}` starts it again")
 
@@ -567,10 +603,12 @@ def chaos_stop(
 @one_line_errors
 def chaos_start(
     name: Annotated[str, typer.Argument(help="What `agora chaos stop` stopped.")],
-    timeout: Annotated[float, typer.Option(help="Seconds to wait until it is ready.")] = 60.0,
+    timeout: Annotated[
+        float, typer.Option(min=_SHORTEST_SECONDS, max=_LONGEST_SECONDS, help="Seconds to wait until it is ready.")
+    ] = 60.0,
 ) -> None:
     """Start again what `agora chaos stop` stopped (same ports, same data), and wait until ready."""
-    city = _running_city(home_from_env())
+    city = state.running(home_from_env())
     _ask_supervisor(city, "start", name, timeout, waits=timeout)
     console.print(f"{name} is ready")
 
@@ -581,7 +619,8 @@ def chaos_clear(service: Annotated[str | None, typer.Argument(help="One service 
     """Lift injected delays and failures."""
     from agora_cli import chaos
 
-    cleared = chaos.clear(home_from_env().chaos, service)
+    home = _chaos_service(service) if service else home_from_env()
+    cleared = chaos.clear(home.chaos, service)
     console.print(f"cleared: {', '.join(cleared)}" if cleared else "no faults were set")
 
 

@@ -22,6 +22,7 @@ _BACKOFF_START = 0.5
 _BACKOFF_CAP = 30.0
 # A process that stayed up this long is considered healthy again: its next crash restarts fast.
 _STABLE_SECONDS = 10.0
+_TAIL_BLOCK_BYTES = 64 * 1024
 
 
 @dataclass
@@ -150,11 +151,19 @@ def same_process_alive(pid: int | None, started: float | None) -> bool:
 
 
 def tail(path: Path, lines: int = 20, *, since: int = 0) -> list[str]:
-    """The last `lines` lines of the log, of those written after byte `since`."""
+    """The last `lines` whole lines of the log, of those written after byte `since`."""
+    if lines <= 0:
+        return []
     try:
         with open(path, "rb") as file:
-            file.seek(0, os.SEEK_END)
-            file.seek(max(since, file.tell() - 64 * 1024))
-            return file.read().decode(errors="replace").splitlines()[-lines:]
+            start = file.seek(0, os.SEEK_END)
+            chunk = b""
+            # Back one block at a time until a line break precedes the first line wanted.
+            while start > since and chunk.count(b"\n") <= lines:
+                block_start = max(since, start - _TAIL_BLOCK_BYTES)
+                file.seek(block_start)
+                chunk = file.read(start - block_start) + chunk
+                start = block_start
     except FileNotFoundError:
         return []
+    return chunk.decode(errors="replace").splitlines()[-lines:]

@@ -8,6 +8,7 @@ import os
 import signal
 import smtplib
 import socket
+import subprocess
 import time
 from email.message import EmailMessage
 from urllib.request import urlopen
@@ -15,7 +16,7 @@ from urllib.request import urlopen
 import aio_pika
 import psutil
 
-from tests.cli.conftest import City, alive, free_port, wait_for
+from tests.cli.conftest import AGORA, City, alive, free_port, wait_for
 from tests.conftest import RABBITMQ_URL
 
 
@@ -165,3 +166,28 @@ async def _delete_queue(name: str) -> None:
     connection = await aio_pika.connect(RABBITMQ_URL)
     async with connection:
         await (await connection.channel()).queue_delete(name)
+
+
+def test_down_while_up_is_starting_says_the_city_was_stopped_while_starting(city: City) -> None:
+    earlier_run = city.home / "logs" / "supervisor.log"
+    earlier_run.parent.mkdir(parents=True)
+    earlier_run.write_text("a line an earlier run wrote\n")
+    # A Postgres that takes connections and never answers holds the start for a while.
+    with socket.socket() as silent_postgres:
+        silent_postgres.bind(("127.0.0.1", 0))
+        silent_postgres.listen()
+        database_url = f"postgresql://postgres@127.0.0.1:{silent_postgres.getsockname()[1]}/postgres"
+        starting = subprocess.Popen(
+            [str(AGORA), "up", "--detach", "--timeout", "30"],
+            env={**city.env, "AGORA_DATABASE_URL": database_url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert wait_for(lambda: (city.home / "city.json").exists(), timeout=20)
+
+        assert city.agora("down").returncode == 0
+        _, stderr = starting.communicate(timeout=60)
+
+    assert starting.returncode == 1
+    assert stderr == f"error: the city in {city.home} was stopped while starting\n"

@@ -42,7 +42,11 @@ def test_down_after_the_supervisor_was_killed_leaves_no_process(city: City) -> N
     assert wait_for(lambda: not alive(supervisor_pid), timeout=10)
     orphans = [pid for pid, _ in everything[1:] if alive(pid)]
     assert len(orphans) == 3 + 4, "services and servers outlive a killed supervisor until `down`"
-    assert city.agora("status").returncode == 1
+    for command in (("status",), ("restart", "tinyalpha"), ("chaos", "kill", "tinyalpha")):
+        told = city.agora(*command)
+        assert told.returncode == 1, command
+        assert "supervisor" in told.stderr and "is gone, but 7 of its processes still run" in told.stderr, command
+        assert "`agora down` stops them" in told.stderr and told.stderr.count("\n") == 1, command
 
     result = city.agora("down", timeout=60)
 
@@ -69,3 +73,22 @@ def test_dlq_without_a_running_city_is_one_line_not_a_traceback(city: City) -> N
 
         assert result.returncode == 1, command
         assert result.stderr.strip() == f"error: no city is running in {city.home}"
+
+
+def test_logs_print_as_many_whole_lines_as_asked_for(city: City) -> None:
+    log = city.home / "logs" / "tinyalpha-0.log"
+    log.parent.mkdir(parents=True)
+    lines = [f"line {number} {'x' * 40}" for number in range(20_000)]  # about 1 MB
+    log.write_text("\n".join(lines) + "\n")
+
+    assert city.agora("logs", "tinyalpha", "-n", "5000").stdout.splitlines() == lines[-5000:]
+    assert city.agora("logs", "tinyalpha", "-n", "3").stdout.splitlines() == lines[-3:]
+    assert city.agora("logs", "tinyalpha", "-n", "0").stdout == ""
+
+
+def test_logs_of_a_home_where_no_city_ran_say_so(city: City) -> None:
+    for command in (("logs",), ("logs", "-f")):
+        result = city.agora(*command, timeout=10)
+
+        assert result.returncode == 1, command
+        assert result.stderr == f"error: no logs in {city.home / 'logs'}: no city has run in this home\n"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
+
+import psutil
 
 from chassis.chaos import ChaosSwitch
 from tests.cli.conftest import City, alive
@@ -70,3 +73,34 @@ def test_chaos_faults_are_what_the_chassis_reads(city: City) -> None:
     assert ChaosSwitch(chaos_dir, "tinyalpha").current().fail_rate == 0
     unknown = city.agora("chaos", "delay", "nosuch", "10")
     assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1
+
+
+def test_chaos_kill_never_signals_a_pid_the_city_no_longer_owns(city: City) -> None:
+    """city.json may name an instance that is stopped, still starting, or gone with its pid reused:
+    `kill` refuses each in one line and signals nothing."""
+    supervisor, stranger = (subprocess.Popen(["sleep", "60"]) for _ in range(2))
+    try:
+        instances = {
+            "tinyalpha": {"pid": None, "create_time": None, "stopped": True},
+            "tinybeta": {"pid": None, "create_time": None, "stopped": False},
+            # The pid is alive, but it started long after the instance did: someone else has it now.
+            "tinygate": {"pid": stranger.pid, "create_time": 1.0, "stopped": False},
+        }
+        city.home.mkdir(parents=True)
+        (city.home / "city.json").write_text(json.dumps({
+            "city": city.env["AGORA_CITY"], "home": str(city.home), "status": "ready",
+            "supervisor": {"pid": supervisor.pid, "create_time": psutil.Process(supervisor.pid).create_time()},
+            "services": [{"name": name, "instance": 0, **entry} for name, entry in instances.items()],
+            "infra": [],
+        }))
+
+        for name, expected in (("tinyalpha", "is stopped"), ("tinybeta", "not running"), ("tinygate", "not running")):
+            result = city.agora("chaos", "kill", name)
+
+            assert result.returncode == 1, result.stderr
+            assert result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
+        assert stranger.poll() is None
+    finally:
+        for process in (supervisor, stranger):
+            process.kill()
+            process.wait()
