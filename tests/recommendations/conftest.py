@@ -54,6 +54,13 @@ def confirmed(lines: dict[str, int], order_id: str | None = None) -> Envelope:
     return Envelope.new("orders", "OrderConfirmed", data, subject=order_id)
 
 
+def cancelled(lines: dict[str, int], order_id: str, reason: str = "customer_request") -> Envelope:
+    """The OrderCancelled of the order `confirmed(lines, order_id)` made."""
+    data = {**confirmed(lines, order_id).data, "reason": reason}
+    del data["shipping_address"]
+    return Envelope.new("orders", "OrderCancelled", data, subject=order_id)
+
+
 def product_created(product_id: str, *categories: str) -> Envelope:
     data = {"product_id": product_id, "sku": f"SKU-{product_id}", "name": product_id.title(), "description": "",
             "price": {"amount": 100, "currency": "USD"}, "categories": list(categories), "image_url": ""}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.recommendations.conftest import Recommendations, confirmed, product_created
+from recommendations import handlers
+from tests.recommendations.conftest import Recommendations, cancelled, confirmed, new_id, product_created
 
 
 async def test_products_bought_together_most_often_come_first(recommendations: Recommendations) -> None:
@@ -103,3 +104,68 @@ async def test_concurrent_orders_lose_no_counts(recommendations: Recommendations
     pairs = await recommendations.pool.fetch("SELECT product_id, other_id, orders FROM bought_together")
     assert {row["orders"] for row in pairs} == {20}
     assert len(pairs) == 6
+
+
+async def sales(recommendations: Recommendations) -> dict[str, int]:
+    rows = await recommendations.pool.fetch("SELECT product_id, units FROM sales")
+    return {row["product_id"]: row["units"] for row in rows}
+
+
+async def test_an_order_the_customer_cancelled_is_taken_back_once(recommendations: Recommendations) -> None:
+    await recommendations.buy("cup", "kettle")
+    order_id = new_id()
+    await recommendations.deliver(confirmed({"cup": 2, "saucer": 1}, order_id))
+    assert await recommendations.recommend("cup") == ["kettle", "saucer"]
+
+    await recommendations.deliver(cancelled({"cup": 2, "saucer": 1}, order_id))
+    await recommendations.deliver(cancelled({"cup": 2, "saucer": 1}, order_id))  # the same fact, a new event
+
+    assert await recommendations.recommend("cup") == ["kettle"]
+    assert await sales(recommendations) == {"cup": 1, "kettle": 1}
+
+
+async def test_a_cancellation_that_overtook_its_confirmation_leaves_nothing_to_learn(
+    recommendations: Recommendations,
+) -> None:
+    order_id = new_id()
+    await recommendations.deliver(cancelled({"cup": 1, "saucer": 1}, order_id))
+    await recommendations.deliver(confirmed({"cup": 1, "saucer": 1}, order_id))  # retried, so late
+
+    assert await recommendations.recommend("cup") == []
+    assert await sales(recommendations) == {}
+
+
+async def test_an_order_cancelled_before_it_was_confirmed_changes_no_count(recommendations: Recommendations) -> None:
+    await recommendations.buy("cup", "saucer")
+    await recommendations.deliver(cancelled({"cup": 1, "saucer": 1}, new_id(), reason="payment_declined"))
+
+    assert await recommendations.recommend("cup") == ["saucer"]
+    assert await sales(recommendations) == {"cup": 1, "saucer": 1}
+
+
+async def test_confirmations_and_cancellations_at_once_leave_exactly_the_orders_kept(
+    recommendations: Recommendations,
+) -> None:
+    lines = {"cup": 1, "saucer": 2, "spoon": 1}
+    orders = [new_id() for _ in range(16)]
+    await asyncio.gather(*(recommendations.deliver(confirmed(lines, order_id)) for order_id in orders))
+    await asyncio.gather(
+        *(recommendations.deliver(cancelled(lines, order_id)) for order_id in orders[::2]),
+        *(recommendations.buy("cup", "spoon") for _ in range(4)),
+    )
+
+    assert await sales(recommendations) == {"cup": 12, "saucer": 16, "spoon": 12}
+    pairs = await recommendations.pool.fetch("SELECT product_id, other_id, orders FROM bought_together")
+    assert {(row["product_id"], row["other_id"]): row["orders"] for row in pairs} == {
+        ("cup", "saucer"): 8, ("saucer", "cup"): 8, ("saucer", "spoon"): 8, ("spoon", "saucer"): 8,
+        ("cup", "spoon"): 12, ("spoon", "cup"): 12,
+    }
+
+
+async def test_an_orders_record_is_forgotten_once_its_events_cannot_come_back(recommendations: Recommendations) -> None:
+    await recommendations.buy("cup")
+    await recommendations.pool.execute("UPDATE learned_orders SET recorded_at = now() - interval '36 days'")
+    await recommendations.buy("saucer")
+
+    assert await handlers.forget_old_orders(recommendations.pool) == 1
+    assert await recommendations.pool.fetchval("SELECT count(*) FROM learned_orders") == 1

@@ -7,6 +7,7 @@ from pathlib import Path
 from agora.recommendations.v1 import recommendations_pb2_grpc
 
 from chassis import messaging, runtime
+from chassis.periodic import Periodic
 from chassis.settings import ServiceSettings
 from recommendations import handlers
 from recommendations.api import RecommendationsApi
@@ -26,3 +27,4 @@ async def build(app: runtime.ServiceApp) -> None:
         recommendations_pb2_grpc.add_RecommendationsServiceServicer_to_server, RecommendationsApi(pool)
     )
     await app.consume(dict(handlers.SUBSCRIPTIONS), messaging.PostgresInbox(pool))
+    app.add_worker(Periodic("forget-old-orders", 3600, lambda: handlers.forget_old_orders(pool)))
