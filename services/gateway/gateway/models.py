@@ -5,9 +5,9 @@ below describe them and the contract tests validate real responses against the d
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 # Whitespace as the services strip it (Python's `str.isspace`), spelled out. A pattern never says
 # `\s`: it means one set in JSON Schema's regex dialect (ECMA-262, which counts \ufeff but not
@@ -25,6 +25,17 @@ INVISIBLE = (
 )
 # Storable text that is not blank: some character that is not whitespace, invisible or a C0 control.
 NOT_BLANK = rf"^[^\x00]*[^{WHITESPACE}{INVISIBLE}\x00-\x1f][^\x00]*$"
+
+
+def _json_number(value: object) -> object:
+    """Lax pydantic reads `true` as 1 and `"3"` as 3; JSON Schema's integer is a number, though
+    it may be written 3.0. So: any number, whose value pydantic then checks is whole."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    return value
+
+
+JsonInteger = Annotated[int, BeforeValidator(_json_number)]
 
 
 class Money(BaseModel):

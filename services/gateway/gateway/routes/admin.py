@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from chassis.http import Problem
 from gateway import views
 from gateway.microcache import MicroCache
-from gateway.models import NOT_BLANK, STORABLE, Money, ProductSummary
+from gateway.models import NOT_BLANK, STORABLE, JsonInteger, Money, ProductSummary
 from gateway.params import ProductId
 from gateway.security import CurrentAdmin
 from gateway.upstream import call
@@ -27,8 +27,7 @@ Storable = Annotated[str, Field(pattern=STORABLE)]
 
 
 class Price(Money):
-    # Strict: `true` or `"100"` is not a number of cents, though pydantic would read them as one.
-    amount: int = Field(ge=0, le=MAX_PRICE, strict=True, description="Minor units (cents)")
+    amount: JsonInteger = Field(ge=0, le=MAX_PRICE, description="Minor units (cents)")
 
 
 class NewProduct(BaseModel):
@@ -45,7 +44,7 @@ class Product(ProductSummary):
 
 
 class StockLevel(BaseModel):
-    quantity: int = Field(ge=0, le=1_000_000, strict=True)
+    quantity: JsonInteger = Field(ge=0, le=1_000_000)
 
 
 class StockSet(BaseModel):

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from gateway import params, views
-from gateway.models import Money
+from gateway.models import JsonInteger, Money
 from gateway.params import ProductId
 from gateway.security import CurrentUser
 from gateway.upstream import call
@@ -18,8 +18,7 @@ from gateway.upstreams import Upstreams
 
 
 class Quantity(BaseModel):
-    # Strict: `true` or `"3"` is not a quantity, though pydantic would read them as one.
-    quantity: int = Field(ge=0, le=99, strict=True, description="0 removes the line")
+    quantity: JsonInteger = Field(ge=0, le=99, description="0 removes the line")
 
 
 class CartLine(BaseModel):
