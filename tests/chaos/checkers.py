@@ -18,7 +18,7 @@ STUCK_AFTER_ATTEMPTS = 3
 TERMINAL = frozenset({"CONFIRMED", "SHIPPED", "CANCELLED"})
 KEPT = frozenset({"CONFIRMED", "SHIPPED"})
 ORDER_EMAILS = {"CONFIRMED": "order_confirmed", "SHIPPED": "order_shipped", "CANCELLED": "order_cancelled"}
-OUTDATE_CONFIRMATION = ("order_shipped", "order_cancelled")
+OUTDATE_CONFIRMATION = ("order_cancelled",)
 
 
 @dataclass(frozen=True)
@@ -299,7 +299,7 @@ def at_most_once(
     """At most one charge (and one capture), one shipment and one email of each kind per order,
     one welcome per customer; a cancelled order is never dispatched, a shipped one was; and each
     status the order went through got its one email, but for a confirmation overtaken by the
-    order's shipping or cancellation email, which notifications drops.
+    order's cancellation email, which notifications drops.
 
     The SMTP sink may hold a message twice with the same Message-ID: notifications' documented
     window (a crash between the SMTP server's accept and the commit) resends the identical
@@ -341,7 +341,7 @@ def at_most_once(
         for status, kind in ORDER_EMAILS.items():
             if status in order.history and (order.id, kind) not in distinct:
                 if kind == "order_confirmed" and any((order.id, later) in distinct for later in OUTDATE_CONFIRMATION):
-                    continue  # overtaken by a later email: notifications drops it rather than contradict that
+                    continue  # overtaken by the cancellation: notifications drops it rather than contradict that
                 violations.append(Violation("at most once", order.id, f"went {status} but no {kind} email was sent"))
     return violations
 

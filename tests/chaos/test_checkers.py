@@ -181,11 +181,9 @@ def test_an_api_answer_that_differs_from_the_orders_database_is_reported() -> No
                      ("o-x", "the API says HTTP 404, the orders database None")]
 
 
-def test_a_confirmation_overtaken_by_a_later_email_is_not_missing() -> None:
+def test_a_confirmation_overtaken_by_the_cancellation_is_not_missing() -> None:
     snapshot = consistent()
     emails = [email for email in snapshot.emails if email.kind != "order_confirmed"]
     found = details(checkers.at_most_once(snapshot.orders, snapshot.charges, snapshot.shipments, emails))
-    assert found == []
-    only_welcome = [email for email in snapshot.emails if email.kind == "welcome"]
-    found = details(checkers.at_most_once(snapshot.orders, snapshot.charges, snapshot.shipments, only_welcome))
-    assert (SHIPPED.id, "went CONFIRMED but no order_confirmed email was sent") in found  # nothing overtook it
+    assert (CANCELLED.id, "went CONFIRMED but no order_confirmed email was sent") not in found
+    assert (SHIPPED.id, "went CONFIRMED but no order_confirmed email was sent") in found  # shipping does not excuse it

@@ -8,8 +8,9 @@ Exactly one email per event, and the one window where that cannot be promised:
    back, so the event is retried (with backoff) and the email sent then.
 2. A redelivered event finds the inbox claim (or the sent record) and sends nothing.
 3. An order's emails tell one story: they are serialized per order, and a confirmation handled
-   after the order's cancellation or shipping email (it was retried and overtaken, or another
-   replica took it) is not sent, since it would contradict what the customer was already told.
+   after the order's cancellation email (it was retried and overtaken, or another replica took
+   it) is not sent, since it would contradict what the customer was already told. One handled
+   after the shipping email is still sent: late, but true, and the customer's receipt.
 4. The remaining window: a crash after the SMTP server accepted the message and before the
    commit. The event is redelivered and the email sent again, at least once rather than exactly
    once, because no SMTP server takes part in our transaction. The resend is byte-for-byte the
@@ -66,7 +67,7 @@ async def welcome_customer(event: Event, conn: asyncpg.Connection, *, mailer: Ma
     )
 
 
-OUTDATING = {"order_cancelled", "order_shipped"}
+OUTDATING = {"order_cancelled"}
 """The emails after which a confirmation would tell the customer something no longer true."""
 
 
