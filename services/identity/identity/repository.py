@@ -132,15 +132,12 @@ class Repository:
         )
         return int(deleted.split()[-1])
 
-    async def forget_expired_used_tokens(self, now: datetime) -> int:
+    async def forget_expired_used_tokens(self, now: datetime) -> None:
         """Deletes the rotated tokens of live sessions once they have expired. A session that
         keeps refreshing never expires, and without this it would keep a row for every refresh
         it ever made. A replay of such a token now finds nothing (401) rather than revoking the
         session: a token that old could not have refreshed anyway."""
-        deleted = await self.connection.execute(
-            "DELETE FROM refresh_tokens WHERE used_at IS NOT NULL AND expires_at <= $1", now
-        )
-        return int(deleted.split()[-1])
+        await self.connection.execute("DELETE FROM refresh_tokens WHERE used_at IS NOT NULL AND expires_at <= $1", now)
 
     # ------------------------------------------------------------ signing keys
 

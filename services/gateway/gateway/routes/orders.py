@@ -193,7 +193,7 @@ def router(upstreams: Upstreams, stopping: asyncio.Event, follows: OpenFollows) 
         try:
             order = await running("orders", upstreams.orders).PlaceOrder(request)
         except grpc.aio.AioRpcError as error:
-            if error.code() is grpc.StatusCode.FAILED_PRECONDITION:  # nothing in the cart to order
+            if error.code() is grpc.StatusCode.FAILED_PRECONDITION:  # an empty cart, or one that costs nothing
                 raise Problem(422, error.details() or "the cart is empty") from None
             raise as_problem(error, "orders") from None
         except ResilienceError as error:
