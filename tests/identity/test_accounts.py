@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import uuid
+from pathlib import Path
 
 import grpc
 import jwt
 import pytest
 from agora.identity.v1 import identity_pb2
 
+import identity as identity_package
 from chassis.grpc import FIELD_VIOLATIONS_KEY
 from identity.passwords import PasswordHasher
 from tests.identity.conftest import PASSWORD, Identity, rpc_error
@@ -115,3 +118,57 @@ async def test_a_refused_registration_publishes_nothing(identity: Identity) -> N
     assert [event["data"]["email"] for event in await identity.published_events(at_least=2)] == [
         "ada@example.com", last.email,
     ]
+
+
+COMPOSED_EMAIL = "jos\u00e9@example.com"
+DECOMPOSED_EMAIL = "jose\u0301@example.com"
+
+
+async def test_an_email_is_one_account_however_its_accents_were_typed(identity: Identity) -> None:
+    """A macOS keyboard may send é as e plus a combining accent, a Windows one as one character."""
+    user = await identity.register(DECOMPOSED_EMAIL)
+    assert user.email == COMPOSED_EMAIL
+    error = await rpc_error(identity.register(COMPOSED_EMAIL))
+    assert error.code() is grpc.StatusCode.ALREADY_EXISTS
+    assert (await identity.me((await identity.login(COMPOSED_EMAIL)).access_token)).user_id == user.user_id
+
+
+async def test_a_password_is_the_same_password_in_any_unicode_normal_form(identity: Identity) -> None:
+    await identity.register("ada@example.com", password="caf\u00e9 \ufb01ve \uff21")
+    for typed in ("cafe\u0301 \ufb01ve \uff21", "caf\u00e9 five A"):
+        assert (await identity.login("ada@example.com", typed)).access_token
+    await rpc_error(identity.login("ada@example.com", "cafe five A"))
+
+
+async def test_a_password_hashed_as_typed_before_normalization_logs_in_and_is_rehashed(identity: Identity) -> None:
+    user = await identity.register("ada@example.com")
+    typed = "cafe\u0301-au-lait"
+    hasher = PasswordHasher()
+    await identity.pool.execute(
+        "UPDATE users SET password_hash = $1 WHERE id = $2", await hasher.hash(typed), uuid.UUID(user.user_id)
+    )
+
+    assert (await identity.login("ada@example.com", typed)).access_token
+
+    stored = await identity.pool.fetchval("SELECT password_hash FROM users")
+    assert await hasher.verify(stored, "caf\u00e9-au-lait")
+    assert (await identity.login("ada@example.com", "caf\u00e9-au-lait")).access_token
+
+
+async def test_the_migration_gives_accounts_registered_before_their_nfc_email(identity: Identity) -> None:
+    """Rows as an older identity wrote them: only those whose NFC form is free take it."""
+    migration = (Path(identity_package.__file__).parent / "migrations" / "002_nfc_emails.sql").read_text()
+    rows = [("zoe\u0308@example.com", 1), ("anne\u0301@example.com", 2), ("ann\u00e9@example.com", 3),
+            ("rene\u0301@example.com", 4), ("ren\u00e9\u0301@example.com", 5)]
+    for email, minute in rows:
+        await identity.pool.execute(
+            "INSERT INTO users (id, email, name, password_hash, roles, created_at)"
+            " VALUES ($1, $2, 'n', 'h', ARRAY['customer'], '2026-01-01'::timestamptz + $3 * interval '1 minute')",
+            uuid.uuid4(), email, minute,
+        )
+
+    await identity.pool.execute(migration)
+
+    emails = [row["email"] for row in await identity.pool.fetch("SELECT email FROM users ORDER BY created_at")]
+    assert emails == ["zo\u00eb@example.com", "anne\u0301@example.com", "ann\u00e9@example.com",
+                      "ren\u00e9@example.com", "ren\u00e9\u0301@example.com"]

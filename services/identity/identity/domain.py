@@ -7,6 +7,7 @@ ends up in a log line or a traceback never shows one.
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -133,8 +134,17 @@ class NewAccount:
 
 
 def normalize_email(email: str) -> str:
-    """Emails are unique whatever their case: `Ann@Example.com` and `ann@example.com` are one account."""
-    return email.strip().lower()
+    """Emails are unique whatever their case and however their accents were typed:
+    `Ann@Example.com` and `ann@example.com` are one account, and so are `josé@…` with a composed
+    é and with an e followed by a combining accent (NFC, as RFC 6532 asks of email addresses)."""
+    return unicodedata.normalize("NFC", email.strip().lower())
+
+
+def normalize_password(password: str) -> str:
+    """The same password typed on another keyboard or system is the same password: a ligature,
+    a full-width letter and a decomposed accent are compared as their NFKC form, as NIST SP
+    800-63B asks of passwords that accept Unicode."""
+    return unicodedata.normalize("NFKC", password)
 
 
 def validate_account(email: str, password: str, name: str) -> NewAccount:
@@ -152,7 +162,7 @@ def validate_account(email: str, password: str, name: str) -> NewAccount:
         violations.append(("name", f"must be at most {MAX_NAME_LENGTH} characters"))
     if violations:
         raise InvalidInput(violations)
-    return NewAccount(email=email, password=password, name=name)
+    return NewAccount(email=email, password=normalize_password(password), name=name)
 
 
 def could_be_a_password(password: str) -> bool:

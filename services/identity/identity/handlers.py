@@ -81,10 +81,15 @@ async def login(
         await hasher.verify_nothing(command.password)
         raise BadCredentials()
     user, password_hash = found
-    if not await hasher.verify(password_hash, command.password):
+    password = domain.normalize_password(command.password)
+    if await hasher.verify(password_hash, password):
+        new_hash = await hasher.hash(password) if hasher.needs_rehash(password_hash) else None
+    elif password != command.password and await hasher.verify(password_hash, command.password):
+        # Hashed as typed, before passwords were normalized: rehashed as its normal form now.
+        new_hash = await hasher.hash(password)
+    else:
         log.info("login_refused", user_id=user.id)
         raise BadCredentials()
-    new_hash = await hasher.hash(command.password) if hasher.needs_rehash(password_hash) else None
     now = clock()
     async with db.transaction() as repo:
         if new_hash is not None:
