@@ -33,9 +33,7 @@ async def rotate_signing_key(config: Config, identity: str = "cli") -> str:
 
     from agora_cli.admin import CALLER_METADATA, _channel
 
-    city = state.read(config.home)
-    if city is None or not state.supervisor_alive(city):
-        raise AgoraError(f"no city is running in {config.home.root}")
+    city = state.running(config.home)
     addresses = [entry["grpc"] for entry in city["services"] if entry["name"] == "identity" and entry["grpc"]]
     if not addresses:
         raise AgoraError("identity is not running in this city")

@@ -24,7 +24,9 @@ DEFAULT_TIMEOUT_SECONDS = 600.0
 @replay_app.command()
 @one_line_errors
 def analytics(
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the rebuild.")] = DEFAULT_TIMEOUT_SECONDS,
+    timeout: Annotated[
+        float, typer.Option(min=1, max=24 * 3600, help="Seconds to wait for the rebuild.")
+    ] = DEFAULT_TIMEOUT_SECONDS,
 ) -> None:
     """Wipe analytics' projections and rebuild them from the start of the streams."""
     applied = asyncio.run(replay_analytics(Config.from_env(), timeout=timeout))
@@ -38,9 +40,7 @@ async def replay_analytics(config: Config, *, timeout: float = DEFAULT_TIMEOUT_S
 
     from agora_cli.admin import CALLER_METADATA, _channel
 
-    city = state.read(config.home)
-    if city is None or not state.supervisor_alive(city):
-        raise AgoraError(f"no city is running in {config.home.root}")
+    city = state.running(config.home)
     # One instance is enough: the rebuild replaces the projections every instance reads.
     addresses = [entry["grpc"] for entry in city["services"] if entry["name"] == "analytics" and entry["grpc"]][:1]
     if not addresses:

@@ -220,7 +220,8 @@ class Service:
         config.home.root.mkdir(parents=True, exist_ok=True)
         city = {
             "supervisor": {"pid": supervisor_pid or os.getpid(), "create_time": None},
-            "services": [{"name": "analytics", "instance": 0, "grpc": f"127.0.0.1:{self.settings.grpc_port}"}],
+            "services": [{"name": "analytics", "instance": 0, "pid": None, "grpc": f"127.0.0.1:{self.settings.grpc_port}"}],
+            "infra": [],
         }
         config.home.state_file.write_text(json.dumps(city))
         return config

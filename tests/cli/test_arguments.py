@@ -23,6 +23,8 @@ from tests.cli.conftest import City
         ("restart", "tinyalpha", "--timeout", "-1"),
         ("chaos", "start", "nats", "--timeout", "0"),
         ("logs", "-n", "-1"),
+        ("replay", "analytics", "--timeout", "0"),
+        ("replay", "analytics", "--timeout", "inf"),
         ("dlq", "replay", "some-ref", "--consumer", "orders"),
     ],
     ids=" ".join,

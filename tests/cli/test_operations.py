@@ -42,7 +42,9 @@ def test_down_after_the_supervisor_was_killed_leaves_no_process(city: City) -> N
     assert wait_for(lambda: not alive(supervisor_pid), timeout=10)
     orphans = [pid for pid, _ in everything[1:] if alive(pid)]
     assert len(orphans) == 3 + 4, "services and servers outlive a killed supervisor until `down`"
-    for command in (("status",), ("restart", "tinyalpha"), ("chaos", "kill", "tinyalpha")):
+    for command in (
+        ("status",), ("restart", "tinyalpha"), ("chaos", "kill", "tinyalpha"), ("keys", "rotate"), ("replay", "analytics"),
+    ):
         told = city.agora(*command)
         assert told.returncode == 1, command
         assert "supervisor" in told.stderr and "is gone, but 7 of its processes still run" in told.stderr, command

@@ -19,7 +19,8 @@ def _config(identity: Identity, *, supervisor_pid: int | None) -> Config:
     config.home.root.mkdir(parents=True, exist_ok=True)
     city = {
         "supervisor": {"pid": supervisor_pid, "create_time": None},
-        "services": [{"name": "identity", "instance": 0, "grpc": f"127.0.0.1:{identity.settings.grpc_port}"}],
+        "services": [{"name": "identity", "instance": 0, "pid": None, "grpc": f"127.0.0.1:{identity.settings.grpc_port}"}],
+        "infra": [],
     }
     config.home.state_file.write_text(json.dumps(city))
     return config
