@@ -73,6 +73,20 @@ async def test_full_text_search_ranks_matches_and_pages_are_stable(pool: asyncpg
     assert stemmed and all("Lamp" in p.name or "lamp" in p.description for p in stemmed)
 
 
+async def test_products_are_listed_by_name_whatever_its_case_and_accents(pool: asyncpg.Pool) -> None:
+    names = ["zebra mug", "Éclair tin", "apple crate", "Zebra print", "eclair mould", "Ångström ruler"]
+    async with pool.acquire() as conn, conn.transaction():
+        for number, name in enumerate(names):
+            await repository.create_product(conn, repository.Product(
+                id=str(uuid.uuid4()), sku=f"SORT-{number}", name=name, description="", price_amount=1,
+                currency="USD", categories=("kitchen",), image_url=None,
+            ))
+    listed, _ = await repository.list_products(pool, query="", category="", page=1, page_size=500)
+    assert [product.name for product in listed if product.sku.startswith("SORT-")] == [
+        "Ångström ruler", "apple crate", "eclair mould", "Éclair tin", "zebra mug", "Zebra print",
+    ]
+
+
 async def test_a_category_filter_keeps_only_that_category(pool: asyncpg.Pool) -> None:
     found, total = await repository.list_products(pool, query="", category="coffee", page=1, page_size=100)
     assert total >= 20 and all("coffee" in p.categories for p in found)

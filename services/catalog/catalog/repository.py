@@ -52,7 +52,7 @@ def _product(row: asyncpg.Record) -> Product:
 async def list_products(
     conn: asyncpg.Pool | asyncpg.Connection, *, query: str, category: str, page: int, page_size: int
 ) -> tuple[list[Product], int]:
-    """One page of products; with a query, best matches first, otherwise by name."""
+    """One page of products; with a query, best matches first, otherwise by name, whatever its case and accents."""
     filters, args = [], []
     if query:
         args.append(query)
@@ -63,7 +63,8 @@ async def list_products(
             f"EXISTS (SELECT 1 FROM product_categories c WHERE c.product_id = p.id AND c.category = ${len(args)})"
         )
     where = f"WHERE {' AND '.join(filters)}" if filters else ""
-    order = "ts_rank(p.search, websearch_to_tsquery('english', $1)) DESC, p.name, p.id" if query else "p.name, p.id"
+    by_name = "p.sort_name, p.name, p.id"
+    order = f"ts_rank(p.search, websearch_to_tsquery('english', $1)) DESC, {by_name}" if query else by_name
     total = await conn.fetchval(f"SELECT count(*) FROM products p {where}", *args)
     args += [page_size, (page - 1) * page_size]
     rows = await conn.fetch(
