@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agora_cli.errors import AgoraError
+from agora_cli.logrotation import DEFAULT_MAX_MEGABYTES
 
 _CITY = re.compile(r"^[a-z][a-z0-9]*$")
 HOST = "127.0.0.1"
@@ -69,6 +71,7 @@ class Config:
     smtp_url: str | None = None
     bus: str = "nats"
     rabbitmq_url: str | None = None
+    log_max_bytes: int = int(DEFAULT_MAX_MEGABYTES * 1024 * 1024)
     passthrough: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -85,6 +88,7 @@ class Config:
             raise AgoraError(f"AGORA_BUS must be nats or rabbitmq, got {bus!r}")
         if bus == "rabbitmq" and not env.get("AGORA_RABBITMQ_URL"):
             raise AgoraError("AGORA_BUS=rabbitmq needs AGORA_RABBITMQ_URL")
+        log_max_megabytes = _positive_number(env, "AGORA_LOG_MAX_MB", DEFAULT_MAX_MEGABYTES)
         mtls = env.get("AGORA_MTLS", "on")
         if mtls not in ("on", "off"):
             raise AgoraError(f"AGORA_MTLS must be on or off, got {mtls!r}")
@@ -100,8 +104,20 @@ class Config:
             smtp_url=env.get("AGORA_SMTP_URL") or None,
             bus=bus,
             rabbitmq_url=env.get("AGORA_RABBITMQ_URL") or None,
+            log_max_bytes=max(1, int(log_max_megabytes * 1024 * 1024)),
             passthrough={key: value for key, value in env.items() if key not in _NOT_PASSED_ON},
         )
+
+
+def _positive_number(env: dict[str, str], name: str, default: float) -> float:
+    text = env.get(name) or str(default)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise AgoraError(f"{name} must be a positive number, got {text!r}")
+    return value
 
 
 def home_from_env(environ: dict[str, str] | None = None) -> Home:
@@ -118,6 +134,7 @@ _NOT_PASSED_ON = frozenset(
         "AGORA_SERVICES",
         "AGORA_TOPOLOGY",
         "AGORA_GATEWAY_PORT",
+        "AGORA_LOG_MAX_MB",
         "PYTHONDONTWRITEBYTECODE",
     }
 )

@@ -29,6 +29,7 @@ from agora_cli.certs import ensure_certificates
 from agora_cli.config import HOST, Config
 from agora_cli.errors import AgoraError
 from agora_cli.forkserver import ForkServer
+from agora_cli.logrotation import rotate_logs
 from agora_cli.net import PortPicker, answers_from, ensure_port_free, http_status, wait_until
 from agora_cli.processes import INFRA_GRACE_SECONDS, SERVICE_GRACE_SECONDS, Child, create_time, tail
 from agora_cli.provision import provision
@@ -40,6 +41,7 @@ CLI_IDENTITY = infra.OPERATOR
 # analytics (`agora replay analytics`). No other service accepts the operator's certificate.
 OPERATOR_CALLS = frozenset({"identity", "analytics"})
 _POLL_SECONDS = 0.1
+_LOG_CHECK_SECONDS = 5.0
 # A service that keeps exiting before it was ever ready fails `agora up` at once, not at its timeout.
 _CRASHES_WHILE_STARTING = 3
 
@@ -404,9 +406,14 @@ class Supervisor:
         )
 
     async def _watch(self) -> None:
-        """Restarts whatever exits on its own, with capped exponential backoff."""
+        """Restarts whatever exits on its own, with capped exponential backoff, and keeps the
+        logs under their cap."""
+        next_log_check = time.monotonic()
         while True:
             now = time.monotonic()
+            if now >= next_log_check:
+                self._rotate_logs()
+                next_log_check = now + _LOG_CHECK_SECONDS
             for child, instance in self._children():
                 status = child.exited()
                 if status is None:
@@ -424,6 +431,12 @@ class Supervisor:
                         self._track(asyncio.create_task(self._await_ready(instance)))
                     self._write_state()
             await asyncio.sleep(_POLL_SECONDS)
+
+    def _rotate_logs(self) -> None:
+        rotated = set(rotate_logs(self.config.home.logs, self.config.log_max_bytes))
+        for child, _ in self._children():
+            if child.log_path in rotated:
+                child.log_start = 0
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._readiness.add(task)

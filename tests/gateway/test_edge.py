@@ -124,7 +124,7 @@ async def test_a_request_over_the_rate_limit_is_answered_like_any_other(edge: Ed
 
 async def test_refusals_over_the_rate_limit_are_counted_but_not_logged_line_by_line(edge: Edge) -> None:
     """A flood the limit refuses would otherwise write a log line per refusal (about 1.8 MB a
-    second from one client) to a log nothing rotates under `agora up`."""
+    second from one client), and rotating the log would then throw away every other line."""
     refused_before = metrics.http_requests.labels("gateway", "GET", "/api/v1/products", "429")._value.get()
     with structlog.testing.capture_logs() as logged:
         for _ in range(PER_MINUTE + 20):
