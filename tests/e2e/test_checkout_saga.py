@@ -116,6 +116,24 @@ async def test_an_idempotency_key_places_one_order_however_often_it_is_sent(admi
     assert listed.body["total"] == 2
 
 
+async def test_a_cart_placed_under_several_keys_at_once_is_one_order_and_one_charge(
+    admin: Client, shopper: Client
+) -> None:
+    """Two tabs, or a client that makes a new key per click: each key is new, but the cart is one."""
+    product = await new_product(admin, stock=10, price=700)
+    await shopper.request("PUT", f"/api/v1/cart/items/{product}", json={"quantity": 1})
+
+    together = await asyncio.gather(*(shopper.place() for _ in range(4)))
+
+    statuses = sorted(answer.status for answer in together)
+    assert statuses[0] == 202 and set(statuses[1:]) <= {409, 422}, statuses
+    placed = next(answer.body for answer in together if answer.status == 202)
+    await shopper.until_settled(placed["order_id"])
+    assert (await shopper.request("GET", "/api/v1/orders")).body["total"] == 1
+    assert (await shopper.place()).status == 422, "the cart was placed, so it is empty"
+    assert (await stock_of(admin, product))["available"] == 9
+
+
 async def test_a_customer_cancel_refunds_and_restocks(admin: Client, shopper: Client) -> None:
     product = await new_product(admin, stock=2, price=500)
     await shopper.request("PUT", f"/api/v1/cart/items/{product}", json={"quantity": 2})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import grpc
 from agora.orders.v1 import orders_pb2
@@ -130,6 +131,41 @@ async def test_concurrent_requests_with_one_key_place_exactly_one_order(orders: 
     assert all(error.code() == grpc.StatusCode.ABORTED for error in refused)
     assert await orders.pool.fetchval("SELECT count(*) FROM orders") == 1
     assert len(await orders.published("OrderPlaced")) == 1
+
+
+async def test_another_key_of_the_same_user_in_flight_is_aborted_and_free_once_answered(orders: Orders):
+    """Both would read the one cart and place it twice; the second is told to try again."""
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    fill_cart(orders, "ada", (cup, 1))
+    orders.shop.hold_cart = asyncio.Event()
+    first = asyncio.create_task(orders.place("ada", "key-1"))
+    await asyncio.wait_for(orders.shop.cart_called.wait(), 5)
+
+    error = await rpc_error(orders.place("ada", "key-2"))
+    other_user = asyncio.create_task(orders.place("bob", "key-2"))
+
+    assert error.code() == grpc.StatusCode.ABORTED and "another order of yours" in error.details()
+    assert await orders.pool.fetchval("SELECT count(*) FROM idempotency_keys") == 0
+    orders.shop.hold_cart.set()
+    await first
+    with contextlib.suppress(grpc.aio.AioRpcError):
+        await other_user
+    fill_cart(orders, "ada", (cup, 1))
+    assert (await orders.place("ada", "key-2")).order_id != (await first).order_id
+
+
+async def test_the_users_placing_is_free_again_after_a_refusal(orders: Orders):
+    advisory_locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"  # the relay holds one
+    held_before = await orders.pool.fetchval(advisory_locks)
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    await rpc_error(orders.place("ada", "key-1"))  # an empty cart
+    orders.shop.available = False
+    await rpc_error(orders.place("ada", "key-2"))  # cart down
+    orders.shop.available = True
+    fill_cart(orders, "ada", (cup, 1))
+
+    assert (await orders.place("ada", "key-3")).status == "PENDING"
+    assert await orders.pool.fetchval(advisory_locks) == held_before
 
 
 async def test_an_empty_cart_cannot_be_placed(orders: Orders):

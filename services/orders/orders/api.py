@@ -28,6 +28,10 @@ _STATUS: dict[type[Exception], tuple[grpc.StatusCode, str | None]] = {
     domain.InvalidTransition: (grpc.StatusCode.FAILED_PRECONDITION, None),
     domain.AlreadyShipped: (grpc.StatusCode.FAILED_PRECONDITION, "already shipped"),
     domain.KeyInFlight: (grpc.StatusCode.ABORTED, "a request with this idempotency key is still being processed"),
+    domain.PlacingInFlight: (
+        grpc.StatusCode.ABORTED,
+        "another order of yours is still being placed from this cart; try again once it is answered",
+    ),
 }
 
 

@@ -170,6 +170,10 @@ class KeyInFlight(Exception):
     """The first request with this idempotency key is still being processed."""
 
 
+class PlacingInFlight(Exception):
+    """Another order of this user is being placed, from the same cart, under another key."""
+
+
 class KeyReused(Exception):
     """The idempotency key was used before for a different request."""
 

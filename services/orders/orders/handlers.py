@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from chassis import db
 from chassis.logs import get_logger
 from orders import domain, repository
 from orders.domain import CancelOrder, GetOrder, ListOrders, Money, Order, PlaceOrder
@@ -66,28 +67,46 @@ async def place_order(
 ) -> Order:
     """Places the caller's cart as a PENDING order, or answers the order this key already placed."""
     domain.validate_place_order(command)
-    async with pool.acquire() as conn, conn.transaction():
-        # The key stays locked until this transaction commits the order and the claim, so a
-        # repeat arriving meanwhile is told to wait (ABORTED) instead of placing a second order.
-        # The lock is all the transaction holds while cart and catalog answer.
-        if not await repository.lock_key(conn, command.user_id, command.idempotency_key):
-            raise domain.KeyInFlight()
-        claimed = await repository.claimed_key(conn, command.user_id, command.idempotency_key)
-        if claimed is not None:
-            return await _replay(conn, command, claimed)
-        quantities = await cart.quantities()
-        if not quantities:
-            raise domain.EmptyCart("cart is empty")
-        prices = await catalog.prices(product_id for product_id, _ in quantities)
-        order = Order.place(str(uuid.uuid4()), command, domain.price_lines(quantities, prices), clock())
-        await repository.add_order(conn, order)
-        await repository.claim_key(conn, command.user_id, command.idempotency_key, command.fingerprint, order.id)
-        await _publish(conn, outbox, order)
-    log.info("order_placed", order_id=order.id, user_id=order.user_id, total=order.total.amount)
-    # The lines leave the cart before the shopper hears of the order, so the next order cannot
-    # take them again. Cart also does it on OrderPlaced, which is what guarantees it.
-    if (failure := await cart.remove_ordered(order.id, quantities)) is not None:
-        log.warning("ordered_lines_left_in_cart", order_id=order.id, error=failure)
+    async with pool.acquire() as conn:
+        placing, may_hold_placing = repository.placing_lock_of(command.user_id), False
+        try:
+            async with conn.transaction():
+                # The key stays locked until this transaction commits the order and the claim, so
+                # a repeat arriving meanwhile is told to wait (ABORTED) instead of placing a
+                # second order. The locks are all the transaction holds while cart and catalog answer.
+                if not await repository.lock_key(conn, command.user_id, command.idempotency_key):
+                    raise domain.KeyInFlight()
+                claimed = await repository.claimed_key(conn, command.user_id, command.idempotency_key)
+                if claimed is not None:
+                    return await _replay(conn, command, claimed)
+                # One placing per user at a time, from reading the cart until its lines are out of
+                # it: two requests with different keys (two tabs, a client that makes a key per
+                # click) would otherwise both read the same cart and place it twice. Refused rather
+                # than awaited, so a burst of them cannot hold every pooled connection. Held past
+                # the commit, so it is the session's lock.
+                may_hold_placing = True
+                if not await repository.try_lock_placing(conn, placing):
+                    may_hold_placing = False
+                    raise domain.PlacingInFlight()
+                quantities = await cart.quantities()
+                if not quantities:
+                    raise domain.EmptyCart("cart is empty")
+                prices = await catalog.prices(product_id for product_id, _ in quantities)
+                order = Order.place(str(uuid.uuid4()), command, domain.price_lines(quantities, prices), clock())
+                await repository.add_order(conn, order)
+                await repository.claim_key(
+                    conn, command.user_id, command.idempotency_key, command.fingerprint, order.id
+                )
+                await _publish(conn, outbox, order)
+            log.info("order_placed", order_id=order.id, user_id=order.user_id, total=order.total.amount)
+            # The lines leave the cart before the shopper hears of the order, so the next order
+            # cannot take them again. Cart also does it on OrderPlaced, which is what guarantees
+            # it when this call fails.
+            if (failure := await cart.remove_ordered(order.id, quantities)) is not None:
+                log.warning("ordered_lines_left_in_cart", order_id=order.id, error=failure)
+        finally:
+            if may_hold_placing:
+                await db.unlock(conn, placing)
     return order
 
 

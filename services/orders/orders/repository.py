@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import asdict, dataclass
@@ -121,6 +122,18 @@ async def orders_of(conn: Connection, user_id: str, *, page: int, page_size: int
     if rows:
         return [_order(row) for row in rows], rows[0]["total"]
     return [], await conn.fetchval("SELECT count(*) FROM orders WHERE user_id = $1", user_id)
+
+
+def placing_lock_of(user_id: str) -> int:
+    """The advisory lock key that serialises one user's placings (64 bits of a keyed digest)."""
+    digest = hashlib.blake2b(user_id.encode(), digest_size=8, person=b"agora-placing").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def try_lock_placing(conn: asyncpg.Connection, lock: int) -> bool:
+    """Takes the user's placing lock for the session (released by `db.unlock`); False while
+    another placing of theirs holds it."""
+    return await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock)
 
 
 async def lock_key(conn: asyncpg.Connection, user_id: str, key: str) -> bool:
