@@ -19,7 +19,7 @@ from chassis.health import Readiness
 from chassis.resilience import Guard, load_policies
 from gateway.app import create_api
 from gateway.ratelimit import RateLimiter
-from gateway.routes.orders import GATEWAY_STOPPING
+from gateway.routes.orders import FOLLOW_REFUSED, GATEWAY_STOPPING
 from gateway.settings import GatewaySettings
 from gateway.upstreams import Upstreams
 from tests.orders.conftest import confirm, orders_service
@@ -78,6 +78,31 @@ async def test_a_follow_outlives_a_restart_of_orders_and_misses_no_change(fresh_
             await dispatched(second, order.order_id)
             assert await next_status(stream) == "SHIPPED"
             assert [line async for line in stream] == [], "the stream ends after a terminal status"
+
+
+async def test_a_follow_orders_refuses_to_take_up_again_ends_for_the_client_to_follow_anew(
+    fresh_database: str, tmp_path: Path
+):
+    """The follow is taken up with the token it began with; once orders refuses it (expired, or
+    signed by a key no longer published), trying again each second for ten minutes would tell
+    the client nothing but "orders unavailable" while its order moves on."""
+    port, tokens = free_port(), Tokens()
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(gateway_before(port, tokens))
+        http = await stack.enter_async_context(aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {tokens.sign('ada')}"}, timeout=aiohttp.ClientTimeout(total=30)))
+        async with orders_service(fresh_database, tmp_path, grpc_port=port, tokens=tokens) as first:
+            fill_cart(first, "ada", (first.shop.add_product("Espresso cup", 1250), 1))
+            order = await first.place("ada")
+            response = await stack.enter_async_context(http.get(f"{url}/api/v1/orders/{order.order_id}/events"))
+            stream = lines_of(response)
+            assert await anext(stream) == "PENDING"
+
+        assert await anext(stream) == RESUMING
+        async with orders_service(fresh_database, tmp_path, grpc_port=port, tokens=Tokens()):
+            async with asyncio.timeout(10):
+                rest = [line async for line in stream]
+        assert rest[-1] == FOLLOW_REFUSED.decode().strip() and set(rest[:-1]) <= {RESUMING}
 
 
 async def next_status(stream: AsyncIterator[str]) -> str:

@@ -32,6 +32,10 @@ FOLLOW_MAX_SECONDS = 600
 FIRST_ANSWER_SECONDS = 2.0
 """How long orders may take to answer a follow with the order as it is, as for GetOrder."""
 GATEWAY_STOPPING = b": this gateway is stopping; follow again\n\n"
+FOLLOW_REFUSED = b": orders no longer accepts this follow (an expired access token, say); follow again\n\n"
+FOLLOW_TIME_UP = b": this follow has lasted as long as one may; follow again\n\n"
+# Answers to following again that another attempt with the same token would only repeat.
+_REFUSALS = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND}
 RESUME_SECONDS = 1.0
 """The pause before following again a stream orders broke off (it restarted, say)."""
 FOLLOW_RETRY_AFTER_SECONDS = 10
@@ -298,6 +302,11 @@ async def _status_changes(
                 pushed = reading.result()
             except grpc.aio.AioRpcError as error:
                 if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                    yield FOLLOW_TIME_UP
+                    return
+                if error.code() in _REFUSALS:
+                    # Taken up again with the token it began with, which may have expired since.
+                    yield FOLLOW_REFUSED
                     return
                 pushed = grpc.aio.EOF
             if pushed is not grpc.aio.EOF:
@@ -306,6 +315,7 @@ async def _status_changes(
             yield b": orders unavailable, retrying\n\n"
             await asyncio.sleep(RESUME_SECONDS)
             if asyncio.get_running_loop().time() >= deadline:
+                yield FOLLOW_TIME_UP
                 return
             watch.cancel()
             watch = _watch(upstreams, first.order_id, deadline)
