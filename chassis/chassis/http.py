@@ -49,6 +49,9 @@ _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer("chassis.http")
+# Any other method a client sends is counted and traced as `_OTHER`, as OpenTelemetry's HTTP
+# conventions say, so inventing methods cannot add series to the metrics.
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 
 _TITLES = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
@@ -189,18 +192,20 @@ class EdgeMiddleware:
         request_id = given.decode() if given is not None and _VALID_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        method = scope["method"]
+        method = scope["method"] if scope["method"] in _KNOWN_METHODS else "_OTHER"
         status = 500
 
+        # Named by its route once routing has run: a path names ids and whatever a client makes
+        # up, and a trace backend indexes span names.
         span = _tracer.start_span(
-            f"{method} {scope['path']}", context=propagate.extract(carrier) if carrier else _NO_CALLER,
-            kind=SpanKind.SERVER,
+            method, context=propagate.extract(carrier) if carrier else _NO_CALLER, kind=SpanKind.SERVER
         )
         span_context = span.get_span_context()
         traceparent = f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
         extra_headers = [(b"x-request-id", request_id.encode()), (b"traceparent", traceparent.encode())]
 
         responding = False
+        raised = False
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, responding
@@ -227,13 +232,13 @@ class EdgeMiddleware:
                 await self._too_large()(scope, receive, send_with_headers)
                 return
             await self.app(scope, self._limited(receive), send_with_headers)
-        except _BodyTooLarge as error:
-            _mark_failed(span, error)
+        except _BodyTooLarge:
             otel_context.detach(activation)
             activation = None
             await self._too_large()(scope, receive, send_with_headers)
         except Exception as error:
             _mark_failed(span, error)
+            raised = True
             if responding:
                 raise
             # Answered here rather than by the app's outermost handler, which FastAPI places
@@ -242,8 +247,10 @@ class EdgeMiddleware:
         finally:
             if activation is not None:
                 otel_context.detach(activation)
-            span.end()
             template = self._template(scope)
+            if span.is_recording():
+                _describe(span, method, template, status, marked_failed=raised)
+            span.end()
             elapsed = time.perf_counter() - started
             self._record(method, template, status, elapsed)
             # Every request is counted and traced; the log line is kept for failures (and for all
@@ -285,6 +292,16 @@ class EdgeMiddleware:
             return message
 
         return limited
+
+
+def _describe(span: trace.Span, method: str, template: str, status: int, *, marked_failed: bool) -> None:
+    """OpenTelemetry's HTTP server conventions: a low-cardinality name, the route and the
+    status, and a server error marks the span failed even when no exception left the app (a
+    503 from a dependency that is down, say); a client's 4xx does not."""
+    span.update_name(f"{method} {template}")
+    span.set_attributes({"http.request.method": method, "http.route": template, "http.response.status_code": status})
+    if status >= 500 and not marked_failed:
+        span.set_status(trace.Status(trace.StatusCode.ERROR, f"HTTP {status}"))
 
 
 def _mark_failed(span: trace.Span, error: Exception) -> None:

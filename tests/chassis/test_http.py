@@ -9,8 +9,12 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 import structlog.testing
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel, Field
 
+import chassis.http
 from chassis.health import Readiness
 from chassis.http import Problem, UvicornServer, create_app
 from tests.support import free_port, serving_http
@@ -35,6 +39,10 @@ async def base_url() -> AsyncIterator[str]:
     @app.get("/boom")
     async def boom() -> None:
         raise RuntimeError("secret internals")
+
+    @app.get("/unavailable")
+    async def unavailable() -> None:
+        raise Problem(503, "a dependency is down")
 
     async with serving_http(app, free_port()) as url:
         yield url
@@ -158,3 +166,39 @@ async def test_a_forwarded_client_address_is_believed_only_from_a_trusted_proxy(
     finally:
         await server.shutdown()
         await task
+
+
+@pytest.fixture
+def exported(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
+    """The edge's spans, recorded and kept in memory (the process' own provider records none)."""
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(chassis.http, "_tracer", provider.get_tracer("test"))
+    return exporter
+
+
+async def test_a_request_span_is_named_by_its_route_and_carries_its_status(
+    base_url: str, exported: InMemorySpanExporter
+) -> None:
+    """A trace backend indexes span names: a path's ids, or paths and methods a client makes up,
+    would add a name per request. A server error marks the span failed; a client's 4xx does not."""
+    async with aiohttp.ClientSession() as http:
+        for path in ("/widgets/1", "/widgets/2", "/widgets/missing", "/no/such/path"):
+            async with http.put(f"{base_url}{path}", json={"quantity": 1}):
+                pass
+        async with http.request("PROPFIND", f"{base_url}/widgets/3"):
+            pass
+        for path in ("/unavailable", "/boom"):
+            async with http.get(f"{base_url}{path}"):
+                pass
+
+    spans = [(span.name, span.attributes.get("http.response.status_code"), span.status.status_code.name)
+             for span in exported.get_finished_spans()]
+    assert spans == [
+        ("PUT /widgets/{widget_id}", 200, "UNSET"), ("PUT /widgets/{widget_id}", 200, "UNSET"),
+        ("PUT /widgets/{widget_id}", 404, "UNSET"), ("PUT unmatched", 404, "UNSET"),
+        ("_OTHER /widgets/{widget_id}", 405, "UNSET"), ("GET /unavailable", 503, "ERROR"), ("GET /boom", 500, "ERROR"),
+    ]
+    assert exported.get_finished_spans()[0].attributes["http.route"] == "/widgets/{widget_id}"
+    assert "RuntimeError" in exported.get_finished_spans()[-1].status.description
