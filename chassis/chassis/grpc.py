@@ -336,6 +336,13 @@ class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
             except grpc.aio.AioRpcError as error:
                 code = error.code().name
                 raise
+            except asyncio.CancelledError:
+                # The caller gave up (its own deadline passed, say): not a success to count.
+                code = grpc.StatusCode.CANCELLED.name
+                raise
+            except Exception:
+                code = grpc.StatusCode.UNKNOWN.name
+                raise
             finally:
                 metrics.grpc_client_requests.labels(self._service, self._target, method, code).inc()
                 metrics.grpc_client_duration.labels(self._service, self._target, method).observe(

@@ -158,6 +158,32 @@ async def test_every_call_is_counted_per_method_and_code(running: list[GrpcServe
     await client.close()
 
 
+async def test_a_call_its_caller_gave_up_on_is_counted_cancelled_not_ok(running: list[GrpcServer]) -> None:
+    """The usual way a timeout shows two hops down: the middle hop's own deadline cancels it."""
+    async def slow(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        await asyncio.sleep(5)
+        return request
+
+    server_settings = settings("slowpoke", None, callers={"client"})
+    running.append(await serve(server_settings, slow))
+    client = open_channel(settings("client", None), "slowpoke", guard("slowpoke"),
+                          addresses=[f"127.0.0.1:{server_settings.grpc_port}"])
+    counted = metrics.grpc_client_requests.labels
+    before = {code: counted("client", "slowpoke", "Echo", code)._value.get() for code in ("OK", "CANCELLED")}
+    async def ask() -> bytes:
+        return await echo_call(client)(b"x", timeout=10)
+
+    call = asyncio.create_task(ask())
+    await asyncio.sleep(0.3)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+    after = {code: counted("client", "slowpoke", "Echo", code)._value.get() for code in ("OK", "CANCELLED")}
+    assert after == {"OK": before["OK"], "CANCELLED": before["CANCELLED"] + 1}
+    await client.close()
+
+
 async def test_a_service_answering_for_a_dependency_that_is_down_is_neither_retried_nor_its_circuit_opened(
     running: list[GrpcServer],
 ) -> None:
