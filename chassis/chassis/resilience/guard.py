@@ -48,7 +48,8 @@ class Guard:
         self.breaker = CircuitBreaker(dependency, policy.breaker, is_failure=policy.is_failure, clock=clock)
         self.budget = RetryBudget(policy.retry, clock=clock)
         self._retry = Retry(
-            dependency, policy.retry, budget=self.budget, is_retryable=policy.is_retryable, sleep=sleep, random=random
+            dependency, policy.retry, budget=self.budget, is_retryable=policy.is_retryable,
+            attempt_timeout=policy.timeout_seconds, sleep=sleep, random=random,
         )
 
     async def call(self, attempt: Callable[[float], Awaitable[T]], *, idempotent: bool) -> T:
@@ -62,16 +63,19 @@ class Guard:
             if deadline is not None and deadline.expired:
                 raise DeadlineExceeded(f"the deadline passed before calling {self.dependency}")
             async with self.bulkhead.slot(remaining()):
-                return await self._retry.run(lambda: self._once(attempt), idempotent=idempotent)
+                return await self._retry.run(lambda is_retry: self._once(attempt, is_retry), idempotent=idempotent)
         except DeadlineExceeded:
             metrics.deadline_rejections.labels(self.dependency).inc()
             raise
 
-    async def _once(self, attempt: Callable[[float], Awaitable[T]]) -> T:
+    async def _once(self, attempt: Callable[[float], Awaitable[T]], is_retry: bool) -> T:
         timeout = timeout_for_next_call(self.policy.timeout_seconds)
 
         async def send() -> T:
+            # Counted here, once the breaker has let it through: a retry it refuses is not sent.
             metrics.attempts.labels(self.dependency).inc()
+            if is_retry:
+                metrics.retries.labels(self.dependency).inc()
             return await attempt(timeout)
 
         return await self.breaker.call(send)

@@ -96,6 +96,7 @@ class Retry:
         *,
         budget: RetryBudget,
         is_retryable: ErrorPredicate,
+        attempt_timeout: float,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         random: Callable[[], float] = random_module.random,
     ):
@@ -103,21 +104,22 @@ class Retry:
         self.policy = policy
         self._budget = budget
         self._is_retryable = is_retryable
+        self._attempt_timeout = attempt_timeout
         self._sleep = sleep
         self._random = random
 
-    async def run(self, attempt: Callable[[], Awaitable[T]], *, idempotent: bool) -> T:
-        """Runs `attempt`, again after a backoff while allowed; otherwise raises its last error."""
+    async def run(self, attempt: Callable[[bool], Awaitable[T]], *, idempotent: bool) -> T:
+        """Runs `attempt(is_retry)`, again after a backoff while allowed; otherwise raises its
+        last error."""
         self._budget.record_request()
         retry_number = 0
         while True:
             try:
-                return await attempt()
+                return await attempt(retry_number > 0)
             except Exception as error:
                 delay = self._delay_before_retry(retry_number, error, idempotent=idempotent)
                 if delay is None:
                     raise
-            metrics.retries.labels(self.dependency).inc()
             await self._sleep(delay)
             retry_number += 1
 
@@ -130,8 +132,12 @@ class Retry:
             cap=self.policy.backoff_cap_seconds,
             random=self._random,
         )
+        # A retry is made with a whole attempt's time, or not at all: one cut short by the
+        # deadline rarely answers where a whole one failed, and it would take the time this
+        # caller needs to answer its own caller in time. Timing out there instead, it would be
+        # blamed, and counted against its own circuit, for the dependency behind it.
         left = remaining()
-        if left is not None and delay >= left:
+        if left is not None and delay + self._attempt_timeout > left:
             return None
         if not self._budget.try_withdraw():
             metrics.retry_budget_exhausted.labels(self.dependency).inc()

@@ -176,6 +176,28 @@ async def test_enough_successful_probes_close_the_circuit_with_a_clean_window(
     assert breaker.state is BreakerState.CLOSED  # the failures before it opened are forgotten
 
 
+async def test_probes_their_callers_gave_up_on_free_their_places(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    """Common in an outage: a probe's caller runs out of its own deadline. Were its place kept,
+    the circuit would stay half-open and refuse every call for good."""
+    await tripped(breaker)
+    clock.advance(POLICY.open_seconds)
+
+    async def hang() -> str:
+        await asyncio.Event().wait()
+        return "never"
+
+    probes = [asyncio.create_task(breaker.call(hang)) for _ in range(POLICY.half_open_probes)]
+    await asyncio.sleep(0)
+    with pytest.raises(BreakerOpen):
+        await breaker.call(succeed)  # every probe's place is taken
+    for probe in probes:
+        probe.cancel()
+    await asyncio.gather(*probes, return_exceptions=True)
+
+    await run(breaker, succeed, times=POLICY.half_open_probes)
+    assert breaker.state is BreakerState.CLOSED
+
+
 async def test_a_failed_probe_reopens_the_circuit_for_another_open_duration(
     breaker: CircuitBreaker, clock: FakeClock, dependency: str
 ) -> None:

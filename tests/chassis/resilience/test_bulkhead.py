@@ -108,6 +108,28 @@ async def test_slots_are_returned_when_calls_fail_or_are_cancelled() -> None:
         pass  # would raise BulkheadFull if a slot had leaked
 
 
+async def test_a_queued_call_that_is_cancelled_gives_its_place_in_the_queue_back() -> None:
+    bulkhead = Bulkhead("queue", BulkheadPolicy(max_concurrent=1, max_queued=1))
+    gate = Gate()
+
+    async def held() -> None:
+        async with bulkhead.slot(None):
+            await gate()
+
+    holder = asyncio.create_task(held())
+    await asyncio.sleep(0)
+    for _ in range(3):
+        waiter = asyncio.create_task(held())
+        await asyncio.sleep(0)
+        assert bulkhead.queued == 1
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert bulkhead.queued == 0
+    gate.opened.set()
+    await holder
+
+
 async def test_many_tasks_never_exceed_the_concurrency_limit_and_the_overflow_is_refused() -> None:
     bulkhead = Bulkhead("many", BulkheadPolicy(max_concurrent=5, max_queued=20))
     gate = Gate()

@@ -87,6 +87,7 @@ async def test_a_circuit_that_opens_during_a_call_stops_its_retries(dependency: 
         await guard.call(unavailable, idempotent=True)
     assert metric("agora_resilience_attempts_total", dependency) == 1
     assert metric("agora_resilience_breaker_rejections_total", dependency) == 1
+    assert metric("agora_resilience_retries_total", dependency) == 0, "the retry the breaker refused was not sent"
 
 
 async def test_a_retrying_call_keeps_its_one_bulkhead_slot_through_the_backoff(

@@ -200,9 +200,11 @@ async def test_no_retry_whose_backoff_would_end_past_the_deadline(dependency: st
     assert clock.slept == []
 
 
-async def test_retries_stop_at_the_deadline_and_each_attempt_gets_only_what_remains(
+async def test_a_retry_is_made_only_with_a_whole_attempts_time_before_the_deadline(
     dependency: str, clock: FakeClock
 ) -> None:
+    """A last attempt cut short would time out with the caller's own deadline, and the caller's
+    caller would blame the caller (and count it against its circuit) for its dependency."""
     guard = guard_for(dependency, clock, random=lambda: 1.0, max_attempts=10)
 
     async def slow_failure(timeout: float) -> str:
@@ -211,9 +213,13 @@ async def test_retries_stop_at_the_deadline_and_each_attempt_gets_only_what_rema
         raise rpc_error(grpc.StatusCode.UNAVAILABLE)
 
     timeouts: list[float] = []
+    started = clock()
     with deadline_scope(5.0, clock=clock), pytest.raises(grpc.aio.AioRpcError):
         await guard.call(slow_failure, idempotent=True)
-    assert timeouts[0] == pytest.approx(2.0)  # the policy's timeout
-    assert timeouts[1] == pytest.approx(2.0)
-    assert timeouts[2] == pytest.approx(5.0 - 4.0 - 0.025 - 0.05)  # shortened to what remained
-    assert len(timeouts) == 3
+    assert timeouts == [pytest.approx(2.0), pytest.approx(2.0)]  # then 0.975 s left: less than an attempt
+    assert clock() - started == pytest.approx(4.025)
+
+    timeouts.clear()
+    with deadline_scope(1.5, clock=clock), pytest.raises(grpc.aio.AioRpcError):
+        await guard.call(slow_failure, idempotent=True)
+    assert timeouts == [pytest.approx(1.5)]  # a first attempt still gets what remains
