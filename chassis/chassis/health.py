@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 ReadinessCheck = Callable[[], Awaitable[object]]
@@ -28,3 +29,34 @@ class Readiness:
             return_exceptions=True,
         )
         return [name for name, result in zip(names, results, strict=True) if isinstance(result, BaseException)]
+
+
+class SharedVerdict:
+    """Readiness for an endpoint anyone may call (the gateway's public `/readyz`, which no rate
+    limit charges, so that probes are never refused): asks at the same moment share one round of
+    checks, and its verdict serves for `fresh_seconds`. A flood of probes then costs the
+    dependencies one round a second, not one per probe. Starting and stopping show at once."""
+
+    def __init__(self, readiness: Readiness, *, fresh_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self._readiness = readiness
+        self._fresh_seconds = fresh_seconds
+        self._clock = clock
+        self._verdict: list[str] | None = None
+        self._fresh_until = 0.0
+        self._round: asyncio.Future[list[str]] | None = None
+
+    async def failing(self) -> list[str]:
+        if not self._readiness.accepting:
+            return await self._readiness.failing()
+        if self._verdict is not None and self._clock() < self._fresh_until:
+            return list(self._verdict)
+        if self._round is None:
+            self._round = asyncio.ensure_future(self._readiness.failing())
+            self._round.add_done_callback(self._keep)
+        # Shielded: one asker that leaves must not end the round the others wait for.
+        return list(await asyncio.shield(self._round))
+
+    def _keep(self, round_: asyncio.Future[list[str]]) -> None:
+        self._round = None
+        if not round_.cancelled() and round_.exception() is None:
+            self._verdict, self._fresh_until = round_.result(), self._clock() + self._fresh_seconds

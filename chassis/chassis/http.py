@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Match
 from swagger_ui_bundle import swagger_ui_path
 
 from chassis import metrics
-from chassis.health import Readiness
+from chassis.health import Readiness, SharedVerdict
 from chassis.logs import get_logger
 
 Scope = MutableMapping[str, Any]
@@ -336,6 +336,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
+    verdict = SharedVerdict(readiness)
     # The router's own list: routes added after this still name refused requests' series.
     app.add_middleware(EdgeMiddleware, service=service, routes=app.router.routes, guard=guard)
 
@@ -359,7 +360,7 @@ def create_app(
     @app.get("/readyz", tags=["health"], summary="Ready when every dependency answers",
              responses={503: {"description": "a dependency is unavailable"}})
     async def readyz() -> Response:
-        failing = await readiness.failing()
+        failing = await verdict.failing()
         if failing:
             return problem_response(503, "not ready: " + ", ".join(failing), errors=[
                 {"field": name, "message": "unavailable"} for name in failing
