@@ -34,12 +34,18 @@ class Readiness:
 class SharedVerdict:
     """Readiness for an endpoint anyone may call (the gateway's public `/readyz`, which no rate
     limit charges, so that probes are never refused): asks at the same moment share one round of
-    checks, and its verdict serves for `fresh_seconds`. A flood of probes then costs the
-    dependencies one round a second, not one per probe. Starting and stopping show at once."""
+    checks, and its verdict serves a while: a second when ready, a tenth of one when not, so that
+    a recovery (or the city's start) shows at the next probe. A flood of probes then costs the
+    dependencies a round a second, or ten while they fail, not one per probe. Starting and
+    stopping show at once."""
 
-    def __init__(self, readiness: Readiness, *, fresh_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, readiness: Readiness, *, ready_for: float = 1.0, unready_for: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._readiness = readiness
-        self._fresh_seconds = fresh_seconds
+        self._ready_for = ready_for
+        self._unready_for = unready_for
         self._clock = clock
         self._verdict: list[str] | None = None
         self._fresh_until = 0.0
@@ -59,4 +65,5 @@ class SharedVerdict:
     def _keep(self, round_: asyncio.Future[list[str]]) -> None:
         self._round = None
         if not round_.cancelled() and round_.exception() is None:
-            self._verdict, self._fresh_until = round_.result(), self._clock() + self._fresh_seconds
+            self._verdict = round_.result()
+            self._fresh_until = self._clock() + (self._unready_for if self._verdict else self._ready_for)

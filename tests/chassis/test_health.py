@@ -48,9 +48,9 @@ async def test_asks_at_the_same_moment_share_one_round_of_checks() -> None:
     assert answers == [[]] * 99 and dependency.checks == 1
 
 
-async def test_a_verdict_serves_for_a_second_then_the_dependencies_are_asked_again() -> None:
+async def test_a_ready_verdict_serves_for_a_second_and_an_unready_one_for_a_tenth() -> None:
     dependency, clock = CountedDependency(), FakeClock()
-    verdict = SharedVerdict(ready_with(dependency), fresh_seconds=1.0, clock=clock)
+    verdict = SharedVerdict(ready_with(dependency), ready_for=1.0, unready_for=0.1, clock=clock)
 
     assert await verdict.failing() == []
     dependency.down = True
@@ -58,6 +58,11 @@ async def test_a_verdict_serves_for_a_second_then_the_dependencies_are_asked_aga
     assert await verdict.failing() == [] and dependency.checks == 1
     clock.advance(0.01)
     assert await verdict.failing() == ["catalog"] and dependency.checks == 2
+    dependency.down = False
+    clock.advance(0.09)
+    assert await verdict.failing() == ["catalog"] and dependency.checks == 2
+    clock.advance(0.01)
+    assert await verdict.failing() == [] and dependency.checks == 3
 
 
 async def test_starting_and_stopping_show_at_once() -> None:
