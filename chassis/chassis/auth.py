@@ -33,6 +33,13 @@ class Unauthenticated(Exception):
     """No valid token. The message is for logs; clients get one generic answer."""
 
 
+class KeysUnavailable(Exception):
+    """The token may be valid, but its signing key is not known yet and identity, which publishes
+    the keys, did not answer: an outage to retry (503, UNAVAILABLE), not the caller's 401."""
+
+    dependency = "identity"
+
+
 class PermissionDenied(Exception):
     """A valid token without the role the operation needs, or a caller that may not ask for it."""
 
@@ -167,7 +174,7 @@ class TokenVerifier:
                 # Shielded: one caller giving up (its deadline passed) must not cancel the others' fetch.
                 await asyncio.shield(self._fetch())
             except Exception as error:  # identity unreachable: the token cannot be checked
-                raise Unauthenticated(f"cannot fetch signing keys: {type(error).__name__}") from None
+                raise KeysUnavailable(f"cannot fetch signing keys: {type(error).__name__}") from None
         else:
             self._refresh_if_old()
         try:

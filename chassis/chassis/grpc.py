@@ -205,6 +205,11 @@ class _ServerInterceptor(grpc.aio.ServerInterceptor):
                         log.info("token_refused", reason=str(error))
                         code = grpc.StatusCode.UNAUTHENTICATED
                         await context.abort(code, "invalid or expired access token")
+                    except auth.KeysUnavailable as error:
+                        log.warning("token_unchecked", reason=str(error))
+                        code = grpc.StatusCode.UNAVAILABLE
+                        context.set_trailing_metadata(((UNAVAILABLE_DEPENDENCY_KEY, error.dependency),))
+                        await context.abort(code, f"{error.dependency} is unavailable; try again")
                 try:
                     await self._chaos.before_call(method)
                 except InjectedFault as fault:

@@ -11,13 +11,13 @@ import grpc
 import pytest
 
 from agora_cli.certs import ensure_certificates
-from chassis import metrics
+from chassis import auth, metrics
 from chassis.chaos import ChaosSwitch
-from chassis.grpc import DependencyUnavailable, GrpcServer, open_channel, set_request_context
+from chassis.grpc import CALLER_METADATA, DependencyUnavailable, GrpcServer, open_channel, set_request_context
 from chassis.resilience import Guard, load_policies, parse_policies
 from chassis.resilience.grpc_errors import unavailable_dependency
 from chassis.settings import ServiceSettings
-from tests.support import Dependency, free_port
+from tests.support import AUDIENCE, ISSUER, Dependency, Tokens, free_port
 
 Behaviour = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
 
@@ -29,11 +29,14 @@ def settings(name: str, tls_dir: Path | None, *, callers: set[str] = frozenset()
     )
 
 
-async def serve(config: ServiceSettings, behaviour: Behaviour, **others: grpc.RpcMethodHandler) -> GrpcServer:
+async def serve(
+    config: ServiceSettings, behaviour: Behaviour, *, verifier: auth.TokenVerifier | None = None,
+    **others: grpc.RpcMethodHandler,
+) -> GrpcServer:
     handler = grpc.method_handlers_generic_handler(
         "test.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(behaviour), **others}
     )
-    server = GrpcServer(config, verifier=lambda: None, chaos=ChaosSwitch(None, config.service))
+    server = GrpcServer(config, verifier=lambda: verifier, chaos=ChaosSwitch(None, config.service))
     server.add(lambda _servicer, grpc_server: grpc_server.add_generic_rpc_handlers((handler,)), None)
     await server.start()
     return server
@@ -156,6 +159,23 @@ async def test_every_call_is_counted_per_method_and_code(running: list[GrpcServe
             await asyncio.sleep(0.01)
     assert counted() == before + 1
     await client.close()
+
+
+async def test_a_token_whose_keys_identity_cannot_give_is_an_outage_naming_identity(running: list[GrpcServer]) -> None:
+    async def identity_down() -> dict:
+        raise ConnectionError("identity is down")
+
+    server_settings = settings("keyless", None, callers={"client"})
+    verifier = auth.TokenVerifier(identity_down, issuer=ISSUER, audience=AUDIENCE)
+    running.append(await serve(server_settings, echo, verifier=verifier))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server_settings.grpc_port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as answered:
+            await echo_call(channel)(
+                b"x", timeout=5, metadata=((CALLER_METADATA, "client"), ("authorization", f"Bearer {Tokens().sign('u1')}"))
+            )
+
+    assert answered.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert unavailable_dependency(answered.value) == "identity"
 
 
 async def test_a_call_its_caller_gave_up_on_is_counted_cancelled_not_ok(running: list[GrpcServer]) -> None:

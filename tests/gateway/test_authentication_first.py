@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from chassis import auth
 from chassis.health import Readiness
 from gateway.app import create_api
 from gateway.ratelimit import RateLimiter, Verdict
 from gateway.settings import GatewaySettings
 from gateway.upstreams import Upstreams
-from tests.support import Tokens, free_port, serving_http
+from tests.support import AUDIENCE, ISSUER, Tokens, free_port, serving_http
 
 NOT_JSON = b"{bad"
 TOKENS = Tokens()
@@ -66,3 +67,22 @@ async def test_a_caller_the_route_admits_hears_that_its_body_is_not_json(base_ur
 async def test_a_public_route_still_judges_its_request(base_url: str) -> None:
     async with aiohttp.ClientSession() as http, http.get(f"{base_url}/api/v1/products?page=0") as answer:
         assert answer.status == 422
+
+
+async def test_a_token_identity_cannot_be_asked_about_is_a_503_not_the_callers_401() -> None:
+    """A signing key not known yet (a cold start, a rotation) while identity is down: the token
+    may well be valid, so the client is told to try again, not to log in again."""
+    async def identity_down() -> dict:
+        raise ConnectionError("identity is down")
+
+    settings = GatewaySettings(service="gateway", http_port=free_port(), mtls="off")
+    limiter = RateLimiter(None, "unused:")  # type: ignore[arg-type]
+    limiter.hit_fast = lambda *args: Verdict(True, 10, 10, 1)  # type: ignore[method-assign]
+    verifier = auth.TokenVerifier(identity_down, issuer=ISSUER, audience=AUDIENCE)
+    api = create_api(settings, Readiness(), Upstreams(None, None, None, None, None, None, None, None, None),
+                     verifier, limiter)
+    async with serving_http(api, settings.http_port) as url:
+        status, headers, problem = await send(url, "PUT", "/api/v1/cart/items/p1", TOKENS.sign("u1"))
+
+    assert status == 503 and headers["Retry-After"] == "1", problem
+    assert "identity is unavailable" in problem["detail"] and "WWW-Authenticate" not in headers

@@ -46,14 +46,18 @@ class EdgeGuard:
                 authorization = value.decode("latin-1")
         principal: auth.Principal | None = None
         token_error: str | None = None
+        keys_unavailable: auth.KeysUnavailable | None = None
         if authorization is not None:
             try:
                 principal = await auth.principal_from_metadata({"authorization": authorization}, self.verifier)
             except auth.Unauthenticated as error:
                 token_error = str(error)
+            except auth.KeysUnavailable as error:
+                keys_unavailable = error
         state = scope.setdefault("state", {})
         state["principal"] = principal
         state["token_error"] = token_error
+        state["keys_unavailable"] = keys_unavailable
         set_request_context(
             request_id=state.get("request_id"), authorization=authorization if principal else None
         )
@@ -78,6 +82,9 @@ def _headers(verdict: Verdict) -> list[tuple[bytes, bytes]]:
 
 async def require_user(request: Request) -> auth.Principal:
     principal: auth.Principal | None = request.state.principal
+    if principal is None and (unchecked := request.state.keys_unavailable) is not None:
+        raise Problem(503, f"{unchecked.dependency} is unavailable, so the access token cannot be checked; try again shortly",
+                      headers={"Retry-After": "1"})
     if principal is None:
         detail = "a valid bearer access token is required"
         if request.state.token_error:
