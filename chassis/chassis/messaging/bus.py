@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 EVENT_TYPE_HEADER = "Ce-Type"
+REPLAYED_FOR_HEADER = "Agora-Replayed-For"
+"""Names the one consumer a replayed dead letter is for: the others acked it when it first came."""
 """The full CloudEvents type, so tools can route or filter without parsing the body."""
 
 _EVENT_TYPE = re.compile(r"^agora\.(?P<producer>[a-z][a-z0-9_]*)\.(?P<name>[A-Z][A-Za-z0-9]*)\.v(?P<version>\d+)$")
@@ -109,6 +111,11 @@ MAX_DELIVERIES = 8
 
 CONCURRENCY = 16
 """How many events a consumer handles at once, unless it says otherwise."""
+
+HANDLER_TIMEOUT_SECONDS = 20.0
+"""How long a handler may run before it counts as failed and is retried: shorter than the time
+the broker waits for an answer before delivering the event again (NATS's ack_wait, 30 s), so a
+hung handler neither holds its place for good nor runs beside its own redeliveries."""
 
 
 class Bus(Protocol):

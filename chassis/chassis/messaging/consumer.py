@@ -30,7 +30,9 @@ from chassis.messaging import _metrics
 from chassis.messaging.bus import (
     CONCURRENCY,
     EVENT_TYPE_HEADER,
+    HANDLER_TIMEOUT_SECONDS,
     MAX_DELIVERIES,
+    REPLAYED_FOR_HEADER,
     Bus,
     DeadLetter,
     Delivery,
@@ -66,6 +68,7 @@ class Consumer:
         concurrency: int = CONCURRENCY,
         retry_base_seconds: float = 0.5,
         retry_max_seconds: float = 60.0,
+        handler_timeout_seconds: float = HANDLER_TIMEOUT_SECONDS,
     ):
         self.name = name
         self._bus = bus
@@ -75,6 +78,7 @@ class Consumer:
         self._concurrency = concurrency
         self._retry_base = retry_base_seconds
         self._retry_max = retry_max_seconds
+        self._handler_timeout = handler_timeout_seconds
         self._subscription: Subscription | None = None
         self._tails: dict[str, asyncio.Future[None]] = {}
 
@@ -105,6 +109,11 @@ class Consumer:
 
     async def _on_delivery(self, delivery: Delivery) -> None:
         declared = delivery.headers.get(EVENT_TYPE_HEADER)
+        replayed_for = delivery.headers.get(REPLAYED_FOR_HEADER)
+        if replayed_for is not None and replayed_for != self.name:
+            # Another consumer's dead letter, replayed: this one acked the event when it first came.
+            await self._ignore(delivery, declared or "replayed")
+            return
         if declared is not None and declared not in self._handlers:
             # Another event of a producer we follow, by the type its publisher declared: acked
             # unread, as a broker filtering on types would never have delivered it. Its consumers
@@ -123,6 +132,11 @@ class Consumer:
         if handler is None:  # declared as a type we handle, or not declared, but not one of them
             await self._ignore(delivery, event.type)
             return
+        if delivery.deliveries > self._max_deliveries:
+            # The last attempts ended without an answer (the process died, or outlived ack_wait).
+            # Not queued behind its subject's other events: one of those may be what hangs.
+            await self._dead_letter(delivery, event, f"no outcome after {self._max_deliveries} deliveries")
+            return
         async with self._in_order(event.subject):
             # The handler serves the request that caused the event: its logs, calls and events say so.
             with (
@@ -137,10 +151,6 @@ class Consumer:
             await delivery.ack()
 
     async def _handle(self, delivery: Delivery, event: Envelope, handler: Handler) -> None:
-        if delivery.deliveries > self._max_deliveries:
-            # The last attempts ended without an answer (the process died, or outlived ack_wait).
-            await self._dead_letter(delivery, event, f"no outcome after {self._max_deliveries} deliveries")
-            return
         carrier = delivery.headers if "traceparent" in delivery.headers else event.trace
         started = time.perf_counter()
         with _tracer.start_as_current_span(
@@ -157,7 +167,11 @@ class Consumer:
             set_status_on_exception=False,
         ) as span:
             try:
-                applied = await self._inbox.apply_once(self.name, event.id, lambda tx: handler(event, tx))
+                try:
+                    async with asyncio.timeout(self._handler_timeout):
+                        applied = await self._inbox.apply_once(self.name, event.id, lambda tx: handler(event, tx))
+                except TimeoutError:
+                    raise TimeoutError(f"the handler ran longer than {self._handler_timeout:g} s") from None
             except Exception as error:
                 _metrics.handler_duration.labels(self.name, event.type).observe(time.perf_counter() - started)
                 span.record_exception(error)

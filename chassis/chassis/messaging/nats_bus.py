@@ -29,6 +29,7 @@ from chassis.messaging.bus import (
     CONCURRENCY,
     EVENT_TYPE_HEADER,
     MAX_DELIVERIES,
+    REPLAYED_FOR_HEADER,
     DeadLetter,
     DeliveryHandler,
     Retention,
@@ -119,7 +120,9 @@ class _PullLoop:
                 except NatsTimeout:
                     break  # the request died with a connection: ask again
                 headers = msg.headers or {}
-                status = headers.get("Status")
+                # The server's notices come without a reply subject; an event always has one (its
+                # ack), whatever headers its publisher set, a `Status` among them.
+                status = headers.get("Status") if not msg.reply else None
                 if status == "100":  # idle heartbeat
                     continue
                 if status is not None:
@@ -376,7 +379,9 @@ class NatsBus:
             sequence = (msg.seq or sequence) + 1
 
     async def replay(self, letter: DeadLetter) -> None:
-        headers = {EVENT_TYPE_HEADER: letter.event_type} if letter.event_type else {}
+        headers = {REPLAYED_FOR_HEADER: letter.consumer}
+        if letter.event_type:
+            headers[EVENT_TYPE_HEADER] = letter.event_type
         # A fresh id: the original's id may still be inside the duplicate window.
         await self.jetstream.publish(
             letter.origin, letter.body, headers={**headers, "Nats-Msg-Id": f"replay:{self.city}:dlq:{letter.ref}"}

@@ -22,14 +22,16 @@ import asyncpg
 from chassis import db
 from chassis.logs import get_logger
 from chassis.messaging import _metrics
-from chassis.messaging.bus import EVENT_TYPE_HEADER, Bus
-from chassis.messaging.envelope import Envelope
+from chassis.messaging.bus import EVENT_TYPE_HEADER, Bus, Retention
+from chassis.messaging.envelope import Envelope, MalformedEvent
 from chassis.request_id import EVENT_HEADER, current_request_id
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 """Give this to the migration runner under its own namespace, e.g. `{"messaging": MIGRATIONS}`."""
 
 NOTIFY_CHANNEL = "agora_outbox"
+# Room kept for the headers the relay adds (message id, type, trace, request id) beyond those stored.
+_LARGEST_EVENT_BYTES = Retention().max_event_bytes - 1024
 
 log = get_logger(__name__)
 
@@ -42,12 +44,17 @@ async def add_to_outbox(conn: asyncpg.Connection, envelope: Envelope) -> None:
     headers = dict(envelope.trace)
     if (request_id := current_request_id.get()) is not None:
         headers[EVENT_HEADER] = request_id
+    body, encoded_headers = envelope.to_json(), json.dumps(headers)
+    if len(body) + len(encoded_headers.encode()) > _LARGEST_EVENT_BYTES:
+        # Refused here, with the state change, rather than by the broker forever after the
+        # commit, where the relay could neither publish the row nor pass it by.
+        raise MalformedEvent(f"{envelope.type} is {len(body)} bytes; a stream takes {_LARGEST_EVENT_BYTES}")
     await conn.execute(
         "INSERT INTO outbox (event_id, event_type, envelope, headers) VALUES ($1, $2, $3, $4)",
         envelope.id,
         envelope.type,
-        envelope.to_json().decode(),
-        json.dumps(headers),
+        body.decode(),
+        encoded_headers,
     )
 
 

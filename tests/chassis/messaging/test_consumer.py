@@ -161,3 +161,56 @@ async def test_without_a_type_header_the_body_decides_whether_the_type_is_handle
     await consumer._on_delivery(unreadable)
     [letter] = bus.letters
     assert letter.error.startswith("malformed: not JSON")
+
+
+async def test_a_replayed_letter_is_handled_only_by_the_consumer_it_was_for() -> None:
+    """The others acked the event when it first came; were it theirs again, an event that still
+    fails would come back from each of them as a letter of its own, more at every replay."""
+    handled: list[str] = []
+
+    async def record(event: Envelope, tx: object) -> None:
+        handled.append(event.id)
+
+    event = Envelope.new("things", "ThingMade", {"thing_id": "t", "amount": 1})
+    replayed = {"Ce-Type": THING_MADE, "Agora-Replayed-For": "watcher"}
+    for name in ("watcher", "other"):
+        delivery = FakeDelivery(event.to_json(), deliveries=1, headers=dict(replayed))
+        await Consumer(name, RecordingBus(), RunningInbox(), {THING_MADE: record})._on_delivery(delivery)  # type: ignore[arg-type]
+        assert delivery.outcome == "ack"
+
+    assert handled == [event.id]
+
+
+async def hang(event: Envelope, tx: object) -> None:
+    await asyncio.Event().wait()
+
+
+async def test_a_handler_that_hangs_is_cut_off_and_retried_then_dead_lettered() -> None:
+    """Else it would hold its place for good, and each redelivery after ack_wait another one."""
+    bus = RecordingBus()
+    consumer = Consumer("watcher", bus, RunningInbox(), {THING_MADE: hang}, handler_timeout_seconds=0.05, max_deliveries=2)  # type: ignore[arg-type]
+    event = Envelope.new("things", "ThingMade", {"thing_id": "t", "amount": 1})
+
+    first, last = FakeDelivery(event.to_json(), deliveries=1), FakeDelivery(event.to_json(), deliveries=2)
+    await asyncio.wait_for(consumer._on_delivery(first), 5)
+    await asyncio.wait_for(consumer._on_delivery(last), 5)
+
+    assert first.outcome == "nak 0.5" and last.outcome == "ack"
+    [letter] = bus.letters
+    assert letter.error == "TimeoutError: the handler ran longer than 0.05 s"
+
+
+async def test_a_delivery_past_the_last_attempt_does_not_wait_behind_its_subjects_other_events() -> None:
+    bus = RecordingBus()
+    consumer = Consumer("watcher", bus, RunningInbox(), {THING_MADE: hang}, max_deliveries=8)  # type: ignore[arg-type]
+    hung = Envelope.new("things", "ThingMade", {"thing_id": "t", "amount": 1}, subject="t")
+    exhausted = Envelope.new("things", "ThingMade", {"thing_id": "t", "amount": 2}, subject="t")
+    holding = asyncio.create_task(consumer._on_delivery(FakeDelivery(hung.to_json(), deliveries=1)))
+    await asyncio.sleep(0.01)
+
+    delivery = FakeDelivery(exhausted.to_json(), deliveries=9)
+    await asyncio.wait_for(consumer._on_delivery(delivery), 5)
+
+    assert delivery.outcome == "ack" and [letter.event_id for letter in bus.letters] == [exhausted.id]
+    holding.cancel()
+    await asyncio.gather(holding, return_exceptions=True)

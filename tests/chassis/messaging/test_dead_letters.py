@@ -24,7 +24,16 @@ from chassis.messaging import (
     replay_dead_letter,
 )
 from chassis.messaging.bus import Retention
-from tests.chassis.messaging.support import THING_MADE, amounts, effects_reach, eventually, make_thing, record_effect
+from chassis.messaging.envelope import MalformedEvent
+from tests.chassis.messaging.support import (
+    THING_MADE,
+    THINGS,
+    amounts,
+    effects_reach,
+    eventually,
+    make_thing,
+    record_effect,
+)
 
 
 async def letters_reach(bus: NatsBus, count: int) -> None:
@@ -139,6 +148,50 @@ async def test_replaying_one_dead_letter_sends_it_back_to_where_it_came_from(poo
         await letters_reach(bus, 1)  # still malformed: dead-lettered again, under a new ref
     [again] = await list_dead_letters(bus)
     assert again.ref != letter.ref and again.body == letter.body and again.origin == letter.origin
+
+
+async def test_a_replay_goes_back_only_to_the_consumer_whose_letter_it_was(pool, bus) -> None:
+    """Three consumers each dead-letter a malformed event; replaying each letter must give back
+    three letters, not nine (then twenty-seven) as each consumer failed every copy again."""
+    consumers = [Consumer(name, bus, PostgresInbox(pool), {THING_MADE: record_effect}) for name in ("a", "b", "c")]
+    for consumer in consumers:
+        await consumer.start()
+    try:
+        await bus.publish(b"{not json", THING_MADE, msg_id="bad-json", headers={})
+        await letters_reach(bus, 3)
+        for _ in range(2):
+            assert await replay_all(bus) == 3
+            await letters_reach(bus, 3)
+            await asyncio.sleep(0.5)  # time for any extra letters a wrong replay would make
+            letters = await list_dead_letters(bus)
+            assert sorted(letter.consumer for letter in letters) == ["a", "b", "c"]
+    finally:
+        for consumer in consumers:
+            await consumer.stop()
+
+
+async def test_an_event_with_a_status_header_of_its_own_is_delivered_not_taken_for_a_server_notice(
+    pool, bus
+) -> None:
+    """The server's pull notices carry `Status` too, but never a reply subject (an event's ack)."""
+    async with Consumer("watcher", bus, PostgresInbox(pool), {THING_MADE: record_effect}):
+        for amount, status in enumerate(("503", "100", "408")):
+            event = Envelope.new("things", "ThingMade", {"thing_id": f"t{amount}", "amount": amount})
+            await bus.publish(event.to_json(), THING_MADE, msg_id=event.id, headers={"Status": status})
+        await effects_reach(pool, 3)
+    assert await amounts(pool) == [0, 1, 2]
+
+
+async def test_an_event_too_large_for_its_stream_is_refused_with_its_state_change(pool) -> None:
+    """Accepted, it would commit and then be refused by the broker on every relay pass."""
+    huge = "x" * Retention().max_event_bytes
+    async with pool.acquire() as conn:
+        with pytest.raises(MalformedEvent, match="bytes; a stream takes"):
+            async with conn.transaction():
+                await conn.execute("INSERT INTO effects VALUES (gen_random_uuid(), 1)")
+                await THINGS.add(conn, "ThingMade", {"thing_id": huge, "amount": 1})
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+    assert await pool.fetchval("SELECT count(*) FROM effects") == 0
 
 
 @pytest.mark.parametrize("body", [b"\x01" * 3000, "\U0001f600".encode() * 1000, b"\xff\xfe" * 1500])
