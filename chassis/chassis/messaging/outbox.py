@@ -97,6 +97,7 @@ class OutboxRelay:
         max_backoff: float = 5.0,
         mark_delay: float = 0.05,
         keep_published_seconds: float = 24 * 3600,
+        stalled_after_seconds: float = 30.0,
     ):
         self._pool = pool
         self._bus = bus
@@ -107,6 +108,7 @@ class OutboxRelay:
         self._max_backoff = max_backoff
         self._mark_delay = mark_delay
         self._keep_published = keep_published_seconds
+        self._stalled_after = stalled_after_seconds
         self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -135,10 +137,12 @@ class OutboxRelay:
                 async with self._pool.acquire() as conn:
                     if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(self._service)):
                         try:
+                            await self._end_session_if_stalled(conn)
                             await self._lead(conn)
                         finally:
                             self.is_leader = False
                             await db.unlock(conn, _lock_key(self._service))
+                            await self._end_session_if_stalled(conn, when=False)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning("outbox_relay_database_error", error=str(error) or type(error).__name__)
             except Exception:  # the relay must outlive any surprise: events stop flowing without it
@@ -147,6 +151,20 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._standby_interval)
                 self._wake.clear()
+
+    async def _end_session_if_stalled(self, conn: asyncpg.Connection, *, when: bool = True) -> None:
+        """A leader runs a statement at least every few seconds. One that stops running (its
+        process frozen, its machine paused) keeps its connection open, and the lock with it, so
+        no standby would ever take over: Postgres ends such a session once it has idled for
+        `stalled_after` seconds. Given back to the pool, the connection must not carry that."""
+        setting = f"SET idle_session_timeout = {int(self._stalled_after * 1000)}" if when else "RESET idle_session_timeout"
+        try:
+            await conn.execute(setting)
+        except asyncpg.UndefinedObjectError:  # before PostgreSQL 14: a frozen leader needs an operator
+            pass
+        except BaseException:
+            conn.terminate()
+            raise
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
         self.is_leader = True

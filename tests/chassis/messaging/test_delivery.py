@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import time
 
 import asyncpg
@@ -195,6 +198,29 @@ async def test_two_relays_take_turns_and_the_standby_takes_over_when_the_leader_
     assert await amounts(pool) == list(range(20))
     publishers = [await _published_by(bus, seq) for seq in range(1, 21)]
     assert publishers == ["first"] * 10 + ["second"] * 10
+
+
+async def test_a_standby_takes_over_from_a_leader_that_froze_with_its_connection_open(pool, bus, dsn, city) -> None:
+    """A frozen process (SIGSTOP here; a paused machine alike) keeps its socket, so Postgres
+    would keep its session and the lock: the leader's session ends once idle too long."""
+    first = start_worker("relay", dsn, NATS_URL, city, "first")
+    await eventually(lambda: _lock_holder_is(pool, "first"))
+    second = start_worker("relay", dsn, NATS_URL, city, "second")
+    try:
+        async with consumer_for(pool, bus):
+            await asyncio.sleep(0.5)
+            os.kill(first.pid, signal.SIGSTOP)
+            await eventually(lambda: _lock_holder_is(pool, "second"), timeout=20)
+            for n in range(5):
+                await make_thing(pool, n)
+            await effects_reach(pool, 5)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(first.pid, signal.SIGCONT)
+        kill(first)
+        kill(second)
+    assert await amounts(pool) == list(range(5))
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
 
 
 async def _lock_holder_is(pool: asyncpg.Pool, name: str) -> bool:

@@ -77,7 +77,9 @@ async def main() -> None:
     bus: NatsBus
     if args.role == "relay":
         bus = RelayBus(args.nats_url, args.city, name=args.name, die_after_publish=args.die_after_publish)
-        worker: Any = OutboxRelay(pool, bus, service="things", poll_interval=0.2, standby_interval=0.2)
+        worker: Any = OutboxRelay(
+            pool, bus, service="things", poll_interval=0.2, standby_interval=0.2, stalled_after_seconds=1.5
+        )
     else:
         bus = (DyingConsumerBus if args.die_before_ack else NatsBus)(args.nats_url, args.city, ack_wait_seconds=2)
         worker = Consumer("watcher", bus, PostgresInbox(pool), {"agora.things.ThingMade.v1": record_effect})
