@@ -98,6 +98,33 @@ async def test_with_cart_failing_placing_an_order_names_cart_and_the_order_pages
         assert placed.status == 202, placed.body
 
 
+async def test_with_cart_slow_placing_an_order_names_cart_not_orders(city: City) -> None:
+    """Orders retries cart only while a whole attempt fits in what the gateway gave it: a last
+    attempt cut short would time out together with orders, and the edge would blame orders (504)
+    and count it against orders' circuit for what cart did."""
+    async with aiohttp.ClientSession() as http:
+        admin = await admin_client(http, city, ADMIN_EMAIL, ADMIN_PASSWORD)
+        shopper = await Client(http, city.base_url).sign_up()
+        product = await new_product(admin, stock=5)
+        assert (await shopper.request("PUT", f"/api/v1/cart/items/{product}", json={"quantity": 1})).status == 200
+        city.agora("chaos", "delay", "cart", "1500", "--for", "60")
+        try:
+            await asyncio.sleep(0.6)  # the chassis re-reads fault settings twice a second
+            for _ in range(3):
+                refused = await shopper.place()
+                assert refused.status == 503, refused.body
+                assert refused.body["detail"] == "cart is unavailable; try again shortly"
+        finally:
+            city.agora("chaos", "clear", "cart")
+        key = uuid.uuid4().hex
+        for _ in range(150):
+            placed = await shopper.place(key)
+            if placed.status == 202:
+                break
+            await asyncio.sleep(0.1)
+        assert placed.status == 202, placed.body
+
+
 async def order_details_once(shopper: Client, order_id: str, ready: Callable[[dict[str, Any]], bool],
                              timeout: float = 20.0) -> dict[str, Any]:
     """The order's details once `ready` holds for them (or the last ones after `timeout`)."""
