@@ -45,6 +45,19 @@ ORIGIN_HEADER = "x-agora-origin"
 """The routing key the event was first published with; a retry copy arrives under the queue's."""
 
 
+def _count(headers: Mapping[str, Any], name: str) -> int:
+    """A count our retry path or the broker sets, but any publisher can set too. A value that is not
+    a non-negative integer counts as 0, not as a reason to dead-letter: the header is no part of the
+    event, which may well be valid, and parking it would stall its saga until an operator replays
+    it. Counting from 0 still bounds the retries, as our retry path rewrites the header with our own
+    count and the queue's delivery limit counts every redelivery."""
+    value = headers.get(name, 0)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    log.warning("rabbit_count_header_ignored", header=name, value=repr(value)[:100])
+    return 0
+
+
 class _RabbitDelivery:
     def __init__(self, message: AbstractIncomingMessage, bus: RabbitBus, queue: str):
         self._message = message
@@ -55,8 +68,7 @@ class _RabbitDelivery:
         self.headers: Mapping[str, str] = {key: str(value) for key, value in headers.items()}
         self.origin = str(headers.get(ORIGIN_HEADER) or message.routing_key or "")
         self.ref = message.message_id or ""
-        attempts = self.headers.get(ATTEMPTS_HEADER, "0")
-        self.deliveries = int(attempts) + int(self.headers.get("x-delivery-count", "0")) + 1
+        self.deliveries = _count(headers, ATTEMPTS_HEADER) + _count(headers, "x-delivery-count") + 1
 
     async def ack(self) -> None:
         await self._message.ack()
@@ -200,6 +212,14 @@ class RabbitBus:
             in_flight.add(task)
             try:
                 await handler(_RabbitDelivery(message, self, name))
+            except Exception as error:
+                # aio_pika swallows what a callback raises, and a message left unsettled holds a
+                # prefetch slot for ever. Requeued, it comes back, and the queue's delivery limit
+                # moves it to dead letters if it keeps failing.
+                log.error("rabbit_delivery_failed", error=f"{type(error).__name__}: {error}")
+                if not message.processed:
+                    with contextlib.suppress(Exception):  # a closed channel requeues it anyway
+                        await message.nack(requeue=True)
             finally:
                 in_flight.discard(task)
 

@@ -8,12 +8,13 @@ import itertools
 import time
 from collections.abc import AsyncIterator
 
+import aio_pika
 import asyncpg
 import pytest
 
 from chassis.messaging import Consumer, Envelope, OutboxRelay, PostgresInbox, list_dead_letters, replay_all
-from chassis.messaging.bus import DeadLetter
-from chassis.messaging.rabbit_bus import RabbitBus
+from chassis.messaging.bus import EVENT_TYPE_HEADER, DeadLetter, Delivery
+from chassis.messaging.rabbit_bus import ATTEMPTS_HEADER, RabbitBus
 from tests.chassis.messaging.support import (
     THING_MADE,
     amounts,
@@ -95,6 +96,72 @@ async def test_a_failing_handler_on_rabbitmq_backs_off_then_is_dead_lettered_and
     assert await amounts(pool) == [4]
     [junk] = await list_dead_letters(rabbit)
     assert junk.body == b"not an event"
+
+
+async def test_an_attempt_count_a_publisher_set_to_junk_or_below_zero_counts_from_zero(pool, rabbit) -> None:
+    """`x-agora-attempts` is ours, but any publisher can set it. Unreadable, it used to raise in
+    aio_pika's callback, leaving the message unsettled and its prefetch slot taken for ever (here
+    three such messages would stall a consumer of two); negative, it kept the deliveries below
+    `max_deliveries` and the backoff near zero: a hot loop that never dead-lettered."""
+    calls: list[float] = []
+
+    async def handle(event: Envelope, conn: asyncpg.Connection) -> None:
+        if event.data["amount"] == 1:
+            calls.append(time.perf_counter())
+            raise ConnectionError("warehouse unreachable")
+        await record_effect(event, conn)
+
+    exchange = await rabbit._exchange("things")
+
+    async def publish(amount: int, attempts: object) -> None:
+        event = Envelope.new("things", "ThingMade", {"thing_id": f"t{amount}", "amount": amount}, subject=f"t{amount}")
+        message = aio_pika.Message(event.to_json(), message_id=event.id,
+                                   headers={ATTEMPTS_HEADER: attempts, EVENT_TYPE_HEADER: THING_MADE})
+        await exchange.publish(message, routing_key=f"{rabbit.city}.things.ThingMade")
+
+    consumer = Consumer("watcher", rabbit, PostgresInbox(pool), {THING_MADE: handle},
+                        concurrency=2, max_deliveries=3, retry_base_seconds=0.2)
+    async with consumer:
+        for amount, attempts in [(10, "oops"), (11, "2.5"), (12, 1.5), (1, -1000000)]:
+            await publish(amount, attempts)
+        await rabbit.publish(Envelope.new("things", "ThingMade", {"thing_id": "t0", "amount": 0}).to_json(),
+                             THING_MADE, msg_id="plain", headers={})
+        await effects_reach(pool, 4)
+        await letters_reach(rabbit, 1)
+        await asyncio.sleep(0.5)
+    assert await amounts(pool) == [0, 10, 11, 12]
+    [letter] = await list_dead_letters(rabbit)
+    assert letter.deliveries == 3 and letter.error == "ConnectionError: warehouse unreachable"
+    assert len(calls) == 3
+    gaps = [later - earlier for earlier, later in itertools.pairwise(calls)]
+    assert gaps[0] >= 0.18 and gaps[1] >= 0.36, gaps
+
+
+async def test_a_delivery_whose_handler_raises_is_requeued_and_never_holds_its_slot(rabbit) -> None:
+    """Whatever escapes the handler, the message is settled: requeued, and moved to dead letters by
+    the queue's delivery limit if it keeps failing. Unsettled, it held the consumer's only slot."""
+    handled: list[bytes] = []
+
+    async def handle(delivery: Delivery) -> None:
+        if delivery.body == b"boom":
+            raise RuntimeError("a bug above the adapter")
+        handled.append(delivery.body)
+        await delivery.ack()
+
+    subscription = await rabbit.subscribe("watcher", [THING_MADE], handle, concurrency=1, max_deliveries=0)
+    try:
+        await rabbit.publish(b"boom", THING_MADE, msg_id="boom", headers={})
+        await rabbit.publish(b"fine", THING_MADE, msg_id="fine", headers={})
+        await letters_reach(rabbit, 1)
+
+        async def fine_handled() -> bool:
+            return handled == [b"fine"]
+
+        await eventually(fine_handled)
+    finally:
+        await subscription.stop()
+    [letter] = await list_dead_letters(rabbit)
+    assert letter.body == b"boom" and letter.error == "delivery limit reached without an outcome"
 
 
 async def test_events_published_before_their_consumer_first_runs_wait_in_its_declared_queue(pool, rabbit) -> None:
