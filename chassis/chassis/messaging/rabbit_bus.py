@@ -12,15 +12,17 @@
   a retry queue whose TTL is the delay and which dead-letters back into the consumer's queue;
   then acks the original (a crash in between gives a duplicate, never a loss).
 - Dead letters: one durable queue per city, `<city>.dlq`, letters naming their consumer. Listing
-  them stores a copy of each and acks the one taken, so no listing counts a delivery.
+  them stores a copy of each and acks the one taken, so no listing counts a delivery. A letter's id
+  is its consumer and message, so listing collapses the copies a crash leaves into one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import Collection, Mapping
+import dataclasses
+import hashlib
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import aio_pika
@@ -56,6 +58,13 @@ def _count(headers: Mapping[str, Any], name: str) -> int:
         return value
     log.warning("rabbit_count_header_ignored", header=name, value=repr(value)[:100])
     return 0
+
+
+def _letter_id(letter: DeadLetter) -> str:
+    """One id per consumer and message (its body's hash when it came without an id): a consumer
+    that dies between storing a letter and acking its message stores it again on the redelivery,
+    and RabbitMQ does not deduplicate, so listing collapses letters by this id."""
+    return f"{letter.consumer}:{letter.message_ref or hashlib.sha256(letter.body).hexdigest()}"
 
 
 class _RabbitDelivery:
@@ -258,13 +267,13 @@ class RabbitBus:
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         await self._queue(self.dlq_name)
-        await self._store_letter(letter, message_id=str(uuid.uuid4()))
+        await self._store_letter(letter)
 
-    async def _store_letter(self, letter: DeadLetter, *, message_id: str) -> None:
+    async def _store_letter(self, letter: DeadLetter) -> None:
         await self.channel.default_exchange.publish(
             aio_pika.Message(
                 letter.to_json(),
-                message_id=message_id,
+                message_id=_letter_id(letter),
                 content_type="application/json",
                 headers={"consumer": letter.consumer},
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
@@ -273,9 +282,11 @@ class RabbitBus:
         )
 
     async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
-        letters = await self._take_dead_letters()
-        await self._put_back(letters)
-        return [letter for letter, _ in letters if consumer in (None, letter.consumer)]
+        taken = await self._take_dead_letters()
+        # The newest of each id, where the oldest stood.
+        letters = list({letter.ref: letter for letter, _ in taken}.values())
+        await self._put_back(letters, [message for _, message in taken])
+        return [letter for letter in letters if consumer in (None, letter.consumer)]
 
     async def replay(self, letter: DeadLetter) -> None:
         letters = await self._take_dead_letters()
@@ -292,9 +303,9 @@ class RabbitBus:
                     routing_key=letter.origin,
                 )
         except BaseException:
-            await self._put_back(letters)
+            await self._put_back([stored for stored, _ in letters], [message for _, message in letters])
             raise
-        await self._put_back(others)
+        await self._put_back([stored for stored, _ in others], [message for _, message in others])
         for stored, message in letters:
             if stored.ref == letter.ref:
                 await message.ack()
@@ -307,23 +318,24 @@ class RabbitBus:
             taken.append((self._as_letter(message), message))
         return taken
 
-    async def _put_back(self, taken: list[tuple[DeadLetter, AbstractIncomingMessage]]) -> None:
-        """Stores a copy of each letter, confirmed, then acks the one taken. Handing a letter back
+    async def _put_back(self, letters: Iterable[DeadLetter], taken: Iterable[AbstractIncomingMessage]) -> None:
+        """Stores a copy of each letter, confirmed, then acks the messages taken. Handing a letter back
         (nack and requeue) would raise its delivery count, and quorum queues drop a message past
         their delivery limit: 20 by default from RabbitMQ 4.0, so the 21st listing would have lost
         every letter. A crash between the copy and the ack leaves a letter twice, never none."""
-        for letter, _ in taken:
-            await self._store_letter(letter, message_id=letter.ref)
-        for _, message in taken:
+        for letter in letters:
+            await self._store_letter(letter)
+        for message in taken:
             await message.ack()
 
     def _as_letter(self, message: AbstractIncomingMessage) -> DeadLetter:
         headers = message.headers or {}
         if "x-death" not in headers:
-            return DeadLetter.from_json(message.body, ref=message.message_id or "")
+            letter = DeadLetter.from_json(message.body, ref="")
+            return dataclasses.replace(letter, ref=_letter_id(letter))
         # Moved here by the broker itself: the consumer died on every one of its deliveries.
         death: dict[str, Any] = headers["x-death"][0]  # type: ignore[index, assignment]
-        return DeadLetter(
+        letter = DeadLetter(
             consumer=str(death["queue"]).removeprefix(f"{self.city}."),
             origin=str(headers.get(ORIGIN_HEADER) or death["routing-keys"][0]),
             error="delivery limit reached without an outcome",
@@ -331,8 +343,9 @@ class RabbitBus:
             dead_lettered_at=str(death["time"]),
             body=message.body,
             event_type=str(headers[EVENT_TYPE_HEADER]) if EVENT_TYPE_HEADER in headers else None,
-            ref=message.message_id or "",
+            message_ref=message.message_id or "",
         )
+        return dataclasses.replace(letter, ref=_letter_id(letter))
 
     async def delete_everything(self) -> None:
         """Removes this city's queues and exchanges: for tests."""

@@ -4,6 +4,7 @@ dead-lettered with the error, replayed."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -162,6 +163,26 @@ async def test_a_delivery_whose_handler_raises_is_requeued_and_never_holds_its_s
         await subscription.stop()
     [letter] = await list_dead_letters(rabbit)
     assert letter.body == b"boom" and letter.error == "delivery limit reached without an outcome"
+
+
+async def test_a_message_dead_lettered_twice_by_a_consumer_that_died_before_its_ack_is_one_letter(rabbit) -> None:
+    """The consumer stores the letter, dies before acking the message, and stores it again on the
+    redelivery. RabbitMQ does not deduplicate; a letter's id is its consumer and message, and
+    listing keeps the newest letter of each id."""
+    first = DeadLetter(consumer="watcher", origin=f"{rabbit.city}.things.ThingMade", error="KeyError: 'sku'",
+                       deliveries=8, dead_lettered_at="2026-11-24T10:00:00Z", body=b"{}", message_ref="event-1")
+    again = dataclasses.replace(first, deliveries=9, dead_lettered_at="2026-11-24T10:00:31Z")
+    other = dataclasses.replace(first, consumer="auditor")
+    for letter in (first, other, again):
+        await rabbit.dead_letter(letter)
+
+    assert await list_dead_letters(rabbit) == [again, other]
+    assert await list_dead_letters(rabbit) == [again, other]  # and the broker now holds just these
+    dead_letters = await rabbit.channel.get_queue(rabbit.dlq_name)
+    held = [letter async for letter in _every_message(dead_letters)]
+    assert len(held) == 2
+    for letter in held:
+        await letter.reject(requeue=True)
 
 
 async def test_events_published_before_their_consumer_first_runs_wait_in_its_declared_queue(pool, rabbit) -> None:
