@@ -28,6 +28,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from aio_pika.connection import make_url
+from aiormq.abc import DeliveredMessage
 
 from chassis.logs import get_logger
 from chassis.messaging.bus import (
@@ -292,16 +293,7 @@ class RabbitBus:
         letters = await self._take_dead_letters()
         others = [(stored, message) for stored, message in letters if stored.ref != letter.ref]
         try:
-            if letter.event_type:
-                await self.publish(letter.body, letter.event_type, msg_id=f"replay:{letter.ref}", headers={})
-            else:  # malformed beyond naming a type: back to the exchange its routing key names
-                producer = letter.origin.split(".")[1]
-                await (await self._exchange(producer)).publish(
-                    aio_pika.Message(
-                        letter.body, message_id=f"replay:{letter.ref}", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
-                    ),
-                    routing_key=letter.origin,
-                )
+            await self._send_to_consumer(letter)
         except BaseException:
             await self._put_back([stored for stored, _ in letters], [message for _, message in letters])
             raise
@@ -309,6 +301,27 @@ class RabbitBus:
         for stored, message in letters:
             if stored.ref == letter.ref:
                 await message.ack()
+
+    async def _send_to_consumer(self, letter: DeadLetter) -> None:
+        """To the queue of the consumer that gave up on it, through the default exchange: back
+        through the producer's exchange, every consumer of the type would get it again, and one
+        that still fails would come back as a letter from each (k consumers, k² letters, then k³).
+        Under the original message id, so a replay that fails again is a letter with the same id."""
+        headers = {ORIGIN_HEADER: letter.origin}
+        if letter.event_type:
+            headers[EVENT_TYPE_HEADER] = letter.event_type
+        returned = await self.channel.default_exchange.publish(
+            aio_pika.Message(
+                letter.body,
+                message_id=letter.message_ref or None,
+                headers=headers,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=self.queue_name(letter.consumer),
+            mandatory=True,
+        )
+        if isinstance(returned, DeliveredMessage):  # the broker confirms what it could not route, too
+            raise LookupError(f"consumer {letter.consumer!r} has no queue {self.queue_name(letter.consumer)!r}")
 
     async def _take_dead_letters(self) -> list[tuple[DeadLetter, AbstractIncomingMessage]]:
         """Every letter, held unacknowledged (so each is seen once) until the caller settles it."""

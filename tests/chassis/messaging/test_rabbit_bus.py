@@ -13,7 +13,15 @@ import aio_pika
 import asyncpg
 import pytest
 
-from chassis.messaging import Consumer, Envelope, OutboxRelay, PostgresInbox, list_dead_letters, replay_all
+from chassis.messaging import (
+    Consumer,
+    Envelope,
+    OutboxRelay,
+    PermanentFailure,
+    PostgresInbox,
+    list_dead_letters,
+    replay_all,
+)
 from chassis.messaging.bus import EVENT_TYPE_HEADER, DeadLetter, Delivery
 from chassis.messaging.rabbit_bus import ATTEMPTS_HEADER, RabbitBus
 from tests.chassis.messaging.support import (
@@ -183,6 +191,57 @@ async def test_a_message_dead_lettered_twice_by_a_consumer_that_died_before_its_
     assert len(held) == 2
     for letter in held:
         await letter.reject(requeue=True)
+
+
+async def test_a_replay_goes_only_to_the_consumer_that_dead_lettered_it(pool, rabbit) -> None:
+    """Three consumers of one type; two give up on an event, and still do after a replay. Replayed
+    through the producer's exchange, each letter reached all three: every failing consumer got it
+    twice and dead-lettered it twice (k consumers, k² letters, then k³), and the healthy one got
+    both copies too."""
+    calls: dict[str, int] = {"watcher": 0, "auditor": 0}
+
+    def refusing(name: str):  # type: ignore[no-untyped-def]
+        async def refuse(event: Envelope, conn: asyncpg.Connection) -> None:
+            calls[name] += 1
+            raise PermanentFailure(f"{name} refuses")
+
+        return refuse
+
+    healthy = await rabbit.settle_consumer("keeper", [THING_MADE])
+    async with (
+        Consumer("watcher", rabbit, PostgresInbox(pool), {THING_MADE: refusing("watcher")}),
+        Consumer("auditor", rabbit, PostgresInbox(pool), {THING_MADE: refusing("auditor")}),
+    ):
+        event = Envelope.new("things", "ThingMade", {"thing_id": "t", "amount": 4}, subject="t")
+        await rabbit.publish(event.to_json(), THING_MADE, msg_id=event.id, headers={})
+        await letters_reach(rabbit, 2)
+        assert await replay_all(rabbit) == 2
+
+        async def each_tried_twice() -> bool:
+            return calls == {"watcher": 2, "auditor": 2}
+
+        await eventually(each_tried_twice)
+        await asyncio.sleep(0.5)
+        assert calls == {"watcher": 2, "auditor": 2}
+    letters = await list_dead_letters(rabbit)
+    assert sorted((letter.consumer, letter.error) for letter in letters) == [
+        ("auditor", "PermanentFailure: auditor refuses"), ("watcher", "PermanentFailure: watcher refuses")
+    ]
+    assert all(letter.origin == f"{rabbit.city}.things.ThingMade" for letter in letters)
+    original = await eventually_get(healthy)
+    await original.ack()
+    assert await healthy.get(no_ack=False, fail=False) is None  # the replays went past the healthy one
+
+
+async def test_replaying_to_a_consumer_whose_queue_is_gone_keeps_the_letter(rabbit) -> None:
+    """A publish no queue takes is still confirmed: replay asks the broker to return it instead."""
+    letter = DeadLetter(consumer="gone", origin=f"{rabbit.city}.things.ThingMade", error="boom", deliveries=8,
+                        dead_lettered_at="2026-11-24T10:00:00Z", body=b"{}", message_ref="event-1")
+    await rabbit.dead_letter(letter)
+    [listed] = await list_dead_letters(rabbit)
+    with pytest.raises(LookupError, match="no queue"):
+        await rabbit.replay(listed)
+    assert await list_dead_letters(rabbit) == [letter]
 
 
 async def test_events_published_before_their_consumer_first_runs_wait_in_its_declared_queue(pool, rabbit) -> None:
