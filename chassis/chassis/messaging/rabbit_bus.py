@@ -13,7 +13,8 @@
   then acks the original (a crash in between gives a duplicate, never a loss).
 - Dead letters: one durable queue per city, `<city>.dlq`, letters naming their consumer. Listing
   them stores a copy of each and acks the one taken, so no listing counts a delivery. A letter's id
-  is its consumer and message, so listing collapses the copies a crash leaves into one.
+  is its consumer and message, so listing collapses the copies a crash leaves into one. Replay
+  sends a letter to its consumer's queue only, and takes the letters in one pass.
 """
 
 from __future__ import annotations
@@ -290,17 +291,31 @@ class RabbitBus:
         return [letter for letter in letters if consumer in (None, letter.consumer)]
 
     async def replay(self, letter: DeadLetter) -> None:
-        letters = await self._take_dead_letters()
-        others = [(stored, message) for stored, message in letters if stored.ref != letter.ref]
+        """Takes letters from the head until this one, sends it to its consumer, confirmed, then
+        acks it; the letters passed go back behind the rest, as listing puts them. Listing leaves
+        the letters in the order it returns them, so `replay_all` finds each at (or near) the head:
+        one pass over the queue, where taking and storing back every letter for each one took
+        minutes for a few hundred. An interrupted replay leaves the letter in flight both replayed
+        and stored (its consumer's inbox absorbs the second delivery) and any letter taken twice
+        under one id, which listing collapses."""
+        queue = await self._queue(self.dlq_name)
+        passed: list[tuple[DeadLetter, AbstractIncomingMessage]] = []
         try:
-            await self._send_to_consumer(letter)
-        except BaseException:
-            await self._put_back([stored for stored, _ in letters], [message for _, message in letters])
-            raise
-        await self._put_back([stored for stored, _ in others], [message for _, message in others])
-        for stored, message in letters:
-            if stored.ref == letter.ref:
+            while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                stored = self._as_letter(message)
+                if stored.ref != letter.ref:
+                    passed.append((stored, message))
+                    continue
+                try:
+                    await self._send_to_consumer(stored)
+                except BaseException:
+                    passed.append((stored, message))
+                    raise
                 await message.ack()
+                return
+            raise LookupError(f"no dead letter {letter.ref!r}")
+        finally:
+            await self._put_back([stored for stored, _ in passed], [message for _, message in passed])
 
     async def _send_to_consumer(self, letter: DeadLetter) -> None:
         """To the queue of the consumer that gave up on it, through the default exchange: back

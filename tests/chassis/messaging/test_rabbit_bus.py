@@ -244,6 +244,64 @@ async def test_replaying_to_a_consumer_whose_queue_is_gone_keeps_the_letter(rabb
     assert await list_dead_letters(rabbit) == [letter]
 
 
+async def test_replay_takes_one_pass_and_an_interrupted_one_leaves_no_letter_twice(rabbit) -> None:
+    """Replay took every letter and stored back the others for each one: 200 letters outlasted the
+    15 s `agora dlq` gave the whole command, and each interrupted run could leave letters twice.
+    Here a replay of 300 (between another consumer's letters) is cut off a third of the way, as by
+    a timeout, and run again in full."""
+
+    def letter(consumer: str, n: int) -> DeadLetter:
+        return DeadLetter(consumer=consumer, origin=f"{rabbit.city}.things.ThingMade", error="boom", deliveries=8,
+                          dead_lettered_at="2026-11-24T10:00:00Z", body=b'{"n": %d}' % n, event_type=THING_MADE,
+                          message_ref=f"{consumer}-event-{n}")
+
+    watcher = await rabbit.settle_consumer("watcher", [THING_MADE])
+    await rabbit.settle_consumer("auditor", [THING_MADE])
+    for n in range(300):
+        await rabbit.dead_letter(letter("watcher", n))
+        if n % 10 == 0:
+            await rabbit.dead_letter(letter("auditor", n))
+    replayed: list[bytes] = []
+
+    async def receive(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        replayed.append(message.body)
+        await message.ack()
+
+    tag = await watcher.consume(receive)
+
+    async def a_third_replayed() -> bool:
+        return len(replayed) >= 100
+
+    async def replay_watchers_letters(timeout: float | None) -> int:
+        cli = RabbitBus(RABBITMQ_URL, rabbit.city)  # a process of its own, as `agora dlq replay` is
+        await cli.connect()
+        try:
+            task = asyncio.ensure_future(replay_all(cli, "watcher"))
+            if timeout is not None:
+                return await asyncio.wait_for(task, timeout)
+            await eventually(a_third_replayed)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return 0
+        finally:
+            await cli.close()
+
+    await replay_watchers_letters(None)
+    assert len(replayed) < 300
+    started = time.perf_counter()
+    left = await replay_watchers_letters(timeout=15)
+    assert time.perf_counter() - started < 15 and 0 < left < 300
+
+    async def all_replayed() -> bool:
+        return len(set(replayed)) == 300
+
+    await eventually(all_replayed)
+    await watcher.cancel(tag)
+    assert len(replayed) <= 301  # the letter in flight when the first run was cut off
+    letters = await list_dead_letters(rabbit)
+    assert sorted(letter.message_ref for letter in letters) == sorted(f"auditor-event-{n}" for n in range(0, 300, 10))
+
+
 async def test_events_published_before_their_consumer_first_runs_wait_in_its_declared_queue(pool, rabbit) -> None:
     """RabbitMQ drops what no queue is bound for: `agora up` declares each consumer's queue first."""
     await rabbit.settle_consumer("watcher", [THING_MADE])
