@@ -27,7 +27,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection, FieldValue
 from aio_pika.connection import make_url
 from aiormq.abc import DeliveredMessage
 
@@ -322,7 +322,7 @@ class RabbitBus:
         through the producer's exchange, every consumer of the type would get it again, and one
         that still fails would come back as a letter from each (k consumers, k² letters, then k³).
         Under the original message id, so a replay that fails again is a letter with the same id."""
-        headers = {ORIGIN_HEADER: letter.origin}
+        headers: dict[str, FieldValue] = {ORIGIN_HEADER: letter.origin}
         if letter.event_type:
             headers[EVENT_TYPE_HEADER] = letter.event_type
         returned = await self.channel.default_exchange.publish(
