@@ -1,7 +1,8 @@
 """Dead letters, for `agora dlq list|replay`.
 
-Replay publishes the original message back where it was first published, so every consumer of
-that subject sees it again; the inboxes make that harmless for those that had applied it.
+Replay gives a letter back to the consumer that dead-lettered it, and to no other: the others
+acked the event when it first came, and an event that still fails would otherwise come back as a
+letter from each of them, more at every replay.
 """
 
 from __future__ import annotations
