@@ -35,6 +35,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from chassis import metrics
 from chassis.health import Readiness, SharedVerdict
+from chassis.http_protocol import EdgeProtocol, QuietUnreadableRequests
 from chassis.logs import get_logger
 
 Scope = MutableMapping[str, Any]
@@ -44,6 +45,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY_BYTES = 1024 * 1024
+BODY_SECONDS = 30.0
+"""How long a request's body may take to arrive, so a client dripping one cannot hold it forever."""
 PROBLEM_JSON = "application/problem+json"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -55,7 +58,8 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "
 
 _TITLES = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
+    408: "Request Timeout", 409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type",
+    422: "Unprocessable Content",
     429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
     504: "Gateway Timeout",
 }
@@ -180,13 +184,15 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        given = declared = None
+        given = declared = coding = None
         carrier: dict[str, str] = {}
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 given = value
             elif key == b"content-length":
                 declared = value
+            elif key == b"content-encoding":
+                coding = value
             elif key in self._trace_headers:
                 carrier[key.decode("latin-1")] = value.decode("latin-1")
         request_id = given.decode() if given is not None and _VALID_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
@@ -231,11 +237,19 @@ class EdgeMiddleware:
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large()(scope, receive, send_with_headers)
                 return
-            await self.app(scope, self._limited(receive), send_with_headers)
-        except _BodyTooLarge:
+            if coding is not None and coding.strip().lower() not in (b"", b"identity"):
+                unsupported = problem_response(415, "bodies are taken as they are: no content coding (gzip, ...)")
+                await unsupported(scope, receive, send_with_headers)
+                return
+            # HEAD is GET without the body, which uvicorn leaves out for it (RFC 9110 §9.3.2).
+            routed = {**scope, "method": "GET"} if method == "HEAD" else scope
+            await self.app(routed, self._limited(receive), send_with_headers)
+        except _BodyRefused as refused:
             otel_context.detach(activation)
             activation = None
-            await self._too_large()(scope, receive, send_with_headers)
+            await problem_response(refused.status_code, refused.detail, headers=refused.headers)(
+                scope, receive, send_with_headers
+            )
         except Exception as error:
             _mark_failed(span, error)
             raised = True
@@ -281,14 +295,23 @@ class EdgeMiddleware:
 
     def _limited(self, receive: Receive) -> Receive:
         received = 0
+        whole = False
+        deadline = asyncio.get_running_loop().time() + BODY_SECONDS
 
         async def limited() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, whole
+            if whole:  # past the body: a streaming answer waits here for the client to leave
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise _BodyRefused(408, f"the body must arrive within {BODY_SECONDS:g} s") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise _BodyTooLarge(self.max_body_bytes)
+                    raise _BodyRefused(413, f"request bodies are limited to {self.max_body_bytes} bytes")
+                whole = not message.get("more_body", False)
             return message
 
         return limited
@@ -310,11 +333,12 @@ def _mark_failed(span: trace.Span, error: Exception) -> None:
     span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 
-class _BodyTooLarge(HTTPException):
-    """Raised while the body streams in; FastAPI lets an HTTPException through its body parsing."""
+class _BodyRefused(HTTPException):
+    """Raised while the body streams in; FastAPI lets an HTTPException through its body parsing.
+    The connection is closed after the answer: the rest of the body may still be on its way."""
 
-    def __init__(self, limit: int):
-        super().__init__(413, f"request bodies are limited to {limit} bytes")
+    def __init__(self, status: int, detail: str):
+        super().__init__(status, detail, headers={"Connection": "close"})
 
 
 _DOCS_ASSETS = "/api/docs/assets"
@@ -331,6 +355,9 @@ def create_app(
     app = FastAPI(
         title=title, version=version, description=description,
         openapi_url="/api/openapi.json", docs_url=None, redoc_url=None,
+        # A path with a trailing slash is a 404 like any unknown path: Starlette's redirect took
+        # its Location from the client's Host header, and always as http.
+        redirect_slashes=False,
         # The edge middleware below traces and measures every request once; FastAPI's own
         # telemetry would add three more spans per request and triple the tracing cost.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -375,6 +402,12 @@ def create_app(
     return app
 
 
+def _quiet_unreadable_requests() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(existing, QuietUnreadableRequests) for existing in logger.filters):
+        logger.addFilter(QuietUnreadableRequests())
+
+
 class UvicornServer:
     """Runs an ASGI app inside the service's own event loop, so it shares the gRPC channels.
 
@@ -395,12 +428,13 @@ class UvicornServer:
         config = uvicorn.Config(
             self._closing_when_draining, host=host, port=port, log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=int(graceful_seconds), server_header=False, date_header=False,
-            loop="none", http="httptools", interface="asgi3",
+            loop="none", http=EdgeProtocol, interface="asgi3",
             proxy_headers=bool(trusted_proxies), forwarded_allow_ips=trusted_proxies or None,
         )
         self._app = app
         self._host, self._port = host, port
         self._draining = False
+        _quiet_unreadable_requests()
         self._server = uvicorn.Server(config)
         # The service's runtime owns SIGTERM/SIGINT and shuts everything down in order.
         self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]

@@ -202,3 +202,47 @@ async def test_a_request_span_is_named_by_its_route_and_carries_its_status(
     ]
     assert exported.get_finished_spans()[0].attributes["http.route"] == "/widgets/{widget_id}"
     assert "RuntimeError" in exported.get_finished_spans()[-1].status.description
+
+
+async def test_a_body_dripped_slower_than_its_deadline_is_answered_408(
+    base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Else a client could hold a request, and its connection, for as long as it drips."""
+    monkeypatch.setattr(chassis.http, "BODY_SECONDS", 0.5)
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"PUT /widgets/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n{")
+        answer = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408") and b"application/problem+json" in answer
+    assert b"the body must arrive within 0.5 s" in answer
+
+
+async def test_head_answers_what_get_would_without_the_body(base_url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base_url}/healthz") as got:
+            body = await got.read()
+        async with http.head(f"{base_url}/healthz") as headed:
+            assert headed.status == 200 and await headed.read() == b""
+            assert headed.headers["Content-Length"] == str(len(body)) and headed.headers["X-Request-Id"]
+
+
+async def test_a_coded_body_is_refused_415_rather_than_misread(base_url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        for coding in ("gzip", "br"):
+            async with http.put(f"{base_url}/widgets/1", data=b'{"quantity": 1}', headers={
+                "Content-Type": "application/json", "Content-Encoding": coding,
+            }) as answer:
+                assert answer.status == 415 and answer.content_type == "application/problem+json"
+        async with http.put(f"{base_url}/widgets/1", json={"quantity": 1}, headers={"Content-Encoding": "identity"}) as plain:
+            assert plain.status == 200
+
+
+async def test_a_trailing_slash_is_an_unknown_path_not_a_redirect_built_from_the_host_header(base_url: str) -> None:
+    async with aiohttp.ClientSession() as http, http.get(
+        f"{base_url}/healthz/", headers={"Host": "evil.example"}, allow_redirects=False
+    ) as answer:
+        assert answer.status == 404 and answer.content_type == "application/problem+json"
+        assert "Location" not in answer.headers

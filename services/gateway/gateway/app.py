@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import compile_path
+from starlette.routing import Match
 
 from chassis import auth
 from chassis.health import Readiness
@@ -78,11 +78,15 @@ def create_api(
     @app.exception_handler(405)
     async def method_not_allowed(request: Request, _: Exception) -> Response:
         """`Allow` lists every method of the resource (RFC 9110), not only those of the first route
-        matched. The OpenAPI document is the one place that knows them all, included routers too."""
-        allowed = sorted({method.upper() for path, operations in app.openapi()["paths"].items()
-                          if compile_path(path)[0].match(request.url.path) for method in operations})
+        matched, the documentation's and the pictures' too; HEAD wherever GET is (the edge answers it)."""
+        allowed: set[str] = set()
+        for route in app.router.routes:
+            if route.matches(request.scope)[0] is not Match.NONE:
+                allowed |= getattr(route, "methods", None) or {"GET"}  # a mount serves files
+        if "GET" in allowed:
+            allowed.add("HEAD")
         return problem_response(405, f"{request.method} is not allowed on {request.url.path}",
-                                headers={"Allow": ", ".join(allowed)})
+                                headers={"Allow": ", ".join(sorted(allowed))})
 
     @app.get("/.well-known/jwks.json", tags=["identity"], summary="Public keys that verify access tokens")
     async def jwks() -> Response:
