@@ -19,9 +19,18 @@ def test_an_account_is_normalized() -> None:
 
 
 @pytest.mark.parametrize("email", ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com",
-                                   "ada@@example.com", "a" * 250 + "@example.com"])
+                                   "ada@@example.com", "a" * 250 + "@example.com", "ada@example..com",
+                                   ".ada@example.com", "ada.@example.com", "ada@.example.com", "a..da@example.com",
+                                   "\ufeffada@example.com", "ada\u200b@example.com", "ada\x7f@example.com",
+                                   "ada\x9b@example.com", "ada@exam\u00adple.com"])
 def test_invalid_emails_are_refused(email: str) -> None:
     assert _violations(email=email) == ["email"]
+
+
+@pytest.mark.parametrize("email", ["ada@example.com", "ada.lovelace@mail.example.co.uk", "jos\u00e9@caf\u00e9.fr",
+                                   "a+tag@example.com", "o'brien@example.ie"])
+def test_valid_emails_are_taken(email: str) -> None:
+    assert domain.validate_account(email, "x" * 8, "Ada").email == email
 
 
 @pytest.mark.parametrize("password, valid", [("x" * 7, False), ("x" * 8, True), ("x" * 128, True), ("x" * 129, False),

@@ -20,9 +20,13 @@ ADMIN = "admin"
 PASSWORD_LENGTH = range(8, 129)
 MAX_EMAIL_LENGTH = 254
 MAX_NAME_LENGTH = 200
-# Deliberately loose: one @, no spaces, a dot in the domain. Whether the mailbox exists is
-# something only sending mail can tell.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+# Deliberately loose: one @, no spaces, dots only between the parts of each side, a dot in the
+# domain. Whether the mailbox exists is something only sending mail can tell; but an address a
+# mail server refuses outright (`b@b..co`) would be an account whose welcome email is never sent.
+_EMAIL = re.compile(r"^[^@\s.]+(?:\.[^@\s.]+)*@(?:[^@\s.]+\.)+[^@\s.]+$")
+# Controls and the invisible formatting characters (zero-width space, byte order mark, ...): an
+# address holding one looks like another account's.
+_UNSEEN_CATEGORIES = frozenset({"Cc", "Cf"})
 
 
 # ---------------------------------------------------------------- commands
@@ -152,7 +156,11 @@ def validate_account(email: str, password: str, name: str) -> NewAccount:
     email = normalize_email(email)
     name = name.strip()
     violations = []
-    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email):
+    if (
+        len(email) > MAX_EMAIL_LENGTH
+        or not _EMAIL.fullmatch(email)
+        or any(unicodedata.category(character) in _UNSEEN_CATEGORIES for character in email)
+    ):
         violations.append(("email", "must be a valid email address"))
     if len(password) not in PASSWORD_LENGTH:
         violations.append(("password", f"must be {PASSWORD_LENGTH.start} to {PASSWORD_LENGTH.stop - 1} characters"))
