@@ -191,7 +191,8 @@ def api_agrees(api_statuses: dict[str, str], orders: Iterable[Order]) -> list[Vi
 def money_balances(orders: Iterable[Order], payments: Iterable[Payment], charges: Iterable[Charge]) -> list[Violation]:
     """Captured minus refunded equals the total of each kept order, to the cent, and zero for a
     cancelled one (which holds no money: no authorization left open); in the payments service's
-    books and at the provider alike; and the sums over all orders agree."""
+    books and at the provider alike; each payment is for its order's total; and the sums over all
+    orders agree."""
     orders = list(orders)
     by_id = {order.id: order for order in orders}
     payment_of = {payment.order_id: payment for payment in payments}
@@ -206,6 +207,9 @@ def money_balances(orders: Iterable[Order], payments: Iterable[Payment], charges
             continue
         owed = order.total if order.kept else 0
         payment = payment_of.get(order.id)
+        if payment is not None and payment.amount != order.total:
+            violations.append(Violation("money balances", order.id,
+                                        f"{order.status} order of {order.total}: its payment is for {payment.amount}"))
         kept = payment.captured - payment.refunded if payment else 0
         if kept != owed:
             violations.append(Violation("money balances", order.id,

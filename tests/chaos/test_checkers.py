@@ -89,6 +89,14 @@ def test_a_cancelled_order_that_keeps_money_or_an_open_authorization_is_reported
     assert (DECLINED.id, "cancelled but still holds money: payment declined, open authorizations ['ch_3']") in found
 
 
+def test_a_payment_for_another_amount_than_its_orders_total_is_reported() -> None:
+    """Even voided later: a hold of the wrong amount was placed on the customer's card."""
+    snapshot = consistent()
+    snapshot.payments[2] = Payment(DECLINED.id, "declined", 1251)
+    found = details(checkers.money_balances(snapshot.orders, snapshot.payments, snapshot.charges))
+    assert found == [(DECLINED.id, "CANCELLED order of 1250: its payment is for 1251")]
+
+
 def test_money_taken_for_an_unknown_order_is_reported() -> None:
     found = checkers.money_balances([], [Payment("ghost", "captured", 5, 5)], [])
     assert ("ghost", "money taken for an order the orders database does not know") in details(found)
