@@ -16,13 +16,15 @@ from pydantic import BaseModel, BeforeValidator, Field
 WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 # Text the services can store: PostgreSQL text holds no NUL character.
 STORABLE = r"^[^\x00]*$"
-# Characters that show nothing on their own: Unicode's default-ignorable code points of the
-# basic plane (zero-width spaces and joiners, the byte order mark, bidirectional controls, ...)
-# and the combining diacritical marks, which a name cannot be made of alone.
-INVISIBLE = (
+CONTROLS = r"\x00-\x1f\x7f-\x9f"
+# Characters that show nothing: Unicode's default-ignorable code points of the basic plane
+# (zero-width spaces and joiners, the byte order mark, bidirectional controls, ...).
+FORMATTING = (
     r"\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
-    r"\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\u0300-\u036f"
+    r"\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
 )
+# Those, and the combining diacritical marks, which a name cannot be made of alone.
+INVISIBLE = FORMATTING + r"\u0300-\u036f"
 # Storable text that is not blank: some character that is not whitespace, invisible or a C0 control.
 NOT_BLANK = rf"^[^\x00]*[^{WHITESPACE}{INVISIBLE}\x00-\x1f][^\x00]*$"
 

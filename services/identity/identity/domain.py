@@ -25,8 +25,11 @@ MAX_NAME_LENGTH = 200
 # mail server refuses outright (`b@b..co`) would be an account whose welcome email is never sent.
 _EMAIL = re.compile(r"^[^@\s.]+(?:\.[^@\s.]+)*@(?:[^@\s.]+\.)+[^@\s.]+$")
 # Controls and the invisible formatting characters (zero-width space, byte order mark, ...): an
-# address holding one looks like another account's.
-_UNSEEN_CATEGORIES = frozenset({"Cc", "Cf"})
+# address holding one looks like another account's. The same characters the edge's pattern names.
+_UNSEEN = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    r"\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8]"
+)
 
 
 # ---------------------------------------------------------------- commands
@@ -159,7 +162,7 @@ def validate_account(email: str, password: str, name: str) -> NewAccount:
     if (
         len(email) > MAX_EMAIL_LENGTH
         or not _EMAIL.fullmatch(email)
-        or any(unicodedata.category(character) in _UNSEEN_CATEGORIES for character in email)
+        or _UNSEEN.search(email)
     ):
         violations.append(("email", "must be a valid email address"))
     if len(password) not in PASSWORD_LENGTH:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from chassis.http import Problem
-from gateway.models import NOT_BLANK, STORABLE, WHITESPACE
+from gateway.models import CONTROLS, FORMATTING, NOT_BLANK, STORABLE, WHITESPACE
 from gateway.ratelimit import RateLimiter, Verdict
 from gateway.security import CurrentUser
 from gateway.settings import GatewaySettings
@@ -18,8 +18,10 @@ from gateway.upstream import call
 from gateway.upstreams import Upstreams
 
 Text = Annotated[str, Field(max_length=1000)]
-_ADDRESS_PART = rf"[^@{WHITESPACE}\x00-\x1f]+"
-_EMAIL = rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.[^@{WHITESPACE}\x00-\x1f.]+$"
+# Identity's rule: dots only between the parts of each side, and no whitespace, control or
+# invisible formatting character (a combining accent is fine: identity composes it).
+_EMAIL_PART = rf"[^@.{WHITESPACE}{CONTROLS}{FORMATTING}]+"
+_EMAIL = rf"^{_EMAIL_PART}(?:\.{_EMAIL_PART})*@(?:{_EMAIL_PART}\.)+{_EMAIL_PART}$"
 
 
 class Registration(BaseModel):
