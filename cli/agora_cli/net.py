@@ -89,6 +89,32 @@ async def http_status(host: str, port: int, path: str, timeout: float = 1.0) -> 
     return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
 
 
+async def http_get(host: str, port: int, path: str, timeout: float = 1.0, limit: int = 16 << 20) -> bytes | None:
+    """The body of `GET path` when it answers 200 within `timeout`, else None.
+
+    Asked as HTTP/1.0, so the server closes the connection after the body and never chunks it:
+    the body is whatever follows the headers, up to `limit` bytes.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode())
+                await writer.drain()
+                answer = await reader.read(limit + 1)
+                while len(answer) <= limit and (chunk := await reader.read(limit + 1 - len(answer))):
+                    answer += chunk
+            finally:
+                writer.close()
+    except (OSError, TimeoutError):
+        return None
+    head, separator, body = answer.partition(b"\r\n\r\n")
+    parts = head.split(b"\r\n", 1)[0].split()
+    if not separator or len(answer) > limit or len(parts) < 2 or parts[1] != b"200":
+        return None
+    return body
+
+
 async def answers_from(host: str, port: int, path: str, pid: int, timeout: float = 1.0) -> bool:
     """True if `GET path` answered 200 from the process `pid` itself.
 
