@@ -326,6 +326,25 @@ async def _health_report(city: dict[str, Any]) -> dict[str, list[dict[str, Any]]
     return {"services": list(services), "infra": list(servers)}
 
 
+@app.command()
+@one_line_errors
+def dashboard(
+    watch: Annotated[bool, typer.Option("--watch", help="Redraw every interval until Ctrl-C.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    interval: Annotated[
+        float,
+        typer.Option(min=_SHORTEST_SECONDS, max=_LONGEST_SECONDS, help="Seconds between the two scrapes of /metrics."),
+    ] = 2.0,
+) -> None:
+    """Is each service working? Rates, failures, p99, events, outbox and circuits, with a verdict."""
+    from agora_cli import dashboard
+
+    try:
+        asyncio.run(dashboard.run(home_from_env(), console, interval=interval, watch=watch, as_json=as_json))
+    except KeyboardInterrupt:
+        pass
+
+
 def _print_status(city: dict[str, Any], report: dict[str, list[dict[str, Any]]]) -> None:
     unhealthy = sum(not health["healthy"] for health in report["services"] + report["infra"])
     condition = f"degraded, {unhealthy} not healthy" if city["status"] == "ready" and unhealthy else city["status"]

@@ -26,6 +26,10 @@ from tests.cli.conftest import City
         ("replay", "analytics", "--timeout", "0"),
         ("replay", "analytics", "--timeout", "inf"),
         ("dlq", "replay", "some-ref", "--consumer", "orders"),
+        ("dashboard", "--interval", "0"),
+        ("dashboard", "--interval", "-1"),
+        ("dashboard", "--interval", "inf"),
+        ("dashboard", "--interval", "nan"),
     ],
     ids=" ".join,
 )
