@@ -13,7 +13,7 @@ import json
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -306,7 +306,7 @@ def with_callers(table_rows: list[Row]) -> list[Row]:
     ]
 
 
-async def frames(home: Home, interval: float):
+async def frames(home: Home, interval: float) -> AsyncIterator[tuple[dict[str, Any], list[Row]]]:
     """(city, rows) every `interval` seconds, each over the interval since the one before; the
     first after two scrapes. Ends with an AgoraError once the city is no longer running."""
     city = state.running(home)
