@@ -10,6 +10,7 @@ import grpc
 import jwt
 import pytest
 from agora.identity.v1 import identity_pb2
+from prometheus_client import REGISTRY
 
 import identity as identity_package
 from chassis.grpc import FIELD_VIOLATIONS_KEY
@@ -172,3 +173,20 @@ async def test_the_migration_gives_accounts_registered_before_their_nfc_email(id
     emails = [row["email"] for row in await identity.pool.fetch("SELECT email FROM users ORDER BY created_at")]
     assert emails == ["zo\u00eb@example.com", "anne\u0301@example.com", "ann\u00e9@example.com",
                       "ren\u00e9@example.com", "ren\u00e9\u0301@example.com"]
+
+
+async def test_refused_logins_are_counted_by_why_so_a_stuffing_attack_shows(identity: Identity) -> None:
+    """An unknown email is counted, not logged: a line naming no account tells nothing, and one
+    naming the email would put guessed addresses in the logs."""
+    def refused(reason: str) -> float:
+        return REGISTRY.get_sample_value("agora_identity_logins_refused_total", {"reason": reason}) or 0.0
+
+    await identity.register("ada@example.com")
+    before = {reason: refused(reason) for reason in ("unknown_email", "wrong_password", "impossible_password")}
+    for email, password in [("nobody@example.com", "wrong password"), ("nobody2@example.com", "wrong password"),
+                            ("ada@example.com", "wrong password"), ("ada@example.com", "short")]:
+        await rpc_error(identity.login(email, password))
+
+    assert {reason: refused(reason) - count for reason, count in before.items()} == {
+        "unknown_email": 2, "wrong_password": 1, "impossible_password": 1,
+    }

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from prometheus_client import Counter
+
 from chassis.logs import get_logger
 from identity import domain
 from identity.domain import (
@@ -39,6 +41,7 @@ from identity.repository import Database, Repository
 from identity.tokens import KeyVault, SigningKey, jwks_document, new_refresh_token, refresh_token_digest
 
 log = get_logger(__name__)
+logins_refused = Counter("agora_identity_logins_refused_total", "Logins refused, by why", ["reason"])
 
 Clock = Callable[[], datetime]
 DEFAULT_ADMIN_NAME = "Administrator"
@@ -76,9 +79,13 @@ async def login(
     async with db.transaction() as repo:
         found = await repo.credentials(domain.normalize_email(command.email))
     if not domain.could_be_a_password(command.password):
+        logins_refused.labels("impossible_password").inc()
         raise BadCredentials()
     if found is None:
         await hasher.verify_nothing(command.password)
+        # Counted, not logged: a line naming no account tells nothing, and naming the email
+        # would put guessed addresses in the logs. A rising count is a stuffing attack.
+        logins_refused.labels("unknown_email").inc()
         raise BadCredentials()
     user, password_hash = found
     password = domain.normalize_password(command.password)
@@ -89,6 +96,7 @@ async def login(
         new_hash = await hasher.hash(password)
     else:
         log.info("login_refused", user_id=user.id)
+        logins_refused.labels("wrong_password").inc()
         raise BadCredentials()
     now = clock()
     async with db.transaction() as repo:
