@@ -214,3 +214,15 @@ async def test_a_delivery_past_the_last_attempt_does_not_wait_behind_its_subject
     assert delivery.outcome == "ack" and [letter.event_id for letter in bus.letters] == [exhausted.id]
     holding.cancel()
     await asyncio.gather(holding, return_exceptions=True)
+
+
+async def test_a_timeout_inside_the_handler_keeps_its_own_words() -> None:
+    async def mail_server_slow(event: Envelope, tx: object) -> None:
+        raise TimeoutError("the mail server did not answer in 10 s")
+
+    bus = RecordingBus()
+    consumer = Consumer("watcher", bus, RunningInbox(), {THING_MADE: mail_server_slow}, max_deliveries=1)  # type: ignore[arg-type]
+    await consumer._on_delivery(FakeDelivery(Envelope.new("things", "ThingMade", {"thing_id": "t", "amount": 1}).to_json(), deliveries=1))
+
+    [letter] = bus.letters
+    assert letter.error == "TimeoutError: the mail server did not answer in 10 s"
