@@ -9,6 +9,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -56,21 +57,29 @@ async def lines_of(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
             yield line
 
 
+async def followed_until_orders_stops(
+    stack: contextlib.AsyncExitStack, database: str, home: Path, port: int, tokens: Tokens
+) -> tuple[Any, AsyncIterator[str]]:
+    """An order placed and followed at the edge, then orders stopped: the follow waits to be
+    taken up again. Answers the order and the stream's lines still to come."""
+    url = await stack.enter_async_context(gateway_before(port, tokens))
+    http = await stack.enter_async_context(aiohttp.ClientSession(
+        headers={"Authorization": f"Bearer {tokens.sign('ada')}"}, timeout=aiohttp.ClientTimeout(total=30)))
+    async with orders_service(database, home, grpc_port=port, tokens=tokens) as first:
+        fill_cart(first, "ada", (first.shop.add_product("Espresso cup", 1250), 1))
+        order = await first.place("ada")
+        response = await stack.enter_async_context(http.get(f"{url}/api/v1/orders/{order.order_id}/events"))
+        assert response.status == 200 and response.content_type == "text/event-stream"
+        stream = lines_of(response)
+        assert await anext(stream) == "PENDING"
+    assert await anext(stream) == RESUMING
+    return order, stream
+
+
 async def test_a_follow_outlives_a_restart_of_orders_and_misses_no_change(fresh_database: str, tmp_path: Path):
     port, tokens = free_port(), Tokens()
     async with contextlib.AsyncExitStack() as stack:
-        url = await stack.enter_async_context(gateway_before(port, tokens))
-        http = await stack.enter_async_context(aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {tokens.sign('ada')}"}, timeout=aiohttp.ClientTimeout(total=30)))
-        async with orders_service(fresh_database, tmp_path, grpc_port=port, tokens=tokens) as first:
-            fill_cart(first, "ada", (first.shop.add_product("Espresso cup", 1250), 1))
-            order = await first.place("ada")
-            response = await stack.enter_async_context(http.get(f"{url}/api/v1/orders/{order.order_id}/events"))
-            assert response.status == 200 and response.content_type == "text/event-stream"
-            stream = lines_of(response)
-            assert await anext(stream) == "PENDING"
-
-        assert await anext(stream) == RESUMING
+        order, stream = await followed_until_orders_stops(stack, fresh_database, tmp_path, port, tokens)
         async with asyncpg.create_pool(fresh_database, min_size=1, max_size=1) as pool:
             await confirm(pool, order.order_id)  # while no instance of orders runs
         async with orders_service(fresh_database, tmp_path, grpc_port=port, tokens=tokens) as second:
@@ -88,17 +97,7 @@ async def test_a_follow_orders_refuses_to_take_up_again_ends_for_the_client_to_f
     the client nothing but "orders unavailable" while its order moves on."""
     port, tokens = free_port(), Tokens()
     async with contextlib.AsyncExitStack() as stack:
-        url = await stack.enter_async_context(gateway_before(port, tokens))
-        http = await stack.enter_async_context(aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {tokens.sign('ada')}"}, timeout=aiohttp.ClientTimeout(total=30)))
-        async with orders_service(fresh_database, tmp_path, grpc_port=port, tokens=tokens) as first:
-            fill_cart(first, "ada", (first.shop.add_product("Espresso cup", 1250), 1))
-            order = await first.place("ada")
-            response = await stack.enter_async_context(http.get(f"{url}/api/v1/orders/{order.order_id}/events"))
-            stream = lines_of(response)
-            assert await anext(stream) == "PENDING"
-
-        assert await anext(stream) == RESUMING
+        _, stream = await followed_until_orders_stops(stack, fresh_database, tmp_path, port, tokens)
         async with orders_service(fresh_database, tmp_path, grpc_port=port, tokens=Tokens()):
             async with asyncio.timeout(10):
                 rest = [line async for line in stream]
