@@ -106,8 +106,11 @@ class DeadLetter:
         return cls(**record, ref=ref)
 
 
-MAX_DELIVERIES = 8
-"""How often a consumer tries an event before dead-lettering it, unless it says otherwise."""
+MAX_DELIVERIES = 12
+"""How often a consumer tries an event before dead-lettering it, unless it says otherwise. With
+the consumer's backoff (0.5 s doubling, capped at 5 minutes) the tries span about 13 minutes, so
+an outage of the consumer's database or mail server that long heals by itself; dead letters are
+for events no retry can help."""
 
 CONCURRENCY = 16
 """How many events a consumer handles at once, unless it says otherwise."""

@@ -67,7 +67,7 @@ class Consumer:
         max_deliveries: int = MAX_DELIVERIES,
         concurrency: int = CONCURRENCY,
         retry_base_seconds: float = 0.5,
-        retry_max_seconds: float = 60.0,
+        retry_max_seconds: float = 300.0,
         handler_timeout_seconds: float = HANDLER_TIMEOUT_SECONDS,
     ):
         self.name = name

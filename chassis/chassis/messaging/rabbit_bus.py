@@ -27,6 +27,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection, FieldValue
 from aio_pika.connection import make_url
 from aiormq.abc import DeliveredMessage
@@ -156,16 +157,33 @@ class RabbitBus:
 
     async def _queue(self, name: str, **arguments: Any) -> AbstractQueue:
         self._declared_queues.add(name)
-        return await self.channel.declare_queue(
-            name,
-            durable=True,
-            arguments={
-                "x-queue-type": "quorum",
-                "x-max-length-bytes": self._retention.max_bytes,
-                "x-overflow": "reject-publish",
-                **arguments,
-            },
-        )
+        return await self.channel.declare_queue(name, durable=True, arguments=self._queue_arguments(arguments))
+
+    def _queue_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "x-queue-type": "quorum",
+            "x-max-length-bytes": self._retention.max_bytes,
+            "x-overflow": "reject-publish",
+            **arguments,
+        }
+
+    async def _queue_as_declared_before(self, name: str, **arguments: Any) -> AbstractQueue:
+        """`_queue`, or the queue as it stands if an earlier Agora declared it with other limits: a
+        quorum queue's arguments never change, and deleting it would drop the events waiting in it.
+        (Its delivery limit only bounds one copy's crash redeliveries; a retry is a new copy.)
+        Tried on a channel of its own, since the broker closes a channel whose declare it refuses."""
+        assert self._connection is not None
+        trial = await self._connection.channel()
+        try:
+            await trial.declare_queue(name, durable=True, arguments=self._queue_arguments(arguments))
+        except aiormq.exceptions.ChannelPreconditionFailed as refused:
+            log.warning("rabbit_queue_kept_as_declared", queue=name, reason=str(refused))
+            self._declared_queues.add(name)
+            return await self.channel.declare_queue(name, passive=True)
+        finally:
+            with contextlib.suppress(Exception):
+                await trial.close()
+        return await self._queue(name, **arguments)
 
     async def publish(self, body: bytes, event_type: str, *, msg_id: str, headers: Mapping[str, str]) -> None:
         producer, name, _ = parse_event_type(event_type)
@@ -189,7 +207,7 @@ class RabbitBus:
         comes, so `agora up` declares every consumer's queue before any service starts."""
         # Above the consumer's own bound, so a delivery lost in a crash still reaches its decision;
         # beyond it (the consumer keeps dying on this message) the broker moves it to dead letters.
-        queue = await self._queue(
+        queue = await self._queue_as_declared_before(
             self.queue_name(consumer),
             **{
                 "x-delivery-limit": max_deliveries + 3,

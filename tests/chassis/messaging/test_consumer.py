@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from chassis.messaging import Consumer, DeadLetter, Envelope, PermanentFailure, PostgresInbox
+from chassis.messaging.bus import MAX_DELIVERIES
 from tests.chassis.messaging.support import THING_MADE, eventually
 
 
@@ -125,6 +126,15 @@ def test_retries_back_off_exponentially_up_to_a_ceiling() -> None:
         retry_max_seconds=10,
     )
     assert [consumer.retry_delay(n) for n in range(1, 8)] == [0.5, 1, 2, 4, 8, 10, 10]
+
+
+def test_the_default_retries_start_quickly_and_ride_out_a_ten_minute_outage() -> None:
+    """A failing event is dead-lettered only after its retries span more than ten minutes, so an
+    outage of a service's database that long needs no operator to replay what it failed."""
+    consumer = Consumer("watcher", RecordingBus(), UnusedInbox(), {})  # type: ignore[arg-type]
+    waits = [consumer.retry_delay(n) for n in range(1, MAX_DELIVERIES)]
+    assert waits[:3] == [0.5, 1, 2]
+    assert sum(waits) > 600
 
 
 async def test_a_type_declared_in_the_header_that_is_not_handled_is_acked_unread() -> None:

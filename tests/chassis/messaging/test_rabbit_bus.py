@@ -319,6 +319,25 @@ async def test_events_published_before_their_consumer_first_runs_wait_in_its_dec
     assert await amounts(pool) == [0, 1, 2]
 
 
+async def test_a_queue_an_earlier_agora_declared_with_other_limits_is_kept_with_its_events(pool, rabbit) -> None:
+    """A quorum queue's arguments never change: a consumer whose delivery limit differs from the
+    one its queue was declared with (an upgrade) uses the queue as it is, and the events that
+    waited in it, rather than failing to start or dropping them."""
+    await rabbit.settle_consumer("watcher", [THING_MADE], max_deliveries=5)
+    async with OutboxRelay(pool, rabbit, service="things", poll_interval=0.2):
+        for n in range(3):
+            await make_thing(pool, n)
+        await eventually(lambda: _all_published(pool))
+    async with Consumer("watcher", rabbit, PostgresInbox(pool), {THING_MADE: record_effect}, max_deliveries=12):
+        await effects_reach(pool, 3)
+        await make_thing(pool, 3)
+        async with OutboxRelay(pool, rabbit, service="things", poll_interval=0.2):
+            await effects_reach(pool, 4)
+    assert await amounts(pool) == [0, 1, 2, 3]
+    queue = await rabbit.channel.declare_queue(rabbit.queue_name("watcher"), passive=True)
+    assert queue.declaration_result.message_count == 0
+
+
 async def test_a_message_its_consumer_died_on_every_time_is_a_dead_letter_that_listing_never_uses_up(rabbit) -> None:
     """The broker moves a message past its queue's delivery limit to the dead letters itself (a
     consumer that crashed on every delivery). Listing takes each letter and stores a copy: handing
