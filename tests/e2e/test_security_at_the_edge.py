@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import time
+import unicodedata
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -237,6 +238,23 @@ async def test_login_brute_force_is_stopped_within_twenty_attempts(city: City, h
                 # The login limit's own figures, not the edge-wide limit's as well.
                 assert answer.headers.getall("RateLimit-Remaining") == ["0"]
                 assert len(answer.headers.getall("RateLimit-Limit")) == 1
+                break
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {401}
+
+
+async def test_every_spelling_of_an_account_counts_against_one_login_limit(city: City, http: aiohttp.ClientSession) -> None:
+    """Identity finds `JOSÉ@`, `josé@` and `josé@` with a combining accent to be one account, so a
+    guesser alternating them is stopped as soon as with one spelling."""
+    local = f"josé-{uuid.uuid4().hex[:8]}"
+    spellings = [f"{variant}@agora.test" for variant in (
+        local, local.upper(), unicodedata.normalize("NFD", local), f" {unicodedata.normalize('NFD', local.upper())}",
+    )]
+    statuses = []
+    for attempt in range(21):
+        async with http.post(city.base_url + "/api/v1/auth/login",
+                             json={"email": spellings[attempt % 4], "password": f"guess-{attempt}"}) as answer:
+            statuses.append(answer.status)
+            if answer.status == 429:
                 break
     assert statuses[-1] == 429 and set(statuses[:-1]) == {401}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 from agora.identity.v1 import identity_pb2
@@ -77,6 +78,12 @@ def router(upstreams: Upstreams, limiter: RateLimiter, settings: GatewaySettings
     def address(request: Request) -> str:
         return request.client.host if request.client else "unknown"
 
+    def account(email: str) -> str:
+        """The account an email names, as identity finds it (trimmed, lower case, NFC): were each
+        spelling of it (`JOSÉ@`, or `josé@` with its accent as a separate mark) counted on its own,
+        a guesser could multiply the limit."""
+        return unicodedata.normalize("NFC", email.strip().lower())
+
     @routes.post("/auth/register", status_code=201, response_model=UserOut, summary="Create an account",
                  responses={409: {"description": "email taken"}, 422: {"description": "invalid fields"}})
     async def register(body: Registration, request: Request) -> JSONResponse:
@@ -89,8 +96,7 @@ def router(upstreams: Upstreams, limiter: RateLimiter, settings: GatewaySettings
     @routes.post("/auth/login", response_model=Tokens, summary="Exchange credentials for tokens",
                  responses={401: {"description": "wrong email or password"}})
     async def login(body: Credentials, request: Request) -> JSONResponse:
-        attempt = await limit("login", f"{body.email.strip().lower()}|{address(request)}",
-                              settings.login_rate_limit_per_minute)
+        attempt = await limit("login", f"{account(body.email)}|{address(request)}", settings.login_rate_limit_per_minute)
         pair = await call("identity", upstreams.identity, "Login", identity_pb2.LoginRequest(
             email=body.email, password=body.password
         ))
