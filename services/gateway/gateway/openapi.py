@@ -1,6 +1,7 @@
 """The OpenAPI document says what the edge really answers (API.md, "Conventions"): every error
-is an RFC 9457 problem document, and any operation but the probes may be rate limited, refused
-for a malformed or oversized body, or find an upstream unavailable, whichever route it is."""
+is an RFC 9457 problem document; any operation may be refused for a request too slow, too large or
+content-coded, and any but the probes may be rate limited, refused for a malformed body, or find
+an upstream unavailable, whichever route it is."""
 
 from __future__ import annotations
 
@@ -22,7 +23,14 @@ _EDGE_ERRORS = {
     "503": "an upstream service is unavailable (Retry-After says when to try again)",
     "504": "an upstream service did not answer in time",
 }
-_BODY_ERRORS = {"400": "the body is not valid JSON", "413": "request body over 1 MiB"}
+# The edge refuses these before routing, whichever operation the request is for, probes included.
+_TRANSPORT_ERRORS = {
+    "408": "the request's headers or body did not arrive in time",
+    "413": "request body over 1 MiB",
+    "415": "a Content-Encoding other than identity: bodies are taken as they are",
+    "431": "request headers over 64 KiB",
+}
+_BODY_ERRORS = {"400": "the body is not valid JSON"}
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 # Headers a route reads as optional so that their absence is its own 400, not FastAPI's 422,
 # but that API.md requires: the document says so, and what a valid one is.
@@ -55,10 +63,13 @@ def _with_problems(document: dict[str, Any]) -> None:
                 if parameter["in"] == "header" and parameter["name"] in _REQUIRED_HEADERS:
                     parameter.update(required=True, schema=_REQUIRED_HEADERS[parameter["name"]])
             responses = operation["responses"]
-            if path not in PROBES:
-                edge_errors = {**_EDGE_ERRORS, **(_BODY_ERRORS if "requestBody" in operation else {})}
-                for status, description in edge_errors.items():
-                    responses.setdefault(status, {"description": description})
+            edge_errors = {
+                **(_EDGE_ERRORS if path not in PROBES else {}),
+                **(_BODY_ERRORS if "requestBody" in operation else {}),
+                **_TRANSPORT_ERRORS,
+            }
+            for status, description in sorted(edge_errors.items()):
+                responses.setdefault(status, {"description": description})
             for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400:
                     response["content"] = _PROBLEM_CONTENT

@@ -179,7 +179,8 @@ def router(upstreams: Upstreams, stopping: asyncio.Event, follows: OpenFollows) 
 
     @routes.post("", status_code=202, response_model=Order, summary="Place an order from the caller's cart",
                  responses={400: {"description": "Idempotency-Key missing or malformed"},
-                            409: {"description": "the same key is still being processed"},
+                            409: {"description": "the same key is still being processed, or another order "
+                                                  "of the caller's is still being placed from this cart"},
                             422: {"description": "empty cart, a cart that costs nothing, invalid body, "
                                                   "or key reused with another body"}})
     async def place_order(
