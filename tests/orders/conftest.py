@@ -62,6 +62,7 @@ class Shop:
     # (order id, user of the forwarded token, lines) of every RemoveOrdered cart was asked.
     ordered_removals: list[tuple[str, str, list[tuple[str, int]]]] = field(default_factory=list)
     removals_available: bool = True
+    removed_orders: set[str] = field(default_factory=set)
 
     def add_product(self, name: str, price: int) -> str:
         product_id = str(uuid.uuid4())
@@ -99,9 +100,16 @@ class _FakeCart(cart_pb2_grpc.CartServiceServicer):
 
     async def RemoveOrdered(self, request, context):  # type: ignore[no-untyped-def]
         lines = [(line.product_id, line.quantity) for line in request.lines]
-        self._shop.ordered_removals.append((request.order_id, _user_of(context), lines))
+        user = _user_of(context)
+        self._shop.ordered_removals.append((request.order_id, user, lines))
         if not self._shop.removals_available:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "cart is down")
+        if request.order_id not in self._shop.removed_orders:  # once per order, as cart does
+            self._shop.removed_orders.add(request.order_id)
+            left = dict(self._shop.carts.get(user, []))
+            for product_id, quantity in lines:
+                left[product_id] = left.get(product_id, 0) - quantity
+            self._shop.carts[user] = [(product_id, quantity) for product_id, quantity in left.items() if quantity > 0]
         return cart_pb2.RemoveOrderedResponse()
 
 

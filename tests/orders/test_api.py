@@ -246,6 +246,29 @@ async def test_an_order_is_placed_even_if_cart_cannot_take_its_lines_out_at_once
     assert [event["order_id"] for event in await orders.published("OrderPlaced")] == [order.order_id]
 
 
+async def test_lines_cart_did_not_take_out_leave_it_before_the_users_next_order_reads_it(orders: Orders):
+    """Another key (a second tab, a client that makes a key per click) would otherwise read the
+    same lines and order them again, while cart has not heard of the first order."""
+    cup, jug = orders.shop.add_product("Espresso cup", 1250), orders.shop.add_product("Milk jug", 1999)
+    fill_cart(orders, "ada", (cup, 1))
+    orders.shop.removals_available = False
+    first = await orders.place("ada", "key-1")
+
+    error = await rpc_error(orders.place("ada", "key-2"))  # cart still does not take them out
+
+    assert error.code() == grpc.StatusCode.UNAVAILABLE and unavailable_dependency(error) == "cart"
+    assert [event["order_id"] for event in await orders.published("OrderPlaced")] == [first.order_id]
+    orders.shop.removals_available = True
+    error = await rpc_error(orders.place("ada", "key-2"))  # now out of the cart, which is empty
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert orders.shop.ordered_removals[-1] == (first.order_id, "ada", [(cup, 1)])
+    asked = len(orders.shop.ordered_removals)
+    fill_cart(orders, "ada", (jug, 1))
+    second = await orders.place("ada", "key-3")
+    assert [(line.product_id, line.quantity) for line in second.items] == [(jug, 1)]
+    assert orders.shop.ordered_removals[asked:] == [(second.order_id, "ada", [(jug, 1)])]  # the first's are out
+
+
 async def test_every_method_needs_a_user_token(orders: Orders):
     error = await rpc_error(orders.call("ListOrders", orders_pb2.ListOrdersRequest(), user=None))
 
@@ -268,9 +291,11 @@ async def test_another_users_order_is_not_found(orders: Orders):
 
 async def test_list_shows_only_the_callers_orders_newest_first_by_page(orders: Orders):
     cup = orders.shop.add_product("Espresso cup", 1250)
-    fill_cart(orders, "ada", (cup, 1))
+    placed = []
+    for n in range(3):  # each order takes its lines out of the cart
+        fill_cart(orders, "ada", (cup, 1))
+        placed.append((await orders.place("ada", f"key-{n}")).order_id)
     fill_cart(orders, "bob", (cup, 1))
-    placed = [(await orders.place("ada", f"key-{n}")).order_id for n in range(3)]
     await orders.place("bob", "key-0")
 
     first_page = await orders.list("ada", page=1, page_size=2)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from chassis import db
+from chassis.grpc import DependencyUnavailable
 from chassis.logs import get_logger
 from orders import domain, repository
 from orders.domain import CancelOrder, GetOrder, ListOrders, Money, Order, PlaceOrder
@@ -69,6 +70,7 @@ async def place_order(
     domain.validate_place_order(command)
     async with pool.acquire() as conn:
         placing, may_hold_placing = repository.placing_lock_of(command.user_id), False
+        taken_out: list[str] = []
         try:
             async with conn.transaction():
                 # The key stays locked until this transaction commits the order and the claim, so
@@ -85,9 +87,15 @@ async def place_order(
                 # than awaited, so a burst of them cannot hold every pooled connection. Held past
                 # the commit, so it is the session's lock.
                 may_hold_placing = True
-                if not await repository.try_lock_placing(conn, placing):
+                locked, left_in_cart = await repository.try_lock_placing(conn, placing, command.user_id)
+                if not locked:
                     may_hold_placing = False
                     raise domain.PlacingInFlight()
+                for earlier in left_in_cart:
+                    if (failure := await cart.remove_ordered(earlier.order_id, earlier.lines)) is not None:
+                        log.warning("earlier_lines_still_in_cart", order_id=earlier.order_id, error=failure)
+                        raise DependencyUnavailable("cart")
+                    taken_out.append(earlier.order_id)
                 quantities = await cart.quantities()
                 if not quantities:
                     raise domain.EmptyCart("cart is empty")
@@ -100,13 +108,18 @@ async def place_order(
                 await _publish(conn, outbox, order)
             log.info("order_placed", order_id=order.id, user_id=order.user_id, total=order.total.amount)
             # The lines leave the cart before the shopper hears of the order, so the next order
-            # cannot take them again. Cart also does it on OrderPlaced, which is what guarantees
-            # it when this call fails.
+            # cannot take them again. When cart does not confirm it, the user's next placing
+            # takes them out first (cart also does on OrderPlaced, but that may come later).
             if (failure := await cart.remove_ordered(order.id, quantities)) is not None:
                 log.warning("ordered_lines_left_in_cart", order_id=order.id, error=failure)
+                await repository.remember_lines_left(conn, order.id, command.user_id, quantities)
         finally:
-            if may_hold_placing:
-                await db.unlock(conn, placing)
+            try:
+                if taken_out:  # whether or not this placing went through, those lines are out
+                    await repository.forget_lines_left(conn, taken_out)
+            finally:
+                if may_hold_placing:
+                    await db.unlock(conn, placing)
     return order
 
 

@@ -130,10 +130,43 @@ def placing_lock_of(user_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-async def try_lock_placing(conn: asyncpg.Connection, lock: int) -> bool:
+@dataclass(frozen=True)
+class LinesLeft:
+    """An earlier order's lines that cart did not confirm taking out of the user's cart."""
+
+    order_id: str
+    lines: list[tuple[str, int]]
+
+
+async def try_lock_placing(conn: asyncpg.Connection, lock: int, user_id: str) -> tuple[bool, list[LinesLeft]]:
     """Takes the user's placing lock for the session (released by `db.unlock`); False while
-    another placing of theirs holds it."""
-    return await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock)
+    another placing of theirs holds it. With it, in the same round trip, the lines the user's
+    earlier orders left in the cart."""
+    row = await conn.fetchrow(
+        """SELECT pg_try_advisory_lock($1) AS locked,
+                  (SELECT jsonb_agg(jsonb_build_array(order_id, lines)) FROM lines_left_in_cart
+                    WHERE user_id = $2) AS left_in_cart""",
+        lock,
+        user_id,
+    )
+    left = [LinesLeft(order_id, [(product_id, quantity) for product_id, quantity in lines])
+            for order_id, lines in json.loads(row["left_in_cart"] or "[]")]
+    return row["locked"], left
+
+
+async def remember_lines_left(conn: asyncpg.Connection, order_id: str, user_id: str, lines: list[tuple[str, int]]) -> None:
+    await conn.execute(
+        "INSERT INTO lines_left_in_cart (order_id, user_id, lines) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        uuid.UUID(order_id),
+        user_id,
+        json.dumps(lines),
+    )
+
+
+async def forget_lines_left(conn: asyncpg.Connection, order_ids: list[str]) -> None:
+    await conn.execute(
+        "DELETE FROM lines_left_in_cart WHERE order_id = ANY($1::uuid[])", [uuid.UUID(order_id) for order_id in order_ids]
+    )
 
 
 async def lock_key(conn: asyncpg.Connection, user_id: str, key: str) -> bool:
