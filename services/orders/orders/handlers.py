@@ -91,11 +91,7 @@ async def place_order(
                 if not locked:
                     may_hold_placing = False
                     raise domain.PlacingInFlight()
-                for earlier in left_in_cart:
-                    if (failure := await cart.remove_ordered(earlier.order_id, earlier.lines)) is not None:
-                        log.warning("earlier_lines_still_in_cart", order_id=earlier.order_id, error=failure)
-                        raise DependencyUnavailable("cart")
-                    taken_out.append(earlier.order_id)
+                await _take_out_of_cart(cart, left_in_cart, taken_out)
                 quantities = await cart.quantities()
                 if not quantities:
                     raise domain.EmptyCart("cart is empty")
@@ -121,6 +117,16 @@ async def place_order(
                 if may_hold_placing:
                     await db.unlock(conn, placing)
     return order
+
+
+async def _take_out_of_cart(cart: Cart, left_in_cart: list[repository.LinesLeft], taken_out: list[str]) -> None:
+    """The lines the user's earlier orders left in the cart come out before it is read again, or
+    they would be ordered twice; while cart does not take them out, no order is placed."""
+    for earlier in left_in_cart:
+        if (failure := await cart.remove_ordered(earlier.order_id, earlier.lines)) is not None:
+            log.warning("earlier_lines_still_in_cart", order_id=earlier.order_id, error=failure)
+            raise DependencyUnavailable("cart")
+        taken_out.append(earlier.order_id)
 
 
 async def _replay(conn: asyncpg.Connection, command: PlaceOrder, claimed: repository.ClaimedKey) -> Order:
