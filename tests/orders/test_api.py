@@ -9,6 +9,7 @@ import grpc
 from agora.orders.v1 import orders_pb2
 
 from chassis.resilience.grpc_errors import unavailable_dependency
+from orders import repository
 from tests.orders.conftest import ADDRESS, Orders, confirm, rpc_error, violations
 
 
@@ -267,6 +268,28 @@ async def test_lines_cart_did_not_take_out_leave_it_before_the_users_next_order_
     second = await orders.place("ada", "key-3")
     assert [(line.product_id, line.quantity) for line in second.items] == [(jug, 1)]
     assert orders.shop.ordered_removals[asked:] == [(second.order_id, "ada", [(jug, 1)])]  # the first's are out
+
+
+async def test_lines_left_longer_ago_than_cart_remembers_taking_them_out_are_not_taken_out_again(orders: Orders):
+    """Cart forgets an order whose lines it took out after the chassis's claim lifetime: asked
+    then, it would take them out of the user's newer cart."""
+    cup = orders.shop.add_product("Espresso cup", 1250)
+    fill_cart(orders, "ada", (cup, 1))
+    orders.shop.removals_available = False
+    await orders.place("ada", "key-1")
+    await orders.pool.execute(
+        "UPDATE lines_left_in_cart SET created_at = now() - make_interval(secs => $1 + 60)", repository.LINES_LEFT_SECONDS
+    )
+    orders.shop.removals_available = True
+    fill_cart(orders, "ada", (cup, 1))  # the cart of five weeks later
+    asked = len(orders.shop.ordered_removals)
+
+    second = await orders.place("ada", "key-2")
+
+    assert [(line.product_id, line.quantity) for line in second.items] == [(cup, 1)]
+    assert orders.shop.ordered_removals[asked:] == [(second.order_id, "ada", [(cup, 1)])]
+    assert await repository.forget_lines_left_expired(orders.pool) == 1
+    assert await orders.pool.fetchval("SELECT count(*) FROM lines_left_in_cart") == 0
 
 
 async def test_every_method_needs_a_user_token(orders: Orders):

@@ -66,6 +66,7 @@ async def build(
         raise TypeError("orders needs its own settings: runtime.run(OrdersSettings, build)")
     retention = settings.idempotency_key_retention_hours
     app.add_worker(Periodic("forget-idempotency-keys", 3600, lambda: repository.forget_keys_older_than(pool, retention)))
+    app.add_worker(Periodic("forget-lines-left-in-cart", 3600, lambda: repository.forget_lines_left_expired(pool)))
     app.verify_tokens(verifier or identity_verifier(app))
     api = OrdersApi(command_handler(dependencies), inject(handlers.follow_order, dependencies))
     app.add_grpc_service(orders_pb2_grpc.add_OrdersServiceServicer_to_server, api)

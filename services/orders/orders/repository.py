@@ -12,6 +12,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from chassis.ids import parse_id
+from chassis.messaging.inbox import CLAIM_LIFETIME_SECONDS
 from orders.domain import Address, Line, Money, Order, StatusChange
 
 Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
@@ -138,6 +139,13 @@ class LinesLeft:
     lines: list[tuple[str, int]]
 
 
+LINES_LEFT_SECONDS = CLAIM_LIFETIME_SECONDS
+"""How long an order's lines left in the cart are taken out by the user's next placing. No longer
+than cart remembers an order whose lines it took out (the chassis's claim lifetime, from the
+taking out, which is later): asked after that, it would take them out of a newer cart again.
+`OrderPlaced` has long reached cart by then."""
+
+
 async def try_lock_placing(conn: asyncpg.Connection, lock: int, user_id: str) -> tuple[bool, list[LinesLeft]]:
     """Takes the user's placing lock for the session (released by `db.unlock`); False while
     another placing of theirs holds it. With it, in the same round trip, the lines the user's
@@ -145,9 +153,10 @@ async def try_lock_placing(conn: asyncpg.Connection, lock: int, user_id: str) ->
     row = await conn.fetchrow(
         """SELECT pg_try_advisory_lock($1) AS locked,
                   (SELECT jsonb_agg(jsonb_build_array(order_id, lines)) FROM lines_left_in_cart
-                    WHERE user_id = $2) AS left_in_cart""",
+                    WHERE user_id = $2 AND created_at > now() - make_interval(secs => $3)) AS left_in_cart""",
         lock,
         user_id,
+        LINES_LEFT_SECONDS,
     )
     left = [LinesLeft(order_id, [(product_id, quantity) for product_id, quantity in lines])
             for order_id, lines in json.loads(row["left_in_cart"] or "[]")]
@@ -196,6 +205,14 @@ async def claim_key(conn: asyncpg.Connection, user_id: str, key: str, fingerprin
         fingerprint,
         uuid.UUID(order_id),
     )
+
+
+async def forget_lines_left_expired(pool: asyncpg.Pool) -> int:
+    """Deletes the lines left in carts longer than `LINES_LEFT_SECONDS` ago, no longer taken out."""
+    deleted = await pool.execute(
+        "DELETE FROM lines_left_in_cart WHERE created_at < now() - make_interval(secs => $1)", LINES_LEFT_SECONDS
+    )
+    return int(deleted.split()[-1])
 
 
 FORGET_KEYS = "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)"
