@@ -88,6 +88,22 @@ async def test_an_unknown_email_costs_the_same_password_check_as_a_wrong_passwor
     assert [password_hash.rsplit("$", 2)[0] for password_hash in checked] == ["$argon2id$v=19$m=19456,t=2,p=1"] * 2
     assert checked[0] != checked[1]
 
+    checked.clear()  # a password whose normal form differs is checked twice for a real account
+    await rpc_error(identity.login("ada@example.com", "wrong \ufb01ve"))
+    known = len(checked)
+    await rpc_error(identity.login("nobody@example.com", "wrong \ufb01ve"))
+    assert known == len(checked) - known == 2
+
+
+async def test_the_length_rule_holds_for_the_password_stored_however_it_was_typed(identity: Identity) -> None:
+    """Stored as its NFKC form: eight characters that compose to four are a four-character password,
+    and a password of the right length logs in typed in any form, composed or not."""
+    short = await rpc_error(identity.register("ada@example.com", password="e\u0301" * 4))
+    long = await rpc_error(identity.register("ada@example.com", password="\ufb03" * 43))
+    assert short.code() is long.code() is grpc.StatusCode.INVALID_ARGUMENT
+    await identity.register("ada@example.com", password="\u00e9" * 128)
+    assert (await identity.login("ada@example.com", "e\u0301" * 128)).access_token  # 256 characters as typed
+
 
 async def test_passwords_are_stored_as_argon2id_hashes(identity: Identity) -> None:
     await identity.register("ada@example.com")

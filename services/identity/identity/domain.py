@@ -165,7 +165,7 @@ def validate_account(email: str, password: str, name: str) -> NewAccount:
         or _UNSEEN.search(email)
     ):
         violations.append(("email", "must be a valid email address"))
-    if len(password) not in PASSWORD_LENGTH:
+    if len(normalize_password(password)) not in PASSWORD_LENGTH:  # the password stored, not as typed
         violations.append(("password", f"must be {PASSWORD_LENGTH.start} to {PASSWORD_LENGTH.stop - 1} characters"))
     if not name:
         violations.append(("name", "must not be empty"))
@@ -177,8 +177,10 @@ def validate_account(email: str, password: str, name: str) -> NewAccount:
 
 
 def could_be_a_password(password: str) -> bool:
-    """No account has a password outside the allowed length, so such a login needs no hashing."""
-    return len(password) in PASSWORD_LENGTH
+    """No account has a password outside the allowed length, so such a login needs no hashing.
+    The length of its normal form, which is what is stored, or of the text as typed, which
+    accounts registered before registration measured the normal form were allowed."""
+    return len(normalize_password(password)) in PASSWORD_LENGTH or len(password) in PASSWORD_LENGTH
 
 
 # ---------------------------------------------------------------- tokens

@@ -82,7 +82,11 @@ async def login(
         logins_refused.labels("impossible_password").inc()
         raise BadCredentials()
     if found is None:
+        # As many checks as a wrong password of a real account costs: two when its normal form
+        # differs from the text as typed (below), or timing would tell which emails have accounts.
         await hasher.verify_nothing(command.password)
+        if domain.normalize_password(command.password) != command.password:
+            await hasher.verify_nothing(command.password)
         # Counted, not logged: a line naming no account tells nothing, and naming the email
         # would put guessed addresses in the logs. A rising count is a stuffing attack.
         logins_refused.labels("unknown_email").inc()
