@@ -242,6 +242,23 @@ async def test_login_brute_force_is_stopped_within_twenty_attempts(city: City, h
     assert statuses[-1] == 429 and set(statuses[:-1]) == {401}
 
 
+async def test_login_answers_count_down_the_limit_that_refuses_them(city: City, http: aiohttp.ClientSession) -> None:
+    """A client told how many tries it has left is refused when they run out, not while the
+    headers still promise hundreds (the edge-wide limit's); a right password gives its try back."""
+    user = await Client(http, city.base_url).sign_up()
+    email = (await user.request("GET", "/api/v1/me")).body["email"]
+    remaining = []
+    for attempt in range(21):
+        async with http.post(city.base_url + "/api/v1/auth/login",
+                             json={"email": email, "password": f"guess-{attempt}"}) as answer:
+            limits = {answer.headers["RateLimit-Limit"]}
+            remaining.append((answer.status, int(answer.headers["RateLimit-Remaining"])))
+            if answer.status == 429:
+                break
+    assert limits == {"20"}  # the city's login limit
+    assert remaining == [(401, left) for left in range(19, -1, -1)] + [(429, 0)]
+
+
 async def test_every_spelling_of_an_account_counts_against_one_login_limit(city: City, http: aiohttp.ClientSession) -> None:
     """Identity finds `JOSÉ@`, `josé@` and `josé@` with a combining accent to be one account, so a
     guesser alternating them is stopped as soon as with one spelling."""

@@ -64,6 +64,7 @@ class EdgeGuard:
 
         who = f"user:{principal.user_id}" if principal else f"addr:{client[0]}"
         verdict = self.limiter.hit_fast("api", who, self.per_minute)
+        state["edge_verdict"] = verdict  # for a route with a limit of its own to weigh against
         headers = _headers(verdict)
         if not verdict.allowed:
             return headers, problem_response(

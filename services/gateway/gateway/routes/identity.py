@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
+from collections.abc import Awaitable, Mapping
+from typing import Annotated, Any
 
 from agora.identity.v1 import identity_pb2
 from fastapi import APIRouter, Request, Response
@@ -59,11 +60,11 @@ class Tokens(BaseModel):
     refresh_token: str
 
 
-def _tokens(pair: identity_pb2.TokenPair) -> JSONResponse:
+def _tokens(pair: identity_pb2.TokenPair, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({
         "access_token": pair.access_token, "token_type": pair.token_type or "Bearer",
         "expires_in": pair.expires_in, "refresh_token": pair.refresh_token,
-    }, headers={"Cache-Control": "no-store"})
+    }, headers={"Cache-Control": "no-store", **(headers or {})})
 
 
 def router(upstreams: Upstreams, limiter: RateLimiter, settings: GatewaySettings) -> APIRouter:
@@ -74,6 +75,21 @@ def router(upstreams: Upstreams, limiter: RateLimiter, settings: GatewaySettings
         if not verdict.allowed:
             raise Problem(429, "too many attempts; wait before trying again", headers=verdict.headers())
         return verdict
+
+    def closer_to_refusing(request: Request, own: Verdict) -> dict[str, str]:
+        """The `RateLimit-*` headers of the route's own limit or the edge-wide one, whichever
+        this answer leaves with fewer requests: the one that will refuse the client first."""
+        edge: Verdict | None = getattr(request.state, "edge_verdict", None)
+        return (edge if edge is not None and edge.remaining < own.remaining else own).headers()
+
+    async def counted(request: Request, own: Verdict, answer: Awaitable[Any]) -> tuple[Any, dict[str, str]]:
+        """The upstream's answer, and the headers of the limit closer to refusing; a refusal carries them too."""
+        headers = closer_to_refusing(request, own)
+        try:
+            return await answer, headers
+        except Problem as refused:
+            refused.headers = {**headers, **(refused.headers or {})}
+            raise
 
     def address(request: Request) -> str:
         return request.client.host if request.client else "unknown"
@@ -87,23 +103,26 @@ def router(upstreams: Upstreams, limiter: RateLimiter, settings: GatewaySettings
     @routes.post("/auth/register", status_code=201, response_model=UserOut, summary="Create an account",
                  responses={409: {"description": "email taken"}, 422: {"description": "invalid fields"}})
     async def register(body: Registration, request: Request) -> JSONResponse:
-        await limit("register", address(request), settings.register_rate_limit_per_minute)
-        user = await call("identity", upstreams.identity, "Register", identity_pb2.RegisterRequest(
+        attempt = await limit("register", address(request), settings.register_rate_limit_per_minute)
+        registering = call("identity", upstreams.identity, "Register", identity_pb2.RegisterRequest(
             email=body.email, password=body.password, name=body.name
         ))
-        return JSONResponse({"user_id": user.user_id, "email": user.email, "name": user.name}, status_code=201)
+        user, headers = await counted(request, attempt, registering)
+        return JSONResponse({"user_id": user.user_id, "email": user.email, "name": user.name}, status_code=201,
+                            headers=headers)
 
     @routes.post("/auth/login", response_model=Tokens, summary="Exchange credentials for tokens",
                  responses={401: {"description": "wrong email or password"}})
     async def login(body: Credentials, request: Request) -> JSONResponse:
         attempt = await limit("login", f"{account(body.email)}|{address(request)}", settings.login_rate_limit_per_minute)
-        pair = await call("identity", upstreams.identity, "Login", identity_pb2.LoginRequest(
+        login = call("identity", upstreams.identity, "Login", identity_pb2.LoginRequest(
             email=body.email, password=body.password
         ))
         # Only wrong guesses count against the brute-force limit: a client that knows the
         # password may log in as often as it likes (within the edge-wide limit).
+        pair, _ = await counted(request, attempt, login)
         await limiter.refund(attempt)
-        return _tokens(pair)
+        return _tokens(pair, closer_to_refusing(request, attempt._replace(remaining=attempt.remaining + 1)))
 
     @routes.post("/auth/refresh", response_model=Tokens, summary="Rotate a refresh token for a new pair",
                  responses={401: {"description": "unknown, used or expired refresh token"}})
