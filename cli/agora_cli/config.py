@@ -122,7 +122,10 @@ def _positive_number(env: dict[str, str], name: str, default: float) -> float:
 
 def home_from_env(environ: dict[str, str] | None = None) -> Home:
     env = os.environ if environ is None else environ
-    return Home(Path(env.get("AGORA_HOME", ".agora")).expanduser().resolve())
+    root = Path(env.get("AGORA_HOME", ".agora")).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise AgoraError(f"AGORA_HOME {root} is not a directory")
+    return Home(root)
 
 
 # Secrets and runner-only settings stay with the runner; everything else reaches every service.

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,8 +25,9 @@ if TYPE_CHECKING:
     from chassis.settings import ServiceSettings
 
 dlq_app = typer.Typer(help="Dead letters: events a consumer gave up on, with the error.", no_args_is_help=True)
-# No markup: letters' errors and refs are printed as they are, brackets included.
-console = Console(markup=False, highlight=False)
+# No markup: letters' errors and refs are printed as they are, brackets included. Piped (a
+# script, grep) not cut at 80 columns, as the other commands' output.
+console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 240)
 
 
 def _messaging() -> ModuleType:

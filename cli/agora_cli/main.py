@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import select
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -441,15 +443,36 @@ def _follow(home: Home, service: str | None, paths: list[Path]) -> None:
         time.sleep(0.2)
 
 
+def _kubernetes_accepts(pattern: str, what: str) -> Callable[[str], str]:
+    """A check Kubernetes would make of the value, made before anything is written (exit 2)."""
+
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise typer.BadParameter(f"{value!r} is not {what}")
+        return value
+
+    return check
+
+
 @app.command()
 @one_line_errors
 def manifests(
     out: Annotated[
         Path | None, typer.Option("--out", help="Directory to write to (default: k8s/ beside the topology).")
     ] = None,
-    namespace: Annotated[str, typer.Option(help="The Kubernetes namespace of the city.")] = "agora",
-    image_repository: Annotated[str, typer.Option(help="Images are REPOSITORY/<service>:TAG.")] = "agora",
-    tag: Annotated[str, typer.Option(help="The image tag of every service.")] = "latest",
+    namespace: Annotated[str, typer.Option(
+        help="The Kubernetes namespace of the city.",
+        callback=_kubernetes_accepts(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?", "a namespace: a lower-case DNS label"),
+    )] = "agora",
+    image_repository: Annotated[str, typer.Option(
+        help="Images are REPOSITORY/<service>:TAG.",
+        callback=_kubernetes_accepts(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*",
+                                     "an image repository"),
+    )] = "agora",
+    tag: Annotated[str, typer.Option(
+        help="The image tag of every service.",
+        callback=_kubernetes_accepts(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", "an image tag"),
+    )] = "latest",
 ) -> None:
     """Write the city's Kubernetes manifests, generated from the topology (docs/architecture.md)."""
     # Imported here, as the supervisor is: only this command needs it.
@@ -604,7 +627,7 @@ def _refuse_unless_running(entry: dict[str, Any]) -> None:
     if entry.get("stopped"):
         raise AgoraError(f"{_instance_name(entry)} is stopped; `agora chaos start {entry['name']}` starts it")
     if not same_process_alive(entry["pid"], entry.get("create_time")):
-        raise AgoraError(f"{_instance_name(entry)} is not running now (starting, or restarting after a crash)")
+        raise AgoraError(f"{_instance_name(entry)} is not running now (restarting after a crash)")
 
 
 @chaos_app.command("stop")

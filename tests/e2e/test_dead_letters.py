@@ -44,6 +44,7 @@ async def test_a_poison_message_is_dead_lettered_listed_and_replayable(city: Cit
         assert all(letter.error.startswith("malformed: not JSON") for letter in letters.values())
         listing = city.agora("dlq", "list", "--consumer", "inventory").stdout
         assert letters["inventory"].ref in listing and "malformed" in listing, listing
+        assert letters["inventory"].dead_lettered_at in listing, listing  # piped, nothing is cut short
 
         replayed = city.agora("dlq", "replay", letters["inventory"].ref)
         assert f"replayed {letters['inventory'].ref}" in replayed.stdout
