@@ -70,14 +70,31 @@ async def test_with_recommendations_killed_the_page_still_answers_and_says_so(ci
         assert status == 200 and "recommendations" not in page["degraded"], page["degraded"]
 
 
+async def shopper_with_a_line_in_the_cart(http: aiohttp.ClientSession, city: City) -> Client:
+    admin = await admin_client(http, city, ADMIN_EMAIL, ADMIN_PASSWORD)
+    shopper = await Client(http, city.base_url).sign_up()
+    product = await new_product(admin, stock=5)
+    assert (await shopper.request("PUT", f"/api/v1/cart/items/{product}", json={"quantity": 1})).status == 200
+    return shopper
+
+
+async def placed_once_cart_is_back(shopper: Client) -> None:
+    """The cart is placed within 15 s of cart's fault being lifted: orders' circuit to cart
+    half-opens after its open period, then closes."""
+    key = uuid.uuid4().hex
+    for _ in range(150):
+        placed = await shopper.place(key)
+        if placed.status == 202:
+            break
+        await asyncio.sleep(0.1)
+    assert placed.status == 202, placed.body
+
+
 async def test_with_cart_failing_placing_an_order_names_cart_and_the_order_pages_stay_up(city: City) -> None:
     """Orders answers for cart, which failed: the edge names cart, and orders' own circuit stays
     closed, so a shopper can still list and read orders while no one can place one."""
     async with aiohttp.ClientSession() as http:
-        admin = await admin_client(http, city, ADMIN_EMAIL, ADMIN_PASSWORD)
-        shopper = await Client(http, city.base_url).sign_up()
-        product = await new_product(admin, stock=5)
-        assert (await shopper.request("PUT", f"/api/v1/cart/items/{product}", json={"quantity": 1})).status == 200
+        shopper = await shopper_with_a_line_in_the_cart(http, city)
         city.agora("chaos", "fail", "cart", "1", "--for", "60")
         try:
             await asyncio.sleep(0.6)  # the chassis re-reads fault settings twice a second
@@ -89,13 +106,7 @@ async def test_with_cart_failing_placing_an_order_names_cart_and_the_order_pages
             assert (await shopper.request("GET", "/api/v1/orders")).status == 200
         finally:
             city.agora("chaos", "clear", "cart")
-        key = uuid.uuid4().hex
-        for _ in range(150):  # orders' circuit to cart half-opens after its open period, then closes
-            placed = await shopper.place(key)
-            if placed.status == 202:
-                break
-            await asyncio.sleep(0.1)
-        assert placed.status == 202, placed.body
+        await placed_once_cart_is_back(shopper)
 
 
 async def test_with_cart_slow_placing_an_order_names_cart_not_orders(city: City) -> None:
@@ -103,10 +114,7 @@ async def test_with_cart_slow_placing_an_order_names_cart_not_orders(city: City)
     attempt cut short would time out together with orders, and the edge would blame orders (504)
     and count it against orders' circuit for what cart did."""
     async with aiohttp.ClientSession() as http:
-        admin = await admin_client(http, city, ADMIN_EMAIL, ADMIN_PASSWORD)
-        shopper = await Client(http, city.base_url).sign_up()
-        product = await new_product(admin, stock=5)
-        assert (await shopper.request("PUT", f"/api/v1/cart/items/{product}", json={"quantity": 1})).status == 200
+        shopper = await shopper_with_a_line_in_the_cart(http, city)
         city.agora("chaos", "delay", "cart", "1500", "--for", "60")
         try:
             await asyncio.sleep(0.6)  # the chassis re-reads fault settings twice a second
@@ -116,13 +124,7 @@ async def test_with_cart_slow_placing_an_order_names_cart_not_orders(city: City)
                 assert refused.body["detail"] == "cart is unavailable; try again shortly"
         finally:
             city.agora("chaos", "clear", "cart")
-        key = uuid.uuid4().hex
-        for _ in range(150):
-            placed = await shopper.place(key)
-            if placed.status == 202:
-                break
-            await asyncio.sleep(0.1)
-        assert placed.status == 202, placed.body
+        await placed_once_cart_is_back(shopper)
 
 
 async def order_details_once(shopper: Client, order_id: str, ready: Callable[[dict[str, Any]], bool],
@@ -144,10 +146,7 @@ async def test_with_payments_then_shipping_failing_the_order_details_answer_with
     the order still answers, with that part null and named in `degraded`; once the fault is
     lifted (and the gateway's circuit has closed again), the part is back."""
     async with aiohttp.ClientSession() as http:
-        admin = await admin_client(http, city, ADMIN_EMAIL, ADMIN_PASSWORD)
-        shopper = await Client(http, city.base_url).sign_up()
-        product = await new_product(admin, stock=5)
-        assert (await shopper.request("PUT", f"/api/v1/cart/items/{product}", json={"quantity": 1})).status == 200
+        shopper = await shopper_with_a_line_in_the_cart(http, city)
         placed = await shopper.place()
         assert placed.status == 202, placed.body
         order_id = placed.body["order_id"]
