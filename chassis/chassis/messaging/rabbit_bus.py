@@ -113,6 +113,7 @@ class RabbitBus:
         self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
         self._retry_queues: set[str] = set()
         self._declared_queues: set[str] = set()
+        self._takes_our_arguments: dict[tuple[Any, ...], bool] = {}  # by queue and arguments
 
     async def connect(self) -> None:
         # Not aio_pika.connect_robust: when its first connect is cancelled (a caller's timeout on a
@@ -156,8 +157,18 @@ class RabbitBus:
         return self._exchanges[producer]
 
     async def _queue(self, name: str, **arguments: Any) -> AbstractQueue:
+        """The durable quorum queue, declared with these arguments; or as it stands if an earlier
+        Agora declared it with others (a delivery limit, a retention): a quorum queue's arguments
+        never change, and deleting it would drop the messages waiting in it. (A consumer queue's
+        delivery limit only bounds one copy's crash redeliveries; a retry is a new copy.)"""
         self._declared_queues.add(name)
-        return await self.channel.declare_queue(name, durable=True, arguments=self._queue_arguments(arguments))
+        wanted = self._queue_arguments(arguments)
+        key = (name, *sorted(wanted.items()))
+        if key not in self._takes_our_arguments:
+            self._takes_our_arguments[key] = await self._would_take(name, wanted)
+        if self._takes_our_arguments[key]:
+            return await self.channel.declare_queue(name, durable=True, arguments=wanted)
+        return await self.channel.declare_queue(name, passive=True)
 
     def _queue_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -167,23 +178,20 @@ class RabbitBus:
             **arguments,
         }
 
-    async def _queue_as_declared_before(self, name: str, **arguments: Any) -> AbstractQueue:
-        """`_queue`, or the queue as it stands if an earlier Agora declared it with other limits: a
-        quorum queue's arguments never change, and deleting it would drop the events waiting in it.
-        (Its delivery limit only bounds one copy's crash redeliveries; a retry is a new copy.)
-        Tried on a channel of its own, since the broker closes a channel whose declare it refuses."""
+    async def _would_take(self, name: str, arguments: dict[str, Any]) -> bool:
+        """Whether the broker declares the queue with these arguments; tried once per queue, on a
+        channel of its own, since the broker closes a channel whose declare it refuses."""
         assert self._connection is not None
         trial = await self._connection.channel()
         try:
-            await trial.declare_queue(name, durable=True, arguments=self._queue_arguments(arguments))
+            await trial.declare_queue(name, durable=True, arguments=arguments)
         except aiormq.exceptions.ChannelPreconditionFailed as refused:
             log.warning("rabbit_queue_kept_as_declared", queue=name, reason=str(refused))
-            self._declared_queues.add(name)
-            return await self.channel.declare_queue(name, passive=True)
+            return False
         finally:
             with contextlib.suppress(Exception):
                 await trial.close()
-        return await self._queue(name, **arguments)
+        return True
 
     async def publish(self, body: bytes, event_type: str, *, msg_id: str, headers: Mapping[str, str]) -> None:
         producer, name, _ = parse_event_type(event_type)
@@ -207,7 +215,7 @@ class RabbitBus:
         comes, so `agora up` declares every consumer's queue before any service starts."""
         # Above the consumer's own bound, so a delivery lost in a crash still reaches its decision;
         # beyond it (the consumer keeps dying on this message) the broker moves it to dead letters.
-        queue = await self._queue_as_declared_before(
+        queue = await self._queue(
             self.queue_name(consumer),
             **{
                 "x-delivery-limit": max_deliveries + 3,

@@ -22,7 +22,7 @@ from chassis.messaging import (
     list_dead_letters,
     replay_all,
 )
-from chassis.messaging.bus import EVENT_TYPE_HEADER, DeadLetter, Delivery
+from chassis.messaging.bus import EVENT_TYPE_HEADER, DeadLetter, Delivery, Retention
 from chassis.messaging.rabbit_bus import ATTEMPTS_HEADER, RabbitBus
 from tests.chassis.messaging.support import (
     THING_MADE,
@@ -336,6 +336,20 @@ async def test_a_queue_an_earlier_agora_declared_with_other_limits_is_kept_with_
     assert await amounts(pool) == [0, 1, 2, 3]
     queue = await rabbit.channel.declare_queue(rabbit.queue_name("watcher"), passive=True)
     assert queue.declaration_result.message_count == 0
+
+
+async def test_a_dead_letter_queue_an_earlier_agora_declared_with_another_retention_keeps_its_letters(rabbit) -> None:
+    """The same for the dead letters: a city whose retention changed still parks and lists them."""
+    earlier = DeadLetter(consumer="watcher", origin=f"{rabbit.city}.things.ThingMade", error="KeyError: 'sku'",
+                         deliveries=8, dead_lettered_at="2026-11-24T10:00:00Z", body=b'{"not": "known"}')
+    await rabbit.dead_letter(earlier)
+    later = RabbitBus(RABBITMQ_URL, rabbit.city, retention=Retention(max_bytes=512 * 1024**2))
+    await later.connect()
+    try:
+        await later.dead_letter(dataclasses.replace(earlier, error="KeyError: 'name'", body=b"{}"))
+        assert sorted(letter.error for letter in await list_dead_letters(later)) == ["KeyError: 'name'", "KeyError: 'sku'"]
+    finally:
+        await later.close()
 
 
 async def test_a_message_its_consumer_died_on_every_time_is_a_dead_letter_that_listing_never_uses_up(rabbit) -> None:
