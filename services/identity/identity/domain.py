@@ -176,11 +176,11 @@ def validate_account(email: str, password: str, name: str) -> NewAccount:
     return NewAccount(email=email, password=normalize_password(password), name=name)
 
 
-def could_be_a_password(password: str) -> bool:
+def could_be_a_password(normal: str, typed: str) -> bool:
     """No account has a password outside the allowed length, so such a login needs no hashing.
     The length of its normal form, which is what is stored, or of the text as typed, which
     accounts registered before registration measured the normal form were allowed."""
-    return len(normalize_password(password)) in PASSWORD_LENGTH or len(password) in PASSWORD_LENGTH
+    return len(normal) in PASSWORD_LENGTH or len(typed) in PASSWORD_LENGTH
 
 
 # ---------------------------------------------------------------- tokens

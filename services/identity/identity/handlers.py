@@ -78,21 +78,21 @@ async def login(
 ) -> TokenPair:
     async with db.transaction() as repo:
         found = await repo.credentials(domain.normalize_email(command.email))
-    if not domain.could_be_a_password(command.password):
+    password = domain.normalize_password(command.password)
+    if not domain.could_be_a_password(password, command.password):
         logins_refused.labels("impossible_password").inc()
         raise BadCredentials()
     if found is None:
         # As many checks as a wrong password of a real account costs: two when its normal form
         # differs from the text as typed (below), or timing would tell which emails have accounts.
         await hasher.verify_nothing(command.password)
-        if domain.normalize_password(command.password) != command.password:
+        if password != command.password:
             await hasher.verify_nothing(command.password)
         # Counted, not logged: a line naming no account tells nothing, and naming the email
         # would put guessed addresses in the logs. A rising count is a stuffing attack.
         logins_refused.labels("unknown_email").inc()
         raise BadCredentials()
     user, password_hash = found
-    password = domain.normalize_password(command.password)
     if await hasher.verify(password_hash, password):
         new_hash = await hasher.hash(password) if hasher.needs_rehash(password_hash) else None
     elif password != command.password and await hasher.verify(password_hash, command.password):

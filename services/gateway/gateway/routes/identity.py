@@ -82,13 +82,12 @@ def router(upstreams: Upstreams, limiter: RateLimiter, settings: GatewaySettings
         edge: Verdict | None = getattr(request.state, "edge_verdict", None)
         return (edge if edge is not None and edge.remaining < own.remaining else own).headers()
 
-    async def counted(request: Request, own: Verdict, answer: Awaitable[Any]) -> tuple[Any, dict[str, str]]:
-        """The upstream's answer, and the headers of the limit closer to refusing; a refusal carries them too."""
-        headers = closer_to_refusing(request, own)
+    async def counted(request: Request, own: Verdict, answer: Awaitable[Any]) -> Any:
+        """The upstream's answer; a refusal carries the headers of the limit closer to refusing."""
         try:
-            return await answer, headers
+            return await answer
         except Problem as refused:
-            refused.headers = {**headers, **(refused.headers or {})}
+            refused.headers = {**closer_to_refusing(request, own), **(refused.headers or {})}
             raise
 
     def address(request: Request) -> str:
@@ -107,9 +106,9 @@ def router(upstreams: Upstreams, limiter: RateLimiter, settings: GatewaySettings
         registering = call("identity", upstreams.identity, "Register", identity_pb2.RegisterRequest(
             email=body.email, password=body.password, name=body.name
         ))
-        user, headers = await counted(request, attempt, registering)
+        user = await counted(request, attempt, registering)
         return JSONResponse({"user_id": user.user_id, "email": user.email, "name": user.name}, status_code=201,
-                            headers=headers)
+                            headers=closer_to_refusing(request, attempt))
 
     @routes.post("/auth/login", response_model=Tokens, summary="Exchange credentials for tokens",
                  responses={401: {"description": "wrong email or password"}})
@@ -120,7 +119,7 @@ def router(upstreams: Upstreams, limiter: RateLimiter, settings: GatewaySettings
         ))
         # Only wrong guesses count against the brute-force limit: a client that knows the
         # password may log in as often as it likes (within the edge-wide limit).
-        pair, _ = await counted(request, attempt, login)
+        pair = await counted(request, attempt, login)
         await limiter.refund(attempt)
         return _tokens(pair, closer_to_refusing(request, attempt._replace(remaining=attempt.remaining + 1)))
 
